@@ -1,0 +1,61 @@
+"""Atomic outputs: a result appears whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from facemath_core.errors import FacemathError
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Write to a temporary file beside `path`, then rename it into place; on error nothing is left behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def check_new_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
+    """Refuse to write into an existing non-empty folder unless the user said --overwrite."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FacemathError(f"{option} {path}: exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FacemathError(f"{option} {path}: folder exists and is not empty (use --overwrite to replace it)")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name beside `path`, then swap it into place in one rename.
+
+    An existing folder at `path` is replaced only once the new one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,131 @@
+"""DCGAN training as a Keras model whose `train_step` does one discriminator and one generator update.
+
+Follows keras-io's dcgan_overriding_train_step.py; the options after the Radford recipe are the usual stabilisers,
+off by default: one-sided label smoothing, instance noise, spectral normalisation in D (an architecture option) and
+two time-scale learning rates (a separate D learning rate).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from facemath_core.architectures import ArchConfig, build_discriminator, build_generator
+
+
+def discriminator_loss(real_logits, fake_logits, real_label: float = 1.0):
+    real = keras.losses.binary_crossentropy(tf.fill(tf.shape(real_logits), real_label), real_logits, from_logits=True)
+    fake = keras.losses.binary_crossentropy(tf.zeros_like(fake_logits), fake_logits, from_logits=True)
+    return tf.reduce_mean(real) + tf.reduce_mean(fake)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating loss: -log D(G(z))."""
+    return tf.reduce_mean(keras.losses.binary_crossentropy(tf.ones_like(fake_logits), fake_logits, from_logits=True))
+
+
+class DCGAN(keras.Model):
+    def __init__(
+        self,
+        cfg: ArchConfig,
+        label_smoothing: float = 0.0,
+        instance_noise: float = 0.0,
+        noise_decay_steps: int = 20_000,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.generator = build_generator(cfg)
+        self.discriminator = build_discriminator(cfg)
+        self.real_label = 1.0 - label_smoothing
+        self.instance_noise = instance_noise
+        self.noise_decay_steps = noise_decay_steps
+        self.seed_generator = keras.random.SeedGenerator(1337)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="D(x)")
+        self.d_fake_tracker = keras.metrics.Mean(name="D(G(z))")
+
+    def compile(self, d_optimizer, g_optimizer, jit_compile=False):
+        super().compile(jit_compile=jit_compile)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def sample_latents(self, n):
+        shape = (n, self.cfg.z_dim)
+        if self.cfg.z_distribution == "normal":
+            return keras.random.normal(shape, seed=self.seed_generator)
+        return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+
+    def _noisy(self, images):
+        if not self.instance_noise:
+            return images
+        # Instance noise (Sonderby et al.) decays linearly to zero: it blurs the two distributions early on.
+        step = tf.cast(self.d_optimizer.iterations, tf.float32)
+        std = self.instance_noise * tf.maximum(0.0, 1.0 - step / self.noise_decay_steps)
+        return images + std * keras.random.normal(tf.shape(images), seed=self.seed_generator)
+
+    def train_step(self, real_images):
+        batch = tf.shape(real_images)[0]
+        z = self.sample_latents(batch)
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(z, training=True)
+            real_logits = self.discriminator(self._noisy(real_images), training=True)
+            fake_logits = self.discriminator(self._noisy(fake_images), training=True)
+            d_loss = discriminator_loss(real_logits, fake_logits, self.real_label)
+        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        z = self.sample_latents(batch)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self._noisy(self.generator(z, training=True)), training=True)
+            g_loss = generator_loss(fake_logits)
+        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    # The hooks training.train drives every model kind through.
+
+    @property
+    def step_counter(self):
+        return self.g_optimizer.iterations
+
+    def prepare(self, images, labels, options):
+        from facemath_core.architectures import sample_z
+
+        self.grid_z = sample_z(self.cfg, 64, seed=options.seed + 1)
+
+    def dataset(self, images, labels, options):
+        from facemath_core.dataset import make_dataset
+
+        return make_dataset(images, options.batch_size, options.seed).repeat()
+
+    def build_for_restore(self):
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def sample_grid_images(self):
+        return self.generator(self.grid_z, training=False).numpy()
+
+    def summary_record(self, data_dir: str, options) -> dict:
+        return {}
+
+    def checkpoint_objects(self) -> dict:
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+        }
+
+    def sample_images(self, z):
+        return self.generator(z, training=False)

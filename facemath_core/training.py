@@ -1,0 +1,273 @@
+"""Driving a training run: the run folder, resuming, checkpoints, sample grids, TensorBoard, progress, Ctrl-C.
+
+The model classes (`gan.DCGAN`, `vae.VAE`, `oracle.Oracle`) own their train steps; everything with a side effect
+lives here, in Keras callbacks, so a train step stays one pure `tf.function`.
+
+A run folder holds:
+    run.json            what was trained, on what, with which options; steps done and wall time so far
+    checkpoints/        tf.train.Checkpoint of the networks and their optimizers (every --checkpoint-every steps)
+    samples/            step_NNNNNN.png grids from a fixed batch of inputs (every --sample-every steps)
+    logs/               TensorBoard summaries (losses, sample grids)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core import __version__
+from facemath_core.architectures import ArchConfig
+from facemath_core.errors import FacemathError
+from facemath_core.files import atomic_file
+
+KINDS = ("gan", "vae", "oracle")
+MIN_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    steps: int = 10_000
+    batch_size: int = 64
+    seed: int = 0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    d_lr: float | None = None  # two time-scale update rule: a separate discriminator learning rate
+    label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+    beta: float = 1.0  # VAE: weight of the KL term
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    split: str = "train"
+
+
+class TrainingInterrupted(FacemathError):
+    """Ctrl-C during training: a checkpoint was saved and the run can be resumed."""
+
+
+def read_run(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise FacemathError(f"{run_dir}: not a training run (no run.json)")
+    return json.loads(path.read_text())
+
+
+def write_run(run_dir: Path, record: dict) -> None:
+    with atomic_file(run_dir / "run.json", "w") as handle:
+        json.dump(record, handle, indent=2)
+
+
+def build_model(kind: str, cfg: ArchConfig, options: TrainOptions):
+    """The Keras model for a kind of run, compiled with its optimizers."""
+    import keras
+
+    def adam(lr):
+        return keras.optimizers.Adam(learning_rate=lr, beta_1=options.beta1)
+
+    if kind == "gan":
+        from facemath_core.gan import DCGAN
+
+        model = DCGAN(cfg, label_smoothing=options.label_smoothing, instance_noise=options.instance_noise)
+        model.compile(d_optimizer=adam(options.d_lr or options.lr), g_optimizer=adam(options.lr))
+    elif kind == "vae":
+        from facemath_core.vae import VAE
+
+        model = VAE(cfg, beta=options.beta)
+        model.compile(optimizer=adam(options.lr))
+    elif kind == "oracle":
+        from facemath_core.oracle import Oracle
+
+        model = Oracle(cfg)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=options.lr))
+    else:
+        raise FacemathError(f"unknown kind of run {kind!r}; choose {', '.join(KINDS)}")
+    return model
+
+
+def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
+    from facemath_core.dataset import load_folder_images, open_faces
+
+    faces = open_faces(data_dir).split(split)
+    if len(faces.paths) < MIN_IMAGES:
+        raise FacemathError(f"--data {data_dir}: {len(faces.paths)} images in the {split} split; need at least {MIN_IMAGES}")
+    if kind == "oracle" and faces.attributes is None:
+        raise FacemathError(f"--data {data_dir}: the oracle needs attributes, and this folder has no list_attr_celeba.txt")
+    images = load_folder_images(faces, cfg.image_size)
+    labels = None if faces.attributes is None else (faces.attributes > 0).astype(np.float32)
+    return faces, images, labels
+
+
+class _RunCallback:
+    """Checkpoints, sample grids, TensorBoard scalars and a rich progress bar, all keyed to the global step."""
+
+    def __init__(self, model, run_dir: Path, options: TrainOptions, manager, step_counter, total_steps, start_step):
+        import keras
+        import tensorflow as tf
+
+        class Callback(keras.callbacks.Callback):
+            pass
+
+        self.keras_callback = Callback()
+        self.keras_callback.on_train_batch_end = self.on_batch_end
+        self.model = model
+        self.run_dir = run_dir
+        self.options = options
+        self.manager = manager
+        self.step_counter = step_counter
+        self.total = total_steps
+        self.start_step = start_step
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+        self.started = time.perf_counter()
+        self.progress = None
+        self.task = None
+        self.last_logs: dict = {}
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.progress.__enter__()
+        self.task = self.progress.add_task(
+            f"training {self.run_dir.name}", total=self.total, completed=self.start_step, losses=""
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    @property
+    def step(self) -> int:
+        return int(self.step_counter.numpy())
+
+    def on_batch_end(self, batch, logs=None):
+        import tensorflow as tf
+
+        step = self.step
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.last_logs = logs
+        elapsed = time.perf_counter() - self.started
+        rate = (step - self.start_step) * self.options.batch_size / max(elapsed, 1e-9)
+        losses = "  ".join(f"{k} {v:.3f}" for k, v in logs.items()) + f"  {rate:.0f} img/s"
+        self.progress.update(self.task, completed=step, losses=losses)
+        if step % 50 == 0:
+            with self.writer.as_default():
+                for name, value in logs.items():
+                    tf.summary.scalar(name, value, step=step)
+                tf.summary.scalar("images_per_second", rate, step=step)
+            # Keras' metrics average over the whole fit; restart them so that the bar shows recent losses.
+            for metric in self.model.metrics:
+                metric.reset_state()
+        if step % self.options.sample_every == 0 or step == self.total:
+            self.save_samples(step)
+        if step % self.options.checkpoint_every == 0 or step == self.total:
+            self.manager.save(checkpoint_number=step)
+
+    def save_samples(self, step: int):
+        import tensorflow as tf
+
+        from facemath_core.images import from_unit, image_grid, save_png
+
+        images = self.model.sample_grid_images()
+        if images is None:
+            return
+        grid = image_grid(from_unit(images), columns=8)
+        save_png(self.run_dir / "samples" / f"step_{step:06d}.png", grid)
+        with self.writer.as_default():
+            tf.summary.image("samples", grid[None], step=step)
+
+
+def train(
+    kind: str,
+    data_dir: str,
+    run_dir: str | Path,
+    cfg: ArchConfig,
+    options: TrainOptions,
+    resume: bool = False,
+) -> dict:
+    """Train (or resume) a run; returns the final run record. Raises TrainingInterrupted on Ctrl-C."""
+    import keras
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    if resume:
+        record = read_run(run_dir)
+        kind = record["kind"]
+        cfg = ArchConfig.from_dict(record["arch"])
+        options = TrainOptions(**{**record["options"], "steps": options.steps or record["options"]["steps"]})
+        data_dir = record["data"]
+        if not list((run_dir / "checkpoints").glob("ckpt-*.index")):
+            raise FacemathError(f"--resume {run_dir}: the run has no checkpoint to resume from")
+    else:
+        if (run_dir / "run.json").exists():
+            raise FacemathError(f"--out {run_dir}: a run already exists there (use --resume to continue it)")
+        record = None
+    if kind not in KINDS:
+        raise FacemathError(f"unknown kind of run {kind!r}; choose {', '.join(KINDS)}")
+
+    keras.utils.set_random_seed(options.seed)
+    faces, images, labels = _load_training_data(data_dir, cfg, kind, options.split)
+    if kind == "oracle":
+        cfg = ArchConfig(**{**asdict(cfg), "attribute_names": tuple(faces.attribute_names)})
+    model = build_model(kind, cfg, options)
+    model.prepare(images, labels, options)
+    dataset = model.dataset(images, labels, options)
+
+    step_counter = model.step_counter
+    checkpoint = tf.train.Checkpoint(**model.checkpoint_objects())
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=3)
+    if resume:
+        model.build_for_restore()
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    start_step = int(step_counter.numpy())
+    if record is None:
+        record = {
+            "kind": kind,
+            "arch": cfg.to_dict(),
+            "options": asdict(options),
+            "data": str(Path(data_dir).resolve()),
+            "data_images": len(faces.paths),
+            "facemath_version": __version__,
+            "steps_done": 0,
+            "wall_seconds": 0.0,
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run(run_dir, record)
+    record["options"]["steps"] = options.steps
+    remaining = options.steps - start_step
+    if remaining <= 0:
+        return record
+
+    runner = _RunCallback(model, run_dir, options, manager, step_counter, options.steps, start_step)
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        with runner:
+            model.fit(dataset, steps_per_epoch=remaining, epochs=1, verbose=0, callbacks=[runner.keras_callback])
+    except KeyboardInterrupt:
+        interrupted = True
+    step = int(step_counter.numpy())
+    if interrupted or step % options.checkpoint_every:
+        manager.save(checkpoint_number=step)
+    record.update(
+        steps_done=step,
+        wall_seconds=record["wall_seconds"] + time.perf_counter() - started,
+        final_metrics=runner.last_logs,
+    )
+    record.update(model.summary_record(data_dir, options))
+    write_run(run_dir, record)
+    if interrupted:
+        raise TrainingInterrupted(
+            f"interrupted at step {step}; checkpoint saved in {run_dir / 'checkpoints'} "
+            f"(continue with: facemath train {kind} --resume {run_dir})"
+        )
+    return record

@@ -1,0 +1,83 @@
+"""Built-in loss terms of the projection objective (Amos 2016; Yeh et al. 2017).
+
+Each is a pure function of tensors returning one value per image; weights live outside (the core sums
+weight * term). TensorFlow is imported inside the functions so that listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from facemath_core import hookimpl
+from facemath_core.components import LossTerm
+
+
+def _per_image_sum(x):
+    import tensorflow as tf
+
+    return tf.reduce_sum(x, axis=[1, 2, 3])
+
+
+def contextual(target, generated, mask, disc_logits=None):
+    """L1 distance on the known pixels, summed per image (Amos' contextual loss)."""
+    import tensorflow as tf
+
+    return _per_image_sum(tf.abs(mask * (generated - target)))
+
+
+def yeh_weights(mask, window: int = 7):
+    """Yeh et al.'s importance weights: a known pixel counts by the share of missing pixels in its window, so
+    pixels next to the hole matter most and those far from it not at all."""
+    import tensorflow as tf
+
+    missing_share = tf.nn.avg_pool2d(1.0 - mask, window, 1, "SAME")
+    return mask * missing_share
+
+
+def weighted_contextual(target, generated, mask, disc_logits=None, window: int = 7):
+    """L1 on known pixels weighted by how many missing pixels surround them (Yeh et al. 2017, eq. 3). Zero for
+    plain projection (no hole): use it for completion."""
+    import tensorflow as tf
+
+    return _per_image_sum(yeh_weights(mask, int(window)) * tf.abs(generated - target))
+
+
+def l2(target, generated, mask, disc_logits=None):
+    """Squared error on the known pixels, summed per image."""
+    import tensorflow as tf
+
+    return _per_image_sum(tf.square(mask * (generated - target)))
+
+
+def perceptual(target, generated, mask, disc_logits, form: str = "nonsaturating"):
+    """The discriminator's verdict on G(z): -log D(G(z)) ('nonsaturating', Amos) or log(1 - D(G(z)))
+    ('saturating', Yeh)."""
+    import tensorflow as tf
+
+    if form == "saturating":
+        return -tf.nn.softplus(disc_logits)  # log(1 - sigmoid(l)) = -softplus(l)
+    if form == "nonsaturating":
+        return tf.nn.softplus(-disc_logits)  # -log(sigmoid(l)) = softplus(-l)
+    raise ValueError(f"perceptual form {form!r}: choose nonsaturating or saturating")
+
+
+def lowres(target, generated, mask, disc_logits=None, factor: int = 4):
+    """L1 between block averages (factor x factor) of G(z) and the target: matches a low-resolution image and
+    leaves the detail free (super-resolution). Ignores the mask."""
+    import tensorflow as tf
+
+    factor = int(factor)
+    down = lambda x: tf.nn.avg_pool2d(x, factor, factor, "VALID")  # noqa: E731
+    return _per_image_sum(tf.abs(down(generated) - down(target))) * factor * factor
+
+
+@hookimpl
+def facemath_loss_terms():
+    return [
+        LossTerm("contextual", "Masked L1 to the known pixels (Amos 2016).", contextual),
+        LossTerm("weighted-contextual", "L1 weighted by the share of hole pixels in a 7x7 window (Yeh 2017).",
+                 weighted_contextual, {"window": 7}),
+        LossTerm("l2", "Masked squared error to the known pixels.", l2),
+        LossTerm("perceptual", "Discriminator realism of G(z): -log D(G(z)) or log(1 - D(G(z))).", perceptual,
+                 {"form": "nonsaturating"}, needs_discriminator=True, default_weight=0.1),
+        LossTerm("lowres", "L1 between block averages of G(z) and the image (super-resolution).", lowres,
+                 {"factor": 4}),
+    ]

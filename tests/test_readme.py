@@ -1,0 +1,32 @@
+"""The README's promises: CI runs its test command verbatim, and every command it shows exists."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def quickstart_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_has_two_quickstart_commands():
+    commands = quickstart_commands()
+    assert len(commands) == 2
+    assert "pip install -e ." in commands[0] and "facemath " in commands[0]
+    assert "[test]" in commands[1] and "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    assert quickstart_commands()[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_readme_command_is_a_real_command():
+    from facemath_core.cli import app
+    from typer.main import get_command
+
+    cli = get_command(app)
+    for name in re.findall(r"`facemath (\w+)", (ROOT / "README.md").read_text()):
+        assert name in cli.commands, name
