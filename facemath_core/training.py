@@ -13,7 +13,9 @@ A run folder holds:
 from __future__ import annotations
 
 import json
+import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -186,6 +188,10 @@ class _RunCallback:
             tf.summary.image("samples", grid[None], step=step)
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def train(
     kind: str,
     data_dir: str,
@@ -250,11 +256,17 @@ def train(
     runner = _RunCallback(model, run_dir, options, manager, step_counter, options.steps, start_step)
     started = time.perf_counter()
     interrupted = False
+    # SIGTERM (a cluster's or a shell's stop) is treated like Ctrl-C: checkpoint, then stop.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        with runner:
+        with runner, warnings.catch_warnings():
+            # Keras warns that shuffle=True is ignored for a tf.data input; the pipeline shuffles itself.
+            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
             model.fit(dataset, steps_per_epoch=remaining, epochs=1, verbose=0, callbacks=[runner.keras_callback])
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     step = int(step_counter.numpy())
     if interrupted or step % options.checkpoint_every:
         manager.save(checkpoint_number=step)

@@ -19,6 +19,45 @@ def synth_faces(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def train_faces(tmp_path_factory):
+    """160 synthetic 32x32 faces: enough for the trainers' minimum of 64 training images."""
+    from facemath_core.synth import write_synthetic_folder
+
+    out = tmp_path_factory.mktemp("train") / "faces"
+    write_synthetic_folder(out, 160, seed=5, size=32)
+    return out
+
+
+TINY = dict(image_size=32, z_dim=8, ngf=8, ndf=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, train_faces):
+    """A few steps of each kind of run with tiny networks: {kind: run folder}."""
+    from facemath_core.architectures import ArchConfig
+    from facemath_core.training import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for kind in ("gan", "vae", "oracle"):
+        runs[kind] = root / kind
+        train(kind, str(train_faces), runs[kind], ArchConfig(**TINY),
+              TrainOptions(steps=3, batch_size=16, sample_every=2, checkpoint_every=2))
+    return runs
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_runs):
+    """The tiny runs exported to one model base path."""
+    from facemath_core.export import export_run
+
+    base = tmp_path_factory.mktemp("exported")
+    for run in tiny_runs.values():
+        export_run(run, base)
+    return base
+
+
 def run_cli(*args, env=None):
     """Run the real `facemath` entry point in a subprocess, as a user would."""
     import subprocess

@@ -55,11 +55,12 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import data, plugins, train
+    from facemath_core.cli import data, export, plugins, train
 
     app.command("plugins")(plugins.plugins_command)
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)
+    app.command("export", no_args_is_help=True)(export.export_command)
 
 
 _register_commands()

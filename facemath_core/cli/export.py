@@ -1,0 +1,24 @@
+"""`facemath export RUN`: write a training run's networks as TF Serving SavedModels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A training run folder (from facemath train).")],
+    to: Annotated[Path, typer.Option(help="Model base path: writes <to>/<model>/<version>/.")] = Path(
+        "exported_models"
+    ),
+    version: Annotated[int | None, typer.Option(help="Version number (default: one above the newest).")] = None,
+    prefix: Annotated[str, typer.Option(help="Name models <prefix>_<model> so several families coexist.")] = "",
+):
+    """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; oracle:
+    attribute_oracle) with their signatures, metadata and warmup records."""
+    from facemath_core.export import export_run
+
+    for path in export_run(run, to, version, prefix):
+        typer.echo(f"wrote {path}")

@@ -1,0 +1,39 @@
+"""Running a SavedModel the way tensorflow_model_server does: the TF1 loader and `Session.run` on the tensor names
+of a signature. Stricter than `tf.saved_model.load`; export tests and the stand-in server both use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core.errors import FacemathError
+
+
+class SessionModel:
+    """One loaded SavedModel version, with its own graph and session."""
+
+    def __init__(self, path: str | Path, tags: tuple[str, ...] = ("serve",)):
+        import tensorflow as tf
+
+        self.path = Path(path)
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            try:
+                meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
+            except (RuntimeError, OSError, tf.errors.OpError) as exc:
+                self.session.close()
+                raise FacemathError(f"{self.path}: cannot load SavedModel ({' '.join(str(exc).split())[:300]})") from None
+        self.signature_defs = dict(meta_graph.signature_def)
+
+    def run(self, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None):
+        """Feed the signature's inputs by alias; return its outputs (all, or those named) by alias."""
+        sig = self.signature_defs[signature]
+        wanted = outputs or list(sig.outputs)
+        feeds = {sig.inputs[alias].name: value for alias, value in inputs.items()}
+        fetches = [sig.outputs[alias].name for alias in wanted]
+        return dict(zip(wanted, self.session.run(fetches, feed_dict=feeds), strict=True))
+
+    def close(self):
+        self.session.close()

@@ -1,0 +1,82 @@
+"""The exported models' public API: model names, signature names and tensor aliases, named once, here.
+
+Export writes these signatures, both backends call them, the stand-in server serves them, and the deployment files
+refer to the model names. All tensors are float32 with the batch dimension first (TF Serving's batching concatenates
+requests along it), except `metadata`'s JSON strings; BatchNorm runs in inference mode; gradients are per example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Model names, as directories under the model base path and as TF Serving model names.
+GENERATOR = "generator"
+DISCRIMINATOR = "discriminator"
+VAE_ENCODER = "vae_encoder"
+VAE_DECODER = "vae_decoder"
+ORACLE = "attribute_oracle"
+MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE)
+
+# Which models each kind of training run exports.
+MODELS_OF_RUN = {"gan": (GENERATOR, DISCRIMINATOR), "vae": (VAE_ENCODER, VAE_DECODER), "oracle": (ORACLE,)}
+
+# Signature names.
+DEFAULT = "serving_default"
+VJP = "vjp"
+GRAD = "grad"
+METADATA = "metadata"
+
+# Tensor aliases.
+Z = "z"
+IMAGES = "images"
+COTANGENT = "cotangent"
+Z_GRAD = "z_grad"
+LOGITS = "logits"
+IMAGES_GRAD = "images_grad"
+Z_MEAN = "z_mean"
+Z_LOG_VAR = "z_log_var"
+ATTRIBUTE_LOGITS = "attribute_logits"
+METADATA_INDEX = "index"  # a dummy batch input: TF Serving needs one to size the answer
+METADATA_JSON = "metadata_json"
+
+METADATA_FILE = "facemath_metadata.json"  # also written in assets.extra/, for readers without a session
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+_METADATA_SIGNATURE = Signature((METADATA_INDEX,), (METADATA_JSON,))
+
+SIGNATURES: dict[str, dict[str, Signature]] = {
+    GENERATOR: {
+        DEFAULT: Signature((Z,), (IMAGES,)),
+        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    DISCRIMINATOR: {
+        DEFAULT: Signature((IMAGES,), (LOGITS,)),
+        GRAD: Signature((IMAGES,), (LOGITS, IMAGES_GRAD)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    VAE_ENCODER: {
+        DEFAULT: Signature((IMAGES,), (Z_MEAN, Z_LOG_VAR)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    VAE_DECODER: {
+        DEFAULT: Signature((Z,), (IMAGES,)),
+        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    ORACLE: {
+        DEFAULT: Signature((IMAGES,), (ATTRIBUTE_LOGITS,)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+}
+
+
+def model_name(base: str, prefix: str = "") -> str:
+    """Several trained families live side by side as `<prefix>_<model>` (e.g. `celeba_generator`)."""
+    return f"{prefix}_{base}" if prefix else base
