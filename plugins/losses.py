@@ -33,11 +33,16 @@ def yeh_weights(mask, window: int = 7):
 
 
 def weighted_contextual(target, generated, mask, disc_logits=None, window: int = 7):
-    """L1 on known pixels weighted by how many missing pixels surround them (Yeh et al. 2017, eq. 3). Zero for
-    plain projection (no hole): use it for completion."""
+    """L1 on known pixels weighted by how many missing pixels surround them (Yeh et al. 2017, eq. 3).
+
+    The weights are defined relative to a hole; for an image without one (plain projection) every known pixel
+    weighs 1, so the term falls back to the contextual loss instead of vanishing.
+    """
     import tensorflow as tf
 
-    return _per_image_sum(yeh_weights(mask, int(window)) * tf.abs(generated - target))
+    has_hole = tf.reduce_any(mask < 0.5, axis=[1, 2, 3], keepdims=True)
+    weights = tf.where(has_hole, yeh_weights(mask, int(window)), mask)
+    return _per_image_sum(weights * tf.abs(generated - target))
 
 
 def l2(target, generated, mask, disc_logits=None):

@@ -55,8 +55,10 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import data, export, plugins, train
+    from facemath_core.cli import data, export, plugins, project, train
 
+    app.command("project", no_args_is_help=True)(project.project_command)
+    app.command("complete", no_args_is_help=True)(project.complete_command)
     app.command("plugins")(plugins.plugins_command)
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)

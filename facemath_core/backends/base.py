@@ -1,0 +1,121 @@
+"""The backend interface: the exported signatures as numpy calls, plus differentiable versions for tf.function.
+
+A backend implements `call(model, signature, inputs)`; every named operation here is built on it, so a new backend
+(another server, another protocol) needs little more than that. Gradients of remote models cross the wire through
+the `vjp` / `grad` signatures, so any loss plugin works with any backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from facemath_core import signatures as S
+from facemath_core.errors import FacemathError
+
+
+class Backend:
+    """Base class: subclasses implement `call`, `metadata` and `version`."""
+
+    name = "backend"
+    max_batch = 256  # rows per call; larger inputs are split
+
+    # --- to implement ---------------------------------------------------------------------------------------
+
+    def call(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def metadata(self, model: str) -> dict:
+        """The export's metadata (z_dim, image_size, attribute names, ...); an error if the model is missing."""
+        raise NotImplementedError
+
+    def version(self, model: str) -> int:
+        raise NotImplementedError
+
+    def has(self, model: str) -> bool:
+        try:
+            self.metadata(model)
+            return True
+        except FacemathError:
+            return False
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        pass
+
+    # --- built on call() ------------------------------------------------------------------------------------
+
+    def batched(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`call`, split into rows of at most `max_batch`, answers concatenated."""
+        rows = len(next(iter(inputs.values())))
+        if rows <= self.max_batch:
+            return self.call(model, signature, {k: np.asarray(v, np.float32) for k, v in inputs.items()})
+        parts = [
+            self.call(model, signature, {k: np.asarray(v[i : i + self.max_batch], np.float32) for k, v in inputs.items()})
+            for i in range(0, rows, self.max_batch)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def generate(self, z, model: str = S.GENERATOR) -> np.ndarray:
+        return self.batched(model, S.DEFAULT, {S.Z: z})[S.IMAGES]
+
+    def decoder_vjp(self, z, cotangent, model: str = S.GENERATOR):
+        out = self.batched(model, S.VJP, {S.Z: z, S.COTANGENT: cotangent})
+        return out[S.IMAGES], out[S.Z_GRAD]
+
+    def discriminate(self, images) -> np.ndarray:
+        return self.batched(S.DISCRIMINATOR, S.DEFAULT, {S.IMAGES: images})[S.LOGITS]
+
+    def discriminator_grad(self, images):
+        out = self.batched(S.DISCRIMINATOR, S.GRAD, {S.IMAGES: images})
+        return out[S.LOGITS], out[S.IMAGES_GRAD]
+
+    def encode(self, images):
+        out = self.batched(S.VAE_ENCODER, S.DEFAULT, {S.IMAGES: images})
+        return out[S.Z_MEAN], out[S.Z_LOG_VAR]
+
+    def judge(self, images) -> np.ndarray:
+        """The attribute oracle's logits, one column per attribute in metadata(ORACLE)['attribute_names']."""
+        return self.batched(S.ORACLE, S.DEFAULT, {S.IMAGES: images})[S.ATTRIBUTE_LOGITS]
+
+    # --- differentiable callables for tf.function ---------------------------------------------------------
+
+    def differentiable_decoder(self, model: str = S.GENERATOR) -> Callable:
+        """z -> images as a TF op whose gradient is the model's `vjp` signature."""
+        import tensorflow as tf
+
+        size = self.metadata(model)["image_size"]
+
+        @tf.custom_gradient
+        def decode(z):
+            images = tf.numpy_function(lambda v: self.generate(v, model), [z], tf.float32, stateful=False)
+            images = tf.ensure_shape(images, [None, size, size, 3])
+
+            def grad(cotangent):
+                z_grad = tf.numpy_function(lambda v, c: self.decoder_vjp(v, c, model)[1], [z, cotangent], tf.float32,
+                                           stateful=False)
+                return tf.ensure_shape(z_grad, z.shape)
+
+            return images, grad
+
+        return decode
+
+    def differentiable_discriminator(self) -> Callable:
+        """images -> logits as a TF op whose gradient is the discriminator's `grad` signature."""
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def discriminate(images):
+            logits, images_grad = tf.numpy_function(self.discriminator_grad, [images], [tf.float32, tf.float32],
+                                                    stateful=False)
+            logits = tf.ensure_shape(logits, [None])
+
+            def grad(upstream):
+                return tf.reshape(upstream, [-1, 1, 1, 1]) * images_grad
+
+            return logits, grad
+
+        return discriminate
