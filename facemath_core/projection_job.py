@@ -137,11 +137,14 @@ def _unflatten_state(prefix: str, arrays: dict) -> dict | None:
 class ProjectionJob:
     """Runs projection (or completion) over many images in batches and writes the result folder."""
 
-    def __init__(self, backend, registry, config: ProjectionConfig, out: str | Path, overwrite: bool = False):
+    def __init__(self, backend, registry, config: ProjectionConfig, out: str | Path, overwrite: bool = False,
+                 resuming: bool = False):
         self.backend, self.registry, self.config = backend, registry, config
         self.out = Path(out)
         self.partial = self.out.with_name(self.out.name + ".partial")
-        self.overwrite = overwrite
+        if self.out.exists() and not (overwrite or resuming):
+            raise FacemathError(f"--out {self.out}: already exists (use --overwrite to replace it, or --resume "
+                                f"{self.out} to continue it)")
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
 
@@ -166,9 +169,6 @@ class ProjectionJob:
     def run(self, inputs: JobInputs, progress=None, resume_from: dict | None = None, warn=print) -> Latents:
         cfg = self.config
         if not resume_from:
-            if self.out.exists() and not self.overwrite:
-                raise FacemathError(f"--out {self.out}: already exists (use --overwrite to replace it, or --resume "
-                                    f"{self.out} to continue it)")
             shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True, exist_ok=True)
         if resume_from and not (self.partial / HISTORY_FILE).exists() and (self.out / HISTORY_FILE).exists():

@@ -119,7 +119,7 @@ def test_metadata_signature_and_file(sessions, tiny_export):
     metadata = json.loads(answer[S.METADATA_JSON][0])
     assert metadata == read_metadata(tiny_export / S.GENERATOR / "1")
     assert metadata["z_dim"] == 8 and metadata["image_size"] == 32 and metadata["z_distribution"] == "uniform"
-    assert metadata["value_range"] == [-1.0, 1.0] and metadata["training"]["steps"] == 3
+    assert metadata["value_range"] == [-1.0, 1.0] and metadata["training"]["steps"] == 60
     assert metadata["facemath_version"]
     oracle = read_metadata(tiny_export / S.ORACLE / "1")
     assert oracle["attribute_names"][0] == "Smiling" and "Smiling" in oracle["held_out_accuracy"]

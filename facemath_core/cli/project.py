@@ -77,11 +77,14 @@ def project_command(
         )
         inputs_args = list(images)
     backend = open_backend(str(models))
-    job = ProjectionJob(backend, registry, config, out, overwrite=overwrite)
+    job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
     for path in inputs.resized:
         console.print(f"[yellow]warning:[/yellow] {path}: resized to {job.projector.image_size}x"
                       f"{job.projector.image_size} (use --no-resize to refuse)", highlight=False)
+    from facemath_core.projection_job import build_masks
+
+    build_masks(registry, config, inputs.names, job.projector.image_size)  # bad masks fail before any work
     chunks = job.chunks(len(inputs.names))
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=console) as bar:

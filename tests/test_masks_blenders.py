@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemath_core.errors import FacemathError
+from facemath_core.plugins import load_registry
+
+REGISTRY = load_registry()
+
+
+def mask(name, shape=(16, 16), **params):
+    return REGISTRY.get("mask", name).function(shape, np.random.default_rng(0), "face.png", **params)
+
+
+def test_masks_hide_what_they_say():
+    assert mask("full").min() == 1
+    center = mask("center")
+    assert center[4:12, 4:12].max() == 0 and center.sum() == 256 - 64
+    assert mask("left")[:, :8].max() == 0 and mask("left")[:, 8:].min() == 1
+    assert mask("right")[:, 8:].max() == 0 and mask("right")[:, :8].min() == 1
+    assert mask("top")[:8].max() == 0 and mask("top")[8:].min() == 1
+    assert mask("bottom")[8:].max() == 0 and mask("bottom")[:8].min() == 1
+    assert mask("grid").sum() == 16 and mask("grid")[0, 0] == 1 and mask("grid")[1, 1] == 0
+    assert mask("lowres").max() == 0
+    random = mask("random", shape=(100, 100), fraction=0.3)
+    assert abs((1 - random).mean() - 0.3) < 0.03
+    np.testing.assert_array_equal(random, mask("random", shape=(100, 100), fraction=0.3))  # seeded
+
+
+def test_file_masks(tmp_path):
+    image = np.zeros((16, 16), np.uint8)
+    image[:, :4] = 255
+    Image.fromarray(image).save(tmp_path / "face.png")
+    loaded = mask("file", dir=str(tmp_path))
+    assert loaded[:, :4].min() == 1 and loaded[:, 4:].max() == 0
+    with pytest.raises(FacemathError, match="mask file .*other.png for image other.png does not exist"):
+        REGISTRY.get("mask", "file").function((16, 16), None, "other.png", dir=str(tmp_path))
+    with pytest.raises(FacemathError, match="is 16x16, the image is 32x32"):
+        REGISTRY.get("mask", "file").function((32, 32), None, "face.png", dir=str(tmp_path))
+
+
+def test_overlay_keeps_known_pixels():
+    rng = np.random.default_rng(0)
+    target, generated = rng.uniform(-1, 1, (2, 16, 16, 3))
+    m = mask("center")
+    out = REGISTRY.get("blender", "overlay").function(target, generated, m)
+    np.testing.assert_array_equal(out[m > 0], target[m > 0])
+    np.testing.assert_array_equal(out[m == 0], generated[m == 0])
+
+
+def test_poisson_is_exact_on_known_pixels_and_seamless():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    target = np.stack([xx, yy, xx * yy], axis=2) * 1.6 - 0.8  # smooth image
+    # G(z) has the same detail but a brightness offset: a plain overlay leaves a visible seam.
+    generated = target + 0.5 + rng.normal(0, 0.01, target.shape)
+    m = mask("center", shape=(32, 32))
+    out = REGISTRY.get("blender", "poisson").function(target, generated, m)
+    np.testing.assert_array_equal(out[m > 0], target[m > 0])
+    overlay = REGISTRY.get("blender", "overlay").function(target, generated, m)
+
+    def seam(image):  # the largest jump across the hole's border
+        return max(np.abs(image[7, 8:24] - image[8, 8:24]).max(), np.abs(image[8:24, 7] - image[8:24, 8]).max())
+
+    assert seam(out) < 0.1 < seam(overlay)
+    # Inside, the gradients follow G(z): the offset is removed, the detail kept.
+    assert np.abs(out[12:20, 12:20] - target[12:20, 12:20]).max() < 0.05
+
+
+def test_poisson_edge_cases():
+    target, generated = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
+    poisson = REGISTRY.get("blender", "poisson").function
+    np.testing.assert_array_equal(poisson(target, generated, np.ones((4, 4))), target)
+    np.testing.assert_array_equal(poisson(target, generated, np.zeros((4, 4))), generated)
