@@ -403,12 +403,14 @@ def write_synthetic_folder(
     correlations: dict[tuple[str, str], float] | None = None,
     held_out_percent: int = 10,
     progress=None,
+    flat: bool = False,
 ) -> None:
     """Render `count` faces into `out` in CelebA's layout, atomically.
 
     Writes `img_align_celeba/NNNNNN.png`, `list_attr_celeba.txt`, `list_factors_synth.txt` (the continuous
     factors) and `list_eval_partition.txt` (the last `held_out_percent` % are the held-out test partition).
-    `progress(n)` is called after each face.
+    `progress(n)` is called after each face. `flat` puts the images beside the attribute file instead of in
+    `img_align_celeba/` (handy for small example folders that are also passed to `facemath project`).
     """
     from pathlib import Path
 
@@ -426,8 +428,8 @@ def write_synthetic_folder(
     files, attrs, factors = [], np.zeros((count, len(ATTRIBUTES)), np.int8), []
     first_held_out = count - (count * held_out_percent) // 100
     with atomic_dir(out) as tmp:
-        image_dir = Path(tmp) / IMAGE_DIR
-        image_dir.mkdir()
+        image_dir = Path(tmp) if flat else Path(tmp) / IMAGE_DIR
+        image_dir.mkdir(exist_ok=True)
         for i in range(count):
             spec = sampler.sample(face_rng(seed, i))
             name = f"{i + 1:0{width}d}.png"

@@ -27,6 +27,7 @@ def synth(
         typer.Option("--correlate", help="Correlate two binary attributes, e.g. Smiling:Male=0.6 (repeatable)."),
     ] = None,
     held_out: Annotated[int, typer.Option("--held-out-percent", help="Last N% of faces form the held-out split.")] = 10,
+    flat: Annotated[bool, typer.Option(help="Images beside the attribute file, not in img_align_celeba/.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out folder.")] = False,
 ):
     """Render faces with ground-truth attributes into a CelebA-format folder."""
@@ -42,7 +43,7 @@ def synth(
     with Progress() as progress:
         task = progress.add_task(f"rendering {count} faces", total=count)
         write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out,
-                               progress=lambda n: progress.advance(task, n))
+                               progress=lambda n: progress.advance(task, n), flat=flat)
     typer.echo(f"wrote {count} faces to {out}")
 
 

@@ -1,0 +1,42 @@
+"""The example plugin package under examples/ installs and works from the CLI through its entry point."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "facemath-tv-loss"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """pip-install the example into a private folder (the test environment itself stays untouched)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(EXAMPLE)], check=True, capture_output=True, timeout=600)
+    return {"PYTHONPATH": str(target)}
+
+
+def test_the_example_is_found_through_its_entry_point(installed):
+    result = run_cli("plugins", "--kind", "loss", env=installed)
+    assert result.returncode == 0, result.stderr
+    assert "tv" in result.stdout and "facemath-tv-loss 1.0.0" in result.stdout
+
+
+def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path):
+    faces = Path(__file__).parent.parent / "examples" / "faces"
+    result = run_cli("project", str(faces / "000001.png"), "--models", str(tiny_export), "--steps", "3",
+                     "--loss-plugin", "tv=0.01", "--out", str(tmp_path / "out"), env=installed)
+    assert result.returncode == 0, result.stderr
+    from facemath_core.latents import load_latents
+
+    latents = load_latents(tmp_path / "out" / "latents.npz")
+    assert set(latents.losses) == {"total", "contextual", "tv"} and latents.losses["tv"][0] > 0
+
+
+def test_it_can_be_blocked(installed):
+    result = run_cli("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": "tv-loss"})
+    assert result.returncode == 0 and "facemath-tv-loss" not in result.stdout
