@@ -27,13 +27,22 @@ class SessionModel:
                 raise FacemathError(f"{self.path}: cannot load SavedModel ({' '.join(str(exc).split())[:300]})") from None
         self.signature_defs = dict(meta_graph.signature_def)
 
-    def run(self, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None):
-        """Feed the signature's inputs by alias; return its outputs (all, or those named) by alias."""
+    def run(self, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None,
+            timeout: float | None = None):
+        """Feed the signature's inputs by alias; return its outputs (all, or those named) by alias.
+
+        `timeout` (seconds) becomes the run's timeout, as a client's gRPC deadline does in TF Serving.
+        """
+        import tensorflow as tf
+
         sig = self.signature_defs[signature]
         wanted = outputs or list(sig.outputs)
         feeds = {sig.inputs[alias].name: value for alias, value in inputs.items()}
         fetches = [sig.outputs[alias].name for alias in wanted]
-        return dict(zip(wanted, self.session.run(fetches, feed_dict=feeds), strict=True))
+        options = None
+        if timeout is not None:
+            options = tf.compat.v1.RunOptions(timeout_in_ms=max(1, int(timeout * 1000)))
+        return dict(zip(wanted, self.session.run(fetches, feed_dict=feeds, options=options), strict=True))
 
     def close(self):
         self.session.close()

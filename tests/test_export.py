@@ -69,6 +69,21 @@ def test_session_matches_the_in_process_model(sessions, in_process, name):
 
 
 @pytest.mark.parametrize("name", [S.GENERATOR, S.VAE_DECODER])
+def test_vjp_matches_autodiff_of_the_in_process_model(sessions, in_process, name):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    z = tf.constant(rng.uniform(-1, 1, (3, 8)).astype(np.float32))
+    cotangent = rng.normal(size=(3, 32, 32, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        images = in_process[name](z, training=False)
+    expected = tape.gradient(images, z, output_gradients=tf.constant(cotangent)).numpy()
+    served = sessions[name].run(S.VJP, {S.Z: z.numpy(), S.COTANGENT: cotangent})[S.Z_GRAD]
+    np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [S.GENERATOR, S.VAE_DECODER])
 def test_vjp_matches_finite_differences(sessions, name):
     rng = np.random.default_rng(1)
     z = rng.uniform(-0.5, 0.5, (2, 8)).astype(np.float64)
@@ -80,12 +95,14 @@ def test_vjp_matches_finite_differences(sessions, name):
         images = sessions[name].run(S.DEFAULT, {S.Z: z_value.astype(np.float32)})[S.IMAGES].astype(np.float64)
         return np.sum(images * cotangent, axis=(1, 2, 3))
 
-    eps = 1e-2
-    for k in range(8):
-        step = np.zeros_like(z)
-        step[:, k] = eps
-        numeric = (objective(z + step) - objective(z - step)) / (2 * eps)
-        np.testing.assert_allclose(out[S.Z_GRAD][:, k], numeric, rtol=2e-2, atol=2e-3)
+    # Along a few random directions; G bends quickly in z (tanh output), so the step must be small.
+    eps = 1e-4
+    for _ in range(4):
+        direction = rng.normal(size=z.shape)
+        numeric = (objective(z + eps * direction) - objective(z - eps * direction)) / (2 * eps)
+        analytic = np.sum(out[S.Z_GRAD] * direction, axis=1)
+        # Loose: a ReLU kink inside the step can shift a difference quotient; the exact check is the autodiff test.
+        np.testing.assert_allclose(analytic, numeric, rtol=0.2, atol=0.1)
 
 
 def test_vjp_is_per_example(sessions):
@@ -103,14 +120,27 @@ def test_discriminator_grad_matches_finite_differences(sessions):
     images = rng.uniform(-0.9, 0.9, (2, 32, 32, 3)).astype(np.float32)
     out = sessions[S.DISCRIMINATOR].run(S.GRAD, {S.IMAGES: images})
     direction = rng.normal(size=images.shape).astype(np.float32)
-    eps = 1e-2
+    eps = 1e-3
 
     def logits(x):
         return sessions[S.DISCRIMINATOR].run(S.DEFAULT, {S.IMAGES: x})[S.LOGITS].astype(np.float64)
 
     numeric = (logits(images + eps * direction) - logits(images - eps * direction)) / (2 * eps)
     analytic = np.sum(out[S.IMAGES_GRAD] * direction, axis=(1, 2, 3))
-    np.testing.assert_allclose(analytic, numeric, rtol=3e-2, atol=1e-3)
+    np.testing.assert_allclose(analytic, numeric, rtol=0.2, atol=0.05)  # loose: LeakyReLU kinks; exact below
+
+
+def test_discriminator_grad_matches_autodiff(sessions, in_process):
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(4).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = in_process[S.DISCRIMINATOR](images, training=False)
+    expected = tape.gradient(logits, images).numpy()
+    served = sessions[S.DISCRIMINATOR].run(S.GRAD, {S.IMAGES: images.numpy()})
+    np.testing.assert_allclose(served[S.IMAGES_GRAD], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(served[S.LOGITS], logits.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_metadata_signature_and_file(sessions, tiny_export):

@@ -55,7 +55,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import data, export, plugins, project, train
+    from facemath_core.cli import data, export, plugins, project, serving, train
 
     app.command("project", no_args_is_help=True)(project.project_command)
     app.command("complete", no_args_is_help=True)(project.complete_command)
@@ -63,6 +63,8 @@ def _register_commands() -> None:
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)
     app.command("export", no_args_is_help=True)(export.export_command)
+    app.command("serve")(serving.serve_command)
+    app.command("deploy")(serving.deploy_command)
 
 
 _register_commands()

@@ -42,6 +42,14 @@ def project_command(
     no_resize: Annotated[bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     resume: Annotated[Path | None, typer.Option(help="Continue this result folder (with --steps: the new total).")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="Use TF Serving at HOST:PORT (or dns:///name:8500, or a comma-separated list) instead of --models.")] = None,
+    model_version: Annotated[int | None, typer.Option(help="Served model version (default: pin the first one seen).")] = None,
+    model_label: Annotated[str | None, typer.Option(help="Served version label, e.g. stable.")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA certificate (PEM) to verify the server.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Client certificate (PEM), for mutual TLS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Client private key (PEM), for mutual TLS.")] = None,
+    timeout: Annotated[float, typer.Option(help="Deadline of each server call, in seconds.")] = 60.0,
 ):
     """Project images onto the generator's z: optimise z so that G(z) matches each image."""
     from rich.console import Console
@@ -76,7 +84,11 @@ def project_command(
             batch_size=batch_size, patience=patience,
         )
         inputs_args = list(images)
-    backend = open_backend(str(models))
+    if server is None and (model_version is not None or model_label is not None):
+        raise typer.BadParameter("only with --server", param_hint="--model-version/--model-label")
+    backend = open_backend(str(models), server, version=model_version, label=model_label, timeout=timeout,
+                           tls_ca=tls_ca and str(tls_ca), tls_cert=tls_cert and str(tls_cert),
+                           tls_key=tls_key and str(tls_key))
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
     for path in inputs.resized:

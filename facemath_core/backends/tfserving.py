@@ -1,0 +1,268 @@
+"""The TF Serving backend: the exported signatures called over gRPC with the official `tensorflow_serving.apis`.
+
+- Predict with a signature name for every operation; GetModelMetadata checks, before the first step, that the
+  served signatures are the ones facemath needs.
+- Gradients cross the wire through the `vjp` / `grad` signatures, so every loss plugin works remotely and the
+  projection loop is the same code as with the embedded backend.
+- Without `--model-version` / `--model-label`, the version in the first answer is pinned for the whole run, so a
+  rollout never mixes versions inside one optimisation.
+- Deadlines per call; retries with exponential backoff on UNAVAILABLE and DEADLINE_EXCEEDED (every call is
+  idempotent); requests split to stay under the gRPC message limit and sent concurrently; TLS; float32 on the wire.
+- Targets: `host:port`, `dns:///name:8500` (round-robin over the addresses DNS returns: a headless Service), or a
+  comma-separated list of endpoints (round-robin across them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core import signatures as S
+from facemath_core.backends.base import Backend
+from facemath_core.errors import FacemathError
+
+RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive limit
+MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
+
+
+class TFServingBackend(Backend):
+    name = "tfserving"
+
+    def __init__(
+        self,
+        target: str,
+        version: int | None = None,
+        label: str | None = None,
+        prefix: str = "",
+        timeout: float = 60.0,
+        retries: int = 6,
+        backoff: float = 0.5,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        in_flight: int = 4,
+    ):
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+        if version is not None and label is not None:
+            raise FacemathError("--model-version and --model-label: give one or the other")
+        self.target, self.prefix = target, prefix
+        self.requested_version, self.label = version, label
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                   ("grpc.lb_policy_name", "round_robin"),
+                   ("grpc.enable_retries", 0)]  # facemath retries itself, with its own backoff and messages
+        credentials = None
+        if tls_ca or tls_cert:
+            read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+            try:
+                credentials = grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
+            except OSError as exc:
+                raise FacemathError(f"--tls-ca/--tls-cert: cannot read {exc.filename}") from None
+        endpoints = [t.strip() for t in target.split(",") if t.strip()] if not target.startswith("dns:") else [target]
+        if not endpoints:
+            raise FacemathError(f"--server {target!r}: no endpoint given")
+        self.channels = [grpc.secure_channel(e, credentials, options) if credentials else
+                         grpc.insecure_channel(e, options) for e in endpoints]
+        self.predict_stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in self.channels]
+        self.model_stubs = [model_service_pb2_grpc.ModelServiceStub(c) for c in self.channels]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._pinned: dict[str, int] = {}
+        self._metadata: dict[str, dict] = {}
+        self._checked: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, in_flight * len(endpoints)))
+        self.calls = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def describe(self) -> str:
+        return f"tfserving at {self.target}"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        for channel in self.channels:
+            channel.close()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _stub(self, kind: str):
+        with self._lock:
+            index = self._next % len(self.channels)
+            self._next += 1
+        return (self.predict_stubs if kind == "predict" else self.model_stubs)[index]
+
+    def _model_name(self, model: str) -> str:
+        return S.model_name(model, self.prefix)
+
+    def _spec(self, spec, model: str, signature: str = "") -> None:
+        spec.name = self._model_name(model)
+        if signature:
+            spec.signature_name = signature
+        if self.requested_version is not None:
+            spec.version.value = self.requested_version
+        elif self.label is not None:
+            spec.version_label = self.label
+        elif model in self._pinned:
+            spec.version.value = self._pinned[model]
+
+    def _rpc(self, what: str, model: str, method: str, kind: str, request):
+        """One idempotent call, retried with exponential backoff on UNAVAILABLE and DEADLINE_EXCEEDED."""
+        import grpc
+
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                response = getattr(self._stub(kind), method)(request, timeout=self.timeout)
+                self.calls += 1
+                return response
+            except grpc.RpcError as exc:
+                code = exc.code().name if exc.code() else "UNKNOWN"
+                if code in RETRY_CODES and attempt < self.retries:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 8.0)
+                    continue
+                detail = " ".join((exc.details() or "").split())
+                raise FacemathError(f"server {self.target}, model {self._model_name(model)}: {what} failed: "
+                                    f"{code}: {detail}") from None
+        raise AssertionError("unreachable")
+
+    def _check_signatures(self, model: str) -> None:
+        """GetModelMetadata once per model: the served signatures must be the ones facemath exports."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        if model in self._checked:
+            return
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model)
+        response = self._rpc("GetModelMetadata", model, "GetModelMetadata", "predict", request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        served = signatures.signature_def
+        for name, wanted in S.SIGNATURES[model].items():
+            if name not in served:
+                raise FacemathError(f"server {self.target}, model {self._model_name(model)} version "
+                                    f"{response.model_spec.version.value}: no signature {name!r}; this is not a "
+                                    f"facemath {model} export (served: {', '.join(sorted(served))})")
+            have = (sorted(served[name].inputs), sorted(served[name].outputs))
+            if have != (sorted(wanted.inputs), sorted(wanted.outputs)):
+                raise FacemathError(f"server {self.target}, model {self._model_name(model)}: signature {name!r} has "
+                                    f"inputs {have[0]} and outputs {have[1]}, facemath needs {sorted(wanted.inputs)} "
+                                    f"and {sorted(wanted.outputs)}")
+        self._pin(model, response.model_spec.version.value)
+        self._checked.add(model)
+
+    def _pin(self, model: str, version: int) -> None:
+        if self.requested_version is None and self.label is None:
+            self._pinned.setdefault(model, int(version))
+
+    def _predict(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, signature)
+        for alias, value in inputs.items():
+            request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ascontiguousarray(value)))
+        self.bytes_sent += request.ByteSize()
+        response = self._rpc(f"Predict {signature}", model, "Predict", "predict", request)
+        self.bytes_received += response.ByteSize()
+        self._pin(model, response.model_spec.version.value)
+        return {alias: _to_numpy(proto) for alias, proto in response.outputs.items()}
+
+    # --- the Backend interface ------------------------------------------------------------------------------
+
+    def version(self, model: str) -> int:
+        self._check_signatures(model)
+        if self.requested_version is not None:
+            return self.requested_version
+        return self._pinned[model]
+
+    def metadata(self, model: str) -> dict:
+        if model not in self._metadata:
+            self._check_signatures(model)
+            answer = self._predict(model, S.METADATA, {S.METADATA_INDEX: np.zeros(1, np.float32)})
+            self._metadata[model] = json.loads(answer[S.METADATA_JSON][0])
+        return self._metadata[model]
+
+    def has(self, model: str) -> bool:
+        try:
+            self._check_signatures(model)
+            return True
+        except FacemathError:
+            return False
+
+    def call(self, model, signature, inputs):
+        self._check_signatures(model)
+        inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
+        rows = len(next(iter(inputs.values())))
+        per_row = self._row_bytes(model, signature, inputs)
+        step = max(1, MESSAGE_BUDGET // per_row)
+        if rows <= step:
+            return self._predict(model, signature, inputs)
+        # Split under the message limit and keep several requests in flight (N replicas are used N-fold).
+        parts = list(self._pool.map(
+            lambda i: self._predict(model, signature, {k: v[i : i + step] for k, v in inputs.items()}),
+            range(0, rows, step)))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _row_bytes(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> int:
+        size = self.metadata(model)["image_size"] if signature != S.METADATA else 1
+        out_floats = {
+            S.DEFAULT: 3 * size * size, S.VJP: 3 * size * size + 512, S.GRAD: 3 * size * size + 1,
+        }.get(signature, 3 * size * size)
+        in_bytes = sum(v[0].nbytes for v in inputs.values()) if inputs else 0
+        return max(in_bytes, 4 * out_floats) + 64
+
+
+def _to_numpy(proto) -> np.ndarray:
+    """Both encodings, quickly: tensor_content is a buffer view; typed float_val fields are read as one array."""
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_content:
+        return tf.make_ndarray(proto)
+    if proto.dtype == types_pb2.DT_FLOAT:
+        return np.fromiter(proto.float_val, np.float32, count=len(proto.float_val)).reshape(shape)
+    return tf.make_ndarray(proto)
+
+
+def wait_until_available(target: str, models: list[str], timeout: float = 60.0, version: int | None = None) -> None:
+    """Poll GetModelStatus until every model (at `version`, or any) is AVAILABLE."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    channel = grpc.insecure_channel(target)
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    deadline = time.monotonic() + timeout
+    pending = list(models)
+    last = ""
+    try:
+        while pending and time.monotonic() < deadline:
+            name = pending[0]
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = name
+            if version is not None:
+                request.model_spec.version.value = version
+            try:
+                response = stub.GetModelStatus(request, timeout=5)
+                if any(s.state == 30 for s in response.model_version_status):
+                    pending.pop(0)
+                    continue
+                last = f"{name}: state {[s.state for s in response.model_version_status]}"
+            except grpc.RpcError as exc:
+                last = f"{name}: {exc.code().name}: {exc.details()}"
+            time.sleep(0.5)
+    finally:
+        channel.close()
+    if pending:
+        raise FacemathError(f"server {target}: models not AVAILABLE after {timeout:.0f} s ({last})")

@@ -1,0 +1,100 @@
+"""TF Serving's models.config (a `ModelServerConfig` text proto): reading, writing, and the folder convention.
+
+The stand-in server reads the same file the real server reads, and `facemath deploy` writes it, both through
+TF Serving's own protos, so what the tests accept is what tensorflow_model_server accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facemath_core.errors import FacemathError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    base_path: str
+    policy: str = "latest"  # latest | all | specific
+    num_versions: int = 1  # for latest
+    versions: tuple[int, ...] = ()  # for specific
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def served_versions(self, available: list[int]) -> list[int]:
+        """Which of the versions on disk this policy serves (TF Serving's semantics)."""
+        available = sorted(available)
+        if self.policy == "all":
+            return available
+        if self.policy == "specific":
+            return [v for v in available if v in self.versions]
+        return available[-self.num_versions :] if available else []
+
+
+def parse_config(text: str, origin: str = "models.config") -> list[ModelEntry]:
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise FacemathError(f"{origin}: not a ModelServerConfig text proto ({exc})") from None
+    return [entry_from_proto(c) for c in config.model_config_list.config]
+
+
+def entry_from_proto(c) -> ModelEntry:
+    policy = c.model_version_policy.WhichOneof("policy_choice") or "latest"
+    return ModelEntry(
+        name=c.name,
+        base_path=c.base_path,
+        policy=policy,
+        num_versions=c.model_version_policy.latest.num_versions or 1,
+        versions=tuple(c.model_version_policy.specific.versions),
+        labels=dict(c.version_labels),
+    )
+
+
+def to_proto(entries: list[ModelEntry]):
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    for entry in entries:
+        c = config.model_config_list.config.add()
+        c.name = entry.name
+        c.base_path = entry.base_path
+        c.model_platform = "tensorflow"
+        if entry.policy == "all":
+            c.model_version_policy.all.SetInParent()
+        elif entry.policy == "specific":
+            c.model_version_policy.specific.versions.extend(entry.versions)
+        else:
+            c.model_version_policy.latest.num_versions = entry.num_versions
+        for label, version in sorted(entry.labels.items()):
+            c.version_labels[label] = version
+    return config
+
+
+def format_config(entries: list[ModelEntry]) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(to_proto(entries))
+
+
+def read_config(path: str | Path) -> list[ModelEntry]:
+    path = Path(path)
+    if not path.exists():
+        raise FacemathError(f"--model-config-file {path}: no such file")
+    return parse_config(path.read_text(), str(path))
+
+
+def entries_for_folder(models: str | Path) -> list[ModelEntry]:
+    """Every `<models>/<name>/<version>/` model, each served at its latest version (like --model_base_path)."""
+    root = Path(models)
+    if not root.is_dir():
+        raise FacemathError(f"--models {root}: no such folder")
+    entries = [ModelEntry(p.name, str(p.resolve())) for p in sorted(root.iterdir())
+               if p.is_dir() and any(v.name.isdigit() for v in p.iterdir())]
+    if not entries:
+        raise FacemathError(f"--models {root}: no <name>/<version>/ model folders in it")
+    return entries
