@@ -193,6 +193,8 @@ class PredictionService:
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         except tf.errors.OpError as exc:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, " ".join(exc.message.split())) from None
+        except ValueError as exc:  # a shape the graph cannot take: the real server fails inside the ops the same way
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, " ".join(str(exc).split())) from None
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version

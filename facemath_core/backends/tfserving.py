@@ -79,6 +79,7 @@ class TFServingBackend(Backend):
         self._pinned: dict[str, int] = {}
         self._metadata: dict[str, dict] = {}
         self._checked: set[str] = set()
+        self._served: dict[str, int] = {}  # the version each model answered with
         self._pool = ThreadPoolExecutor(max_workers=max(1, in_flight * len(endpoints)))
         self.calls = 0
         self.bytes_sent = 0
@@ -158,6 +159,7 @@ class TFServingBackend(Backend):
                                     f"inputs {have[0]} and outputs {have[1]}, facemath needs {sorted(wanted.inputs)} "
                                     f"and {sorted(wanted.outputs)}")
         self._pin(model, response.model_spec.version.value)
+        self._served[model] = int(response.model_spec.version.value)
         self._checked.add(model)
 
     def _pin(self, model: str, version: int) -> None:
@@ -182,9 +184,7 @@ class TFServingBackend(Backend):
 
     def version(self, model: str) -> int:
         self._check_signatures(model)
-        if self.requested_version is not None:
-            return self.requested_version
-        return self._pinned[model]
+        return self._served[model]
 
     def metadata(self, model: str) -> dict:
         if model not in self._metadata:
