@@ -69,12 +69,12 @@ class EmbeddedBackend(Backend):
             raise FacemathError(f"{self._dir(model)}: no signature {signature!r} (has {sorted(loaded.signatures)})")
         return loaded.signatures[signature]
 
-    def call(self, model, signature, inputs):
+    def call(self, model, signature, inputs, outputs=None):
         import tensorflow as tf
 
         fn = self.signature(model, signature)
         out = fn(**{k: tf.convert_to_tensor(v, tf.float32) for k, v in inputs.items()})
-        return {k: v.numpy() for k, v in out.items()}
+        return {k: v.numpy() for k, v in out.items() if outputs is None or k in outputs}
 
     def differentiable_decoder(self, model: str = S.GENERATOR):
         fn = self.signature(model, S.DEFAULT)

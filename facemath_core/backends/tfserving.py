@@ -166,12 +166,14 @@ class TFServingBackend(Backend):
         if self.requested_version is None and self.label is None:
             self._pinned.setdefault(model, int(version))
 
-    def _predict(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _predict(self, model: str, signature: str, inputs: dict[str, np.ndarray],
+                 outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, signature)
+        request.output_filter.extend(outputs or [])
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ascontiguousarray(value)))
         self.bytes_sent += request.ByteSize()
@@ -200,17 +202,17 @@ class TFServingBackend(Backend):
         except FacemathError:
             return False
 
-    def call(self, model, signature, inputs):
+    def call(self, model, signature, inputs, outputs=None):
         self._check_signatures(model)
         inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         rows = len(next(iter(inputs.values())))
         per_row = self._row_bytes(model, signature, inputs)
         step = max(1, MESSAGE_BUDGET // per_row)
         if rows <= step:
-            return self._predict(model, signature, inputs)
+            return self._predict(model, signature, inputs, outputs)
         # Split under the message limit and keep several requests in flight (N replicas are used N-fold).
         parts = list(self._pool.map(
-            lambda i: self._predict(model, signature, {k: v[i : i + step] for k, v in inputs.items()}),
+            lambda i: self._predict(model, signature, {k: v[i : i + step] for k, v in inputs.items()}, outputs),
             range(0, rows, step)))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 

@@ -1,0 +1,121 @@
+"""Projection through TF Serving (the stand-in server on loopback) against the embedded backend, in one run.
+
+- image-steps/s at batch 1, 16, 64, 256 for both backends; RPCs and bytes per step (target: remote >= 75% of
+  embedded at batch 64);
+- 8 clients projecting at once against one server: all finish, no errors, total throughput.
+
+    python bench/serving.py [--models exported_models] [--steps 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import print_table, write_json  # noqa: E402
+
+
+def start_server(models: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-c", "from facemath_core.cli import main; main()", "serve",
+                                "--models", models, "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    line = process.stdout.readline().strip()
+    if not line.startswith("listening on"):
+        raise SystemExit("the stand-in server did not start")
+    return process, line.split()[-1]
+
+
+def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
+    from facemath_core import signatures as S
+    from facemath_core.projection import LossSpec, ProjectionConfig, Projector
+
+    config = replace(ProjectionConfig(steps=steps, batch_size=batch, patience=10**9),
+                     losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)))
+    projector = Projector(backend, registry, config)
+    rng = np.random.default_rng(seed)
+    z_dim = backend.metadata(S.GENERATOR)["z_dim"]
+    targets = backend.generate(rng.uniform(-1, 1, (batch, z_dim)).astype(np.float32))
+    z0 = projector.initial_z(targets, rng)
+    times, counters = {}, {}
+
+    def on_step(step, mean, terms):
+        times[step] = time.perf_counter()
+        counters[step] = (getattr(backend, "calls", 0), getattr(backend, "bytes_sent", 0) +
+                          getattr(backend, "bytes_received", 0))
+
+    projector.project(targets, np.ones(targets.shape[:3], np.float32), z0, progress=on_step)
+    first = 3  # the first steps trace the step function
+    rate = (steps - first) * batch / (times[steps] - times[first])
+    calls = (counters[steps][0] - counters[first][0]) / (steps - first)
+    moved = (counters[steps][1] - counters[first][1]) / (steps - first)
+    return rate, calls, moved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default="exported_models")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    from facemath_core.backends import EmbeddedBackend
+    from facemath_core.backends.tfserving import TFServingBackend
+    from facemath_core.plugins import load_registry
+    from facemath_core.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    registry = load_registry()
+    server, address = start_server(args.models)
+    try:
+        rows = []
+        for batch in (1, 16, 64, 256):
+            local = timed_projection(EmbeddedBackend(args.models), registry, batch, args.steps)
+            remote_backend = TFServingBackend(address)
+            remote = timed_projection(remote_backend, registry, batch, args.steps)
+            remote_backend.close()
+            rows.append({"batch": batch, "embedded image-steps/s": local[0], "tfserving image-steps/s": remote[0],
+                         "remote / embedded": remote[0] / local[0], "RPCs/step": remote[1],
+                         "MiB/step": remote[2] / 2**20})
+            print_table("so far", rows[-1:])
+        print_table(f"projection, contextual + perceptual, {args.steps} steps (stand-in server on loopback)", rows)
+
+        results, errors = [], []
+
+        def client(i):
+            backend = TFServingBackend(address)
+            try:
+                results.append(timed_projection(backend, registry, 16, args.steps, seed=i)[0])
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                errors.append(f"client {i}: {exc}")
+            finally:
+                backend.close()
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        concurrency = [{"clients": args.clients, "finished": len(results), "errors": len(errors),
+                        "wall s": wall, "total image-steps/s": args.clients * 16 * args.steps / wall,
+                        "mean per-client image-steps/s": float(np.mean(results)) if results else 0.0}]
+        print_table("concurrent clients (batch 16 each)", concurrency)
+        for line in errors:
+            print(line)
+        write_json("serving", {"steps": args.steps, "batches": rows, "concurrency": concurrency, "errors": errors})
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
