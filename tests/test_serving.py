@@ -284,3 +284,51 @@ def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
         time.sleep(0.1)
         server.kill()
         server.wait()
+
+
+def test_tensor_content_answers_are_read_too(tiny_export):
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0, tensor_content=True)
+    try:
+        z = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(np.float32)
+        np.testing.assert_allclose(TFServingBackend(f"127.0.0.1:{port}").generate(z),
+                                   EmbeddedBackend(tiny_export).generate(z), atol=1e-5)
+    finally:
+        server.stop(0)
+
+
+def test_tls(tiny_export, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    credentials = grpc.ssl_server_credentials([((tmp_path / "key.pem").read_bytes(),
+                                                (tmp_path / "cert.pem").read_bytes())])
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0, credentials=credentials)
+    try:
+        backend = TFServingBackend(f"localhost:{port}", tls_ca=str(tmp_path / "cert.pem"))
+        assert backend.generate(np.zeros((1, 8), np.float32)).shape == (1, 32, 32, 3)
+        plain = TFServingBackend(f"localhost:{port}", retries=0, timeout=5)
+        with pytest.raises(FacemathError, match="UNAVAILABLE"):
+            plain.generate(np.zeros((1, 8), np.float32))
+    finally:
+        server.stop(0)
+
+
+def test_parallel_requests_split_a_batch(served):
+    backend = TFServingBackend(f"127.0.0.1:{served['port']}", in_flight=4, version=1)
+    backend.metadata(S.GENERATOR)
+    before = backend.calls
+    images = backend.generate(np.zeros((8, 8), np.float32))
+    assert backend.calls - before == 4 and images.shape == (8, 32, 32, 3)
+
+
+def test_cli_with_a_server_that_is_down(tmp_path):
+    from .conftest import run_cli
+
+    faces = __import__("pathlib").Path(__file__).parent.parent / "examples" / "faces"
+    port = _free_port()
+    result = run_cli("project", str(faces / "000001.png"), "--server", f"127.0.0.1:{port}", "--out",
+                     str(tmp_path / "out"), "--timeout", "2")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"server 127.0.0.1:{port}, model generator" in lines[0] and "UNAVAILABLE" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -46,7 +46,7 @@ class TFServingBackend(Backend):
         tls_ca: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
-        in_flight: int = 4,
+        in_flight: int | None = None,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -80,7 +80,10 @@ class TFServingBackend(Backend):
         self._metadata: dict[str, dict] = {}
         self._checked: set[str] = set()
         self._served: dict[str, int] = {}  # the version each model answered with
-        self._pool = ThreadPoolExecutor(max_workers=max(1, in_flight * len(endpoints)))
+        # Requests kept in flight per call: one per endpoint by default, so N listed replicas work N-fold; set it
+        # to the replica count behind a dns:/// target.
+        self.in_flight = max(1, in_flight or len(endpoints))
+        self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.in_flight))
         self.calls = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -208,6 +211,7 @@ class TFServingBackend(Backend):
         rows = len(next(iter(inputs.values())))
         per_row = self._row_bytes(model, signature, inputs)
         step = max(1, MESSAGE_BUDGET // per_row)
+        step = max(1, min(step, -(-rows // self.in_flight)))  # at least `in_flight` pieces when rows allow
         if rows <= step:
             return self._predict(model, signature, inputs, outputs)
         # Split under the message limit and keep several requests in flight (N replicas are used N-fold).

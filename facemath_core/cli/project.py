@@ -50,6 +50,8 @@ def project_command(
     tls_cert: Annotated[Path | None, typer.Option(help="Client certificate (PEM), for mutual TLS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Client private key (PEM), for mutual TLS.")] = None,
     timeout: Annotated[float, typer.Option(help="Deadline of each server call, in seconds.")] = 60.0,
+    parallel_requests: Annotated[int | None, typer.Option(
+        help="Requests in flight per step (default: one per --server endpoint; the replica count for dns:///).")] = None,
 ):
     """Project images onto the generator's z: optimise z so that G(z) matches each image."""
     from rich.console import Console
@@ -88,7 +90,7 @@ def project_command(
         raise typer.BadParameter("only with --server", param_hint="--model-version/--model-label")
     backend = open_backend(str(models), server, version=model_version, label=model_label, timeout=timeout,
                            tls_ca=tls_ca and str(tls_ca), tls_cert=tls_cert and str(tls_cert),
-                           tls_key=tls_key and str(tls_key))
+                           tls_key=tls_key and str(tls_key), in_flight=parallel_requests)
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
     for path in inputs.resized:
