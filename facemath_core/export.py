@@ -172,7 +172,8 @@ def write_saved_model(model, name: str, cfg: ArchConfig, metadata: dict, target:
     base = _base_name(name)
     metadata_json = json.dumps(metadata, sort_keys=True)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No archive.track(model): the endpoints capture every variable they use, and tracking the model as well
+    # would save each weight twice (once as the Keras variable, once as the captured tf.Variable).
     endpoints = _endpoints(base, model, cfg, metadata_json)
     # serving_default first: ExportArchive also aliases the first endpoint as the default.
     for signature in sorted(endpoints, key=lambda s: s != S.DEFAULT):
