@@ -238,7 +238,7 @@ def _to_numpy(proto) -> np.ndarray:
     if proto.tensor_content:
         return tf.make_ndarray(proto)
     if proto.dtype == types_pb2.DT_FLOAT:
-        return np.fromiter(proto.float_val, np.float32, count=len(proto.float_val)).reshape(shape)
+        return np.array(proto.float_val, np.float32).reshape(shape)  # one C-level copy of the packed field
     return tf.make_ndarray(proto)
 
 

@@ -27,7 +27,7 @@ def train_command(
     ngf: Annotated[int, typer.Option(help="Generator / decoder width (channels of the last layer).")] = 64,
     ndf: Annotated[int, typer.Option(help="Discriminator / encoder width (channels of the first layer).")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
-    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
+    beta1: Annotated[float, typer.Option(help="Adam beta1 (GAN and VAE; the oracle uses 0.9).")] = 0.5,
     d_lr: Annotated[float | None, typer.Option(help="GAN: separate discriminator learning rate (TTUR).")] = None,
     label_smoothing: Annotated[float, typer.Option(help="GAN: one-sided label smoothing (real label 1-x).")] = 0.0,
     instance_noise: Annotated[float, typer.Option(help="GAN: std of instance noise, decaying to 0.")] = 0.0,
