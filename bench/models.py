@@ -34,8 +34,11 @@ def attribute_frequencies(backend, samples: int, seed: int) -> tuple[list[dict],
     data = to_unit(np.stack([to_uint8(render_face(s, size)) for s in specs]))
     labels = np.array([[s.attributes[n] for n in names] for s in specs])
     gan = backend.generate(sample_z(cfg, samples, seed))
-    columns = {"labels": labels.mean(0), "oracle on data": (backend.judge(data) > 0).mean(0),
-               "oracle on GAN": (backend.judge(gan) > 0).mean(0)}
+    columns = {
+        "labels": labels.mean(0),
+        "oracle on data": (backend.judge(data) > 0).mean(0),
+        "oracle on GAN": (backend.judge(gan) > 0).mean(0),
+    }
     if backend.has(S.VAE_DECODER):
         vae_cfg = ArchConfig.from_dict(backend.metadata(S.VAE_DECODER)["arch"])
         z = np.random.default_rng(seed).standard_normal((samples, vae_cfg.z_dim)).astype(np.float32)
@@ -43,8 +46,7 @@ def attribute_frequencies(backend, samples: int, seed: int) -> tuple[list[dict],
     rows = [{"attribute": n, **{k: float(v[i]) for k, v in columns.items()}} for i, n in enumerate(names)]
     gap = float(np.abs(columns["oracle on GAN"] - columns["labels"]).max())
     # Diversity: distinct attribute combinations among the samples (a collapsed GAN repeats a few).
-    combos = {"data": len({tuple(r) for r in labels}),
-              "GAN": len({tuple(r) for r in (backend.judge(gan) > 0)})}
+    combos = {"data": len({tuple(r) for r in labels}), "GAN": len({tuple(r) for r in (backend.judge(gan) > 0)})}
     return rows, {"max_frequency_gap": gap, "distinct_attribute_combinations": combos}
 
 
@@ -79,8 +81,15 @@ def throughput(steps: int) -> tuple[list[dict], float]:
         else:
             macs = 3 * forward_macs(model.classifier)
         gflops = 2 * macs * rate / 1e9
-        rows.append({"model": f"{kind} (64x64, width {width})", "images/s": rate, "GFLOP/image": 2 * macs / 1e9,
-                     "GFLOP/s": gflops, "share of matmul peak": gflops / peak})
+        rows.append(
+            {
+                "model": f"{kind} (64x64, width {width})",
+                "images/s": rate,
+                "GFLOP/image": 2 * macs / 1e9,
+                "GFLOP/s": gflops,
+                "share of matmul peak": gflops / peak,
+            }
+        )
         del model
         keras.backend.clear_session()
         tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
@@ -101,13 +110,23 @@ def main() -> None:
     backend = EmbeddedBackend(args.models)
     frequency_rows, summary = attribute_frequencies(backend, args.samples, args.seed)
     print_table(f"attribute frequencies, {args.samples} samples (oracle judging)", frequency_rows)
-    print(f"largest |GAN - data| frequency gap: {summary['max_frequency_gap']:.3f}; distinct attribute "
-          f"combinations: data {summary['distinct_attribute_combinations']['data']}, "
-          f"GAN {summary['distinct_attribute_combinations']['GAN']}")
+    print(
+        f"largest |GAN - data| frequency gap: {summary['max_frequency_gap']:.3f}; distinct attribute "
+        f"combinations: data {summary['distinct_attribute_combinations']['data']}, "
+        f"GAN {summary['distinct_attribute_combinations']['GAN']}"
+    )
     throughput_rows, peak = throughput(args.steps)
     print_table(f"training throughput (batch 64); matmul peak measured now: {peak:.1f} GFLOP/s", throughput_rows)
-    write_json("models", {"samples": args.samples, "frequencies": frequency_rows, **summary,
-                          "matmul_peak_gflops": peak, "throughput": throughput_rows})
+    write_json(
+        "models",
+        {
+            "samples": args.samples,
+            "frequencies": frequency_rows,
+            **summary,
+            "matmul_peak_gflops": peak,
+            "throughput": throughput_rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def held_out_faces(count: int, size: int) -> np.ndarray:
     from facemath_core.synth import FaceSampler, face_rng, render_face, to_uint8
 
     sampler = FaceSampler()
-    return to_unit(np.stack([to_uint8(render_face(sampler.sample(face_rng(0, HELD_OUT_START + i)), size))
-                             for i in range(count)]))
+    return to_unit(
+        np.stack([to_uint8(render_face(sampler.sample(face_rng(0, HELD_OUT_START + i)), size)) for i in range(count)])
+    )
 
 
 def run(projector, targets, z0, checkpoints=(100, 300)):
@@ -80,9 +81,16 @@ def main() -> None:
         if cfg is None:
             z_mean, _ = backend.encode(targets)
             images = backend.generate(z_mean, S.VAE_DECODER)
-            quality_rows.append({"method": name, "steps": 0, "PSNR dB": float(psnr(images, targets).mean()),
-                                 "PSNR std": float(psnr(images, targets).std()),
-                                 "SSIM": float(ssim(images, targets).mean()), "s/image": None})
+            quality_rows.append(
+                {
+                    "method": name,
+                    "steps": 0,
+                    "PSNR dB": float(psnr(images, targets).mean()),
+                    "PSNR std": float(psnr(images, targets).std()),
+                    "SSIM": float(ssim(images, targets).mean()),
+                    "s/image": None,
+                }
+            )
             continue
         projector = Projector(backend, registry, cfg)
         z0 = projector.initial_z(targets, np.random.default_rng(0))
@@ -90,10 +98,17 @@ def main() -> None:
         for steps in sorted(snapshots):
             images = backend.generate(snapshots[steps])
             p = psnr(images, targets)
-            quality_rows.append({"method": name, "steps": steps, "PSNR dB": float(p.mean()), "PSNR std": float(p.std()),
-                                 "SSIM": float(ssim(images, targets).mean()),
-                                 "s/image": seconds / len(targets) if steps == args.steps else None})
-        print_table("projection quality so far", quality_rows[-len(snapshots):])
+            quality_rows.append(
+                {
+                    "method": name,
+                    "steps": steps,
+                    "PSNR dB": float(p.mean()),
+                    "PSNR std": float(p.std()),
+                    "SSIM": float(ssim(images, targets).mean()),
+                    "s/image": seconds / len(targets) if steps == args.steps else None,
+                }
+            )
+        print_table("projection quality so far", quality_rows[-len(snapshots) :])
     print_table(f"projection of {args.faces} held-out faces", quality_rows)
 
     # z recovery of generated images.
@@ -107,10 +122,16 @@ def main() -> None:
         z0 = projector.initial_z(images, np.random.default_rng(1))
         snapshots, seconds, _ = run(projector, images, z0, ())
         z_mse = np.mean((snapshots[args.steps] - z_true) ** 2, axis=1)
-        recovery_rows.append({"constraint": constraint, "images": args.recover, "steps": args.steps,
-                              "share z-MSE < 1e-2": float((z_mse < 1e-2).mean()),
-                              "median z-MSE": float(np.median(z_mse)),
-                              "image PSNR dB": float(psnr(backend.generate(snapshots[args.steps]), images).mean())})
+        recovery_rows.append(
+            {
+                "constraint": constraint,
+                "images": args.recover,
+                "steps": args.steps,
+                "share z-MSE < 1e-2": float((z_mse < 1e-2).mean()),
+                "median z-MSE": float(np.median(z_mse)),
+                "image PSNR dB": float(psnr(backend.generate(snapshots[args.steps]), images).mean()),
+            }
+        )
     print_table("z recovery of generated images", recovery_rows)
 
     # Speed: one step = generator forward and backward to z, discriminator forward and backward to the image.
@@ -121,17 +142,38 @@ def main() -> None:
     z0 = projector.initial_z(batch, np.random.default_rng(2))
     times = {}
     # Time steps 5..30 only: the first steps trace the tf.function.
-    projector.project(batch, np.ones(batch.shape[:3], np.float32), z0,
-                      progress=lambda step, mean, terms: times.__setitem__(step, time.perf_counter()))
+    projector.project(
+        batch,
+        np.ones(batch.shape[:3], np.float32),
+        z0,
+        progress=lambda step, mean, terms: times.__setitem__(step, time.perf_counter()),
+    )
     rate = 25 * 64 / (times[30] - times[5])
     from facemath_core.architectures import build_discriminator, build_generator
 
     macs = 2 * (forward_macs(build_generator(cfg_arch)) + forward_macs(build_discriminator(cfg_arch)))
-    speed = [{"backend": "embedded", "batch": 64, "image-steps/s": rate, "GFLOP/image-step": 2 * macs / 1e9,
-              "GFLOP/s": 2 * macs * rate / 1e9, "share of matmul peak": 2 * macs * rate / 1e9 / peak}]
+    speed = [
+        {
+            "backend": "embedded",
+            "batch": 64,
+            "image-steps/s": rate,
+            "GFLOP/image-step": 2 * macs / 1e9,
+            "GFLOP/s": 2 * macs * rate / 1e9,
+            "share of matmul peak": 2 * macs * rate / 1e9 / peak,
+        }
+    ]
     print_table(f"projection speed (contextual + perceptual); matmul peak now {peak:.1f} GFLOP/s", speed)
-    write_json("projection", {"faces": args.faces, "steps": args.steps, "quality": quality_rows,
-                              "recovery": recovery_rows, "speed": speed, "matmul_peak_gflops": peak})
+    write_json(
+        "projection",
+        {
+            "faces": args.faces,
+            "steps": args.steps,
+            "quality": quality_rows,
+            "recovery": recovery_rows,
+            "speed": speed,
+            "matmul_peak_gflops": peak,
+        },
+    )
 
 
 if __name__ == "__main__":

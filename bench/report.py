@@ -34,44 +34,58 @@ def load(name: str) -> dict | None:
 
 
 def main() -> None:
-    parts = ["# Benchmarks\n",
-             "Written by `python bench/report.py` from `bench/results/*.json`; each section names the command that "
-             "measured it. Machine: 2 CPU cores, no GPU, shared (numbers move by 10-20% between runs; ratios are "
-             "measured within one run).\n"]
+    parts = [
+        "# Benchmarks\n",
+        "Written by `python bench/report.py` from `bench/results/*.json`; each section names the command that "
+        "measured it. Machine: 2 CPU cores, no GPU, shared (numbers move by 10-20% between runs; ratios are "
+        "measured within one run).\n",
+    ]
     synth = load("synth")
     if synth:
-        parts += ["## Rendering labelled faces\n", "`python bench/synth.py` (CPU time of one process: one core; "
-                  f"target >= {synth['target_faces_per_second_64']} faces/s at 64x64), {synth['written']}\n",
-                  table(synth["rows"])]
+        parts += [
+            "## Rendering labelled faces\n",
+            "`python bench/synth.py` (CPU time of one process: one core; "
+            f"target >= {synth['target_faces_per_second_64']} faces/s at 64x64), {synth['written']}\n",
+            table(synth["rows"]),
+        ]
     models = load("models")
     if models:
-        parts += ["## Shipped models: mode collapse and training throughput\n",
-                  f"`python bench/models.py`, {models['written']}. Attribute frequencies judged by the oracle on "
-                  f"{models['samples']} samples; `labels` is the training data's ground truth.\n",
-                  table(models["frequencies"]),
-                  f"\nLargest |GAN - data| frequency gap: {models['max_frequency_gap']:.3f}. Distinct attribute "
-                  f"combinations among the samples: data {models['distinct_attribute_combinations']['data']}, "
-                  f"GAN {models['distinct_attribute_combinations']['GAN']}.\n",
-                  f"\nTraining throughput, batch 64; matmul peak measured in the same run: "
-                  f"{models['matmul_peak_gflops']:.1f} GFLOP/s (target >= 60% for the GAN).\n",
-                  table(models["throughput"])]
+        parts += [
+            "## Shipped models: mode collapse and training throughput\n",
+            f"`python bench/models.py`, {models['written']}. Attribute frequencies judged by the oracle on "
+            f"{models['samples']} samples; `labels` is the training data's ground truth.\n",
+            table(models["frequencies"]),
+            f"\nLargest |GAN - data| frequency gap: {models['max_frequency_gap']:.3f}. Distinct attribute "
+            f"combinations among the samples: data {models['distinct_attribute_combinations']['data']}, "
+            f"GAN {models['distinct_attribute_combinations']['GAN']}.\n",
+            f"\nTraining throughput, batch 64; matmul peak measured in the same run: "
+            f"{models['matmul_peak_gflops']:.1f} GFLOP/s (target >= 60% for the GAN).\n",
+            table(models["throughput"]),
+        ]
     projection = load("projection")
     if projection:
-        parts += ["## Projection\n",
-                  f"`python bench/projection.py --faces {projection['faces']} --steps {projection['steps']}`, "
-                  f"{projection['written']}: held-out labelled faces (the held-out partition of the training "
-                  "render), PSNR / SSIM of G(z) against the image (mean and standard deviation over faces).\n",
-                  table(projection["quality"]),
-                  "\nz recovery of generated images (share of images whose recovered z is within MSE 1e-2 of the "
-                  "true z):\n", table(projection["recovery"]),
-                  f"\nSpeed (matmul peak in the same run {projection['matmul_peak_gflops']:.1f} GFLOP/s; target "
-                  ">= 70%):\n", table(projection["speed"])]
+        parts += [
+            "## Projection\n",
+            f"`python bench/projection.py --faces {projection['faces']} --steps {projection['steps']}`, "
+            f"{projection['written']}: held-out labelled faces (the held-out partition of the training "
+            "render), PSNR / SSIM of G(z) against the image (mean and standard deviation over faces).\n",
+            table(projection["quality"]),
+            "\nz recovery of generated images (share of images whose recovered z is within MSE 1e-2 of the true z):\n",
+            table(projection["recovery"]),
+            f"\nSpeed (matmul peak in the same run {projection['matmul_peak_gflops']:.1f} GFLOP/s; target >= 70%):\n",
+            table(projection["speed"]),
+        ]
     serving = load("serving")
     if serving:
-        parts += ["## Serving\n",
-                  f"`python bench/serving.py --steps {serving['steps']}`, {serving['written']}: the stand-in server "
-                  "on loopback, on the same two cores as the client (target: remote >= 75% of embedded at batch "
-                  "64).\n", table(serving["batches"]), "\nConcurrent clients:\n", table(serving["concurrency"])]
+        parts += [
+            "## Serving\n",
+            f"`python bench/serving.py --steps {serving['steps']}`, {serving['written']}: the stand-in server "
+            "on loopback, on the same two cores as the client (target: remote >= 75% of embedded at batch "
+            "64).\n",
+            table(serving["batches"]),
+            "\nConcurrent clients:\n",
+            table(serving["concurrency"]),
+        ]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
 

@@ -25,9 +25,21 @@ from common import print_table, write_json  # noqa: E402
 
 
 def start_server(models: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", "from facemath_core.cli import main; main()", "serve",
-                                "--models", models, "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from facemath_core.cli import main; main()",
+            "serve",
+            "--models",
+            models,
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = process.stdout.readline().strip()
     if not line.startswith("listening on"):
         raise SystemExit("the stand-in server did not start")
@@ -38,8 +50,10 @@ def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
     from facemath_core import signatures as S
     from facemath_core.projection import LossSpec, ProjectionConfig, Projector
 
-    config = replace(ProjectionConfig(steps=steps, batch_size=batch, patience=10**9),
-                     losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)))
+    config = replace(
+        ProjectionConfig(steps=steps, batch_size=batch, patience=10**9),
+        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
+    )
     projector = Projector(backend, registry, config)
     rng = np.random.default_rng(seed)
     z_dim = backend.metadata(S.GENERATOR)["z_dim"]
@@ -49,8 +63,10 @@ def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
 
     def on_step(step, mean, terms):
         times[step] = time.perf_counter()
-        counters[step] = (getattr(backend, "calls", 0), getattr(backend, "bytes_sent", 0) +
-                          getattr(backend, "bytes_received", 0))
+        counters[step] = (
+            getattr(backend, "calls", 0),
+            getattr(backend, "bytes_sent", 0) + getattr(backend, "bytes_received", 0),
+        )
 
     projector.project(targets, np.ones(targets.shape[:3], np.float32), z0, progress=on_step)
     first = 3  # the first steps trace the step function
@@ -81,9 +97,16 @@ def main() -> None:
             remote_backend = TFServingBackend(address)
             remote = timed_projection(remote_backend, registry, batch, args.steps)
             remote_backend.close()
-            rows.append({"batch": batch, "embedded image-steps/s": local[0], "tfserving image-steps/s": remote[0],
-                         "remote / embedded": remote[0] / local[0], "RPCs/step": remote[1],
-                         "MiB/step": remote[2] / 2**20})
+            rows.append(
+                {
+                    "batch": batch,
+                    "embedded image-steps/s": local[0],
+                    "tfserving image-steps/s": remote[0],
+                    "remote / embedded": remote[0] / local[0],
+                    "RPCs/step": remote[1],
+                    "MiB/step": remote[2] / 2**20,
+                }
+            )
             print_table("so far", rows[-1:])
         print_table(f"projection, contextual + perceptual, {args.steps} steps (stand-in server on loopback)", rows)
 
@@ -105,9 +128,16 @@ def main() -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - start
-        concurrency = [{"clients": args.clients, "finished": len(results), "errors": len(errors),
-                        "wall s": wall, "total image-steps/s": args.clients * 16 * args.steps / wall,
-                        "mean per-client image-steps/s": float(np.mean(results)) if results else 0.0}]
+        concurrency = [
+            {
+                "clients": args.clients,
+                "finished": len(results),
+                "errors": len(errors),
+                "wall s": wall,
+                "total image-steps/s": args.clients * 16 * args.steps / wall,
+                "mean per-client image-steps/s": float(np.mean(results)) if results else 0.0,
+            }
+        ]
         print_table("concurrent clients (batch 16 each)", concurrency)
         for line in errors:
             print(line)

@@ -1,6 +1,6 @@
 """How fast facemath renders labelled faces (target: >= 300 faces/s on one core at 64x64).
 
-    python bench/synth.py [--count 2000]
+python bench/synth.py [--count 2000]
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def main() -> None:
         for i in range(count):
             buffer = io.BytesIO()
             Image.fromarray(to_uint8(render_face(sampler.sample(face_rng(0, i)), size))).save(
-                buffer, format="PNG", compress_level=1)
+                buffer, format="PNG", compress_level=1
+            )
         with_png = count / (time.process_time() - start)
         rows.append({"size": size, "faces": count, "render faces/s": render, "render+PNG faces/s": with_png})
     print_table("synthetic faces, one core (CPU time)", rows)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+
 @dataclass(frozen=True)
 class Component:
     name: str

@@ -122,9 +122,7 @@ def open_faces(folder: str | os.PathLike) -> FaceFolder:
         paths = [image_dir / f for f in files]
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
-            raise FacemathError(
-                f"{attr_path}: {len(missing)} listed images do not exist, e.g. {missing[0]}"
-            )
+            raise FacemathError(f"{attr_path}: {len(missing)} listed images do not exist, e.g. {missing[0]}")
     else:
         paths, names, values = list_images(image_dir), [], None
         files = [p.name for p in paths]

@@ -17,8 +17,13 @@ CONFIG_FILE = "models.config"
 KEEP_VERSIONS = 2  # serve the newest two: a rollout can drain the old one while the new one takes traffic
 
 
-def deploy(models: str | Path, to: str | Path, version: int | None = None, label: str | None = None,
-           base_path_in_server: str | None = None) -> tuple[list[Path], Path]:
+def deploy(
+    models: str | Path,
+    to: str | Path,
+    version: int | None = None,
+    label: str | None = None,
+    base_path_in_server: str | None = None,
+) -> tuple[list[Path], Path]:
     """Copy each model's version (the newest, or `version`) to `to/<name>/<version>/` atomically and (re)write
     `to/models.config`. Returns the copied folders and the config path."""
     source, target = Path(models), Path(to)
@@ -77,9 +82,13 @@ def reload_server(server: str, config_path: Path, timeout: float = 120.0) -> Non
     request = model_management_pb2.ReloadConfigRequest(config=to_proto(entries))
     with grpc.insecure_channel(server) as channel:
         try:
-            response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=timeout)
+            response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                request, timeout=timeout
+            )
         except grpc.RpcError as exc:
-            raise FacemathError(f"--reload {server}: {exc.code().name}: {' '.join((exc.details() or '').split())}") from None
+            raise FacemathError(
+                f"--reload {server}: {exc.code().name}: {' '.join((exc.details() or '').split())}"
+            ) from None
     if response.status.error_code:
         raise FacemathError(f"--reload {server}: {response.status.error_message}")
     for entry in entries:

@@ -78,8 +78,10 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
         },
         "held_out_accuracy": record.get("held_out_accuracy"),
         "facemath_version": __version__,
-        "signatures": {sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
-                       for sig, s in S.SIGNATURES[_base_name(name)].items()},
+        "signatures": {
+            sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
+            for sig, s in S.SIGNATURES[_base_name(name)].items()
+        },
     }
 
 
@@ -156,9 +158,7 @@ def write_warmup(path: Path, name: str, base: str, cfg: ArchConfig) -> None:
 
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature in S.SIGNATURES[base]:
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=name, signature_name=signature)
-            )
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
             for alias, value in _warmup_inputs(base, cfg, signature).items():
                 request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))

@@ -78,14 +78,14 @@ class DCGAN(keras.Model):
             fake_logits = self.discriminator(self._noisy(fake_images), training=True)
             d_loss = discriminator_loss(real_logits, fake_logits, self.real_label)
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
 
         z = self.sample_latents(batch)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self._noisy(self.generator(z, training=True)), training=True)
             g_loss = generator_loss(fake_logits)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)

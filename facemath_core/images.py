@@ -109,9 +109,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FacemathError(f"{folder}: no such folder")
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def load_images(paths: Iterable[Path], size: int, crop: str = "auto", workers: int = 4) -> np.ndarray:

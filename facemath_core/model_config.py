@@ -93,8 +93,11 @@ def entries_for_folder(models: str | Path) -> list[ModelEntry]:
     root = Path(models)
     if not root.is_dir():
         raise FacemathError(f"--models {root}: no such folder")
-    entries = [ModelEntry(p.name, str(p.resolve())) for p in sorted(root.iterdir())
-               if p.is_dir() and any(v.name.isdigit() for v in p.iterdir())]
+    entries = [
+        ModelEntry(p.name, str(p.resolve()))
+        for p in sorted(root.iterdir())
+        if p.is_dir() and any(v.name.isdigit() for v in p.iterdir())
+    ]
     if not entries:
         raise FacemathError(f"--models {root}: no <name>/<version>/ model folders in it")
     return entries

@@ -36,7 +36,7 @@ class Oracle(keras.Model):
             logits = self.classifier(images, training=True)
             loss = tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
         variables = self.classifier.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         self.loss_tracker.update_state(loss)
         self.accuracy_tracker.update_state(labels, logits)
         return {m.name: m.result() for m in self.metrics}
@@ -63,8 +63,10 @@ class Oracle(keras.Model):
 
     def predict_attributes(self, images_unit: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.concatenate(
-            [self.classifier(images_unit[i : i + batch_size], training=False).numpy()
-             for i in range(0, len(images_unit), batch_size)]
+            [
+                self.classifier(images_unit[i : i + batch_size], training=False).numpy()
+                for i in range(0, len(images_unit), batch_size)
+            ]
         )
 
     def summary_record(self, data_dir: str, options) -> dict:
@@ -79,9 +81,7 @@ class Oracle(keras.Model):
         correct = (logits > 0) == (held_out.attributes > 0)
         return {
             "held_out_images": len(held_out.paths),
-            "held_out_accuracy": {
-                name: float(correct[:, i].mean()) for i, name in enumerate(held_out.attribute_names)
-            },
+            "held_out_accuracy": {name: float(correct[:, i].mean()) for i, name in enumerate(held_out.attribute_names)},
         }
 
     def checkpoint_objects(self) -> dict:

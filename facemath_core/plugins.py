@@ -70,8 +70,10 @@ def build_plugin_manager(extra_plugins: Sequence[str] = (), entry_points: bool =
         try:
             manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as exc:
-            raise FacemathError(f"a plugin installed under the '{ENTRY_POINT_GROUP}' entry point failed to load: "
-                                f"{type(exc).__name__}: {exc}") from None
+            raise FacemathError(
+                f"a plugin installed under the '{ENTRY_POINT_GROUP}' entry point failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
     for spec in extra_plugins:
         if manager.is_blocked(spec):
             continue
@@ -85,8 +87,9 @@ def build_plugin_manager(extra_plugins: Sequence[str] = (), entry_points: bool =
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise FacemathError(f"plugin {exc.plugin.__name__ if hasattr(exc.plugin, '__name__') else exc.plugin}: "
-                            f"{_first_line(exc)}") from None
+        raise FacemathError(
+            f"plugin {exc.plugin.__name__ if hasattr(exc.plugin, '__name__') else exc.plugin}: {_first_line(exc)}"
+        ) from None
     return manager
 
 
@@ -95,7 +98,9 @@ class Registry:
 
     def __init__(self, manager: pluggy.PluginManager):
         self.manager = manager
-        distributions = {plugin: f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()}
+        distributions = {
+            plugin: f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()
+        }
         self._by_kind: dict[str, dict[str, Provided]] = {kind: {} for kind in HOOK_OF_KIND}
         for kind, hook_name in HOOK_OF_KIND.items():
             for impl in getattr(manager.hook, hook_name).get_hookimpls():

@@ -68,15 +68,26 @@ class ProjectionConfig:
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
         losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="adam", optimizer_params={"lr": 0.01}, steps=1000, constraint="clip", blend="overlay",
+        optimizer="adam",
+        optimizer_params={"lr": 0.01},
+        steps=1000,
+        constraint="clip",
+        blend="overlay",
     ),
     "yeh2017": dict(
         losses=(LossSpec("weighted-contextual", 1.0), LossSpec("perceptual", 0.003, {"form": "saturating"})),
-        optimizer="adam", optimizer_params={"lr": 0.01}, steps=1500, constraint="clip", blend="poisson",
+        optimizer="adam",
+        optimizer_params={"lr": 0.01},
+        steps=1500,
+        constraint="clip",
+        blend="poisson",
     ),
     "sirer2016": dict(
         losses=(LossSpec("l2", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="momentum", optimizer_params={"lr": 5e-4, "momentum": 0.75}, steps=2000, constraint="clip",
+        optimizer="momentum",
+        optimizer_params={"lr": 5e-4, "momentum": 0.75},
+        steps=2000,
+        constraint="clip",
         blend="overlay",
     ),
 }
@@ -93,8 +104,10 @@ def parse_loss_options(values: list[str] | None, base: tuple[LossSpec, ...], reg
             try:
                 weight = float(weight_text)
             except ValueError:
-                raise FacemathError(f"--loss-plugin {value}: weight {weight_text!r} is not a number "
-                                    f"(use NAME or NAME=WEIGHT, e.g. perceptual=0.1)") from None
+                raise FacemathError(
+                    f"--loss-plugin {value}: weight {weight_text!r} is not a number "
+                    f"(use NAME or NAME=WEIGHT, e.g. perceptual=0.1)"
+                ) from None
             if not math.isfinite(weight) or weight < 0:
                 raise FacemathError(f"--loss-plugin {value}: the weight must be a finite number >= 0")
         else:
@@ -130,8 +143,10 @@ def _check_params(kind: str, component, params: dict, option: str) -> dict:
     unknown = sorted(set(params) - set(component.defaults))
     if unknown:
         known = ", ".join(component.defaults) or "none"
-        raise FacemathError(f"{option} {component.name}.{unknown[0]}: {kind} {component.name!r} has no parameter "
-                            f"{unknown[0]!r} (parameters: {known})")
+        raise FacemathError(
+            f"{option} {component.name}.{unknown[0]}: {kind} {component.name!r} has no parameter "
+            f"{unknown[0]!r} (parameters: {known})"
+        )
     return {**component.defaults, **params}
 
 
@@ -159,8 +174,11 @@ class Projector:
         for name, value, choices in (("--init", config.init, INITS), ("--constraint", config.constraint, CONSTRAINTS)):
             if value not in choices:
                 raise FacemathError(f"{name} {value!r}: choose {', '.join(choices)}")
-        for name, value in (("--steps", config.steps), ("--restarts", config.restarts),
-                            ("--batch-size", config.batch_size)):
+        for name, value in (
+            ("--steps", config.steps),
+            ("--restarts", config.restarts),
+            ("--batch-size", config.batch_size),
+        ):
             if value < 1:
                 raise FacemathError(f"{name} {value}: must be at least 1")
         self.backend = backend
@@ -216,8 +234,10 @@ class Projector:
                 z = to_z(variable)
                 images = decoder(z)
                 logits = discriminator(images) if discriminator is not None else None
-                values = {spec.name: component.function(target, images, mask, logits, **params)
-                          for spec, component, params in terms}
+                values = {
+                    spec.name: component.function(target, images, mask, logits, **params)
+                    for spec, component, params in terms
+                }
                 total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
                 # Rows are independent: the gradient of the sum is every image's own gradient.
                 objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
@@ -239,8 +259,16 @@ class Projector:
 
         return step
 
-    def project(self, targets: np.ndarray, masks: np.ndarray, z0: np.ndarray, progress=None,
-                state: dict | None = None, on_checkpoint=None, checkpoint_every: int = 100) -> BatchResult:
+    def project(
+        self,
+        targets: np.ndarray,
+        masks: np.ndarray,
+        z0: np.ndarray,
+        progress=None,
+        state: dict | None = None,
+        on_checkpoint=None,
+        checkpoint_every: int = 100,
+    ) -> BatchResult:
         """Optimise one batch. `targets` (N, H, W, 3) in [-1, 1], `masks` (N, H, W) with 1 = known, `z0` (N, D).
 
         `progress(steps_done, mean_total)` is called every step; `on_checkpoint(state)` every `checkpoint_every`
@@ -270,7 +298,7 @@ class Projector:
             for var, value in zip(optimizer.variables, state["optimizer"], strict=True):
                 var.assign(value)
             best_z, best_total = state["best_z"].copy(), state["best_total"].copy()
-            best_terms = {k[len("term_"):]: v.copy() for k, v in state.items() if k.startswith("term_")}
+            best_terms = {k[len("term_") :]: v.copy() for k, v in state.items() if k.startswith("term_")}
             last_improved, start = state["last_improved"].copy(), int(state["step"])
             failed = {int(r): int(s) for r, s in state["failed"]}
         target = tf.constant(targets, tf.float32)
@@ -279,9 +307,14 @@ class Projector:
 
         def snapshot(step_done):
             return {
-                "variable": variable.numpy(), "active": active.numpy(), "generator": generator.state.numpy(),
+                "variable": variable.numpy(),
+                "active": active.numpy(),
+                "generator": generator.state.numpy(),
                 "optimizer": [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables],
-                "best_z": best_z, "best_total": best_total, "last_improved": last_improved, "step": step_done,
+                "best_z": best_z,
+                "best_total": best_total,
+                "last_improved": last_improved,
+                "step": step_done,
                 "failed": np.array(sorted(failed.items()), np.int64).reshape(-1, 2),
                 **{f"term_{k}": v for k, v in best_terms.items()},
             }
@@ -307,8 +340,11 @@ class Projector:
             last_improved[improved] = step
             if progress:
                 finite = total[np.isfinite(total)]
-                progress(steps_done, float(finite.mean()) if finite.size else float("nan"),
-                         {k: float(np.nanmean(v.numpy())) for k, v in values.items()})
+                progress(
+                    steps_done,
+                    float(finite.mean()) if finite.size else float("nan"),
+                    {k: float(np.nanmean(v.numpy())) for k, v in values.items()},
+                )
             if on_checkpoint and steps_done % checkpoint_every == 0 and steps_done < cfg.steps:
                 on_checkpoint(snapshot(steps_done))
             running = (active.numpy() > 0) & (step - last_improved < cfg.patience)

@@ -55,7 +55,9 @@ def collect_image_paths(arguments: list[str]) -> list[Path]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
             if not found:
                 raise FacemathError(f"{path}: folder has no images")
             paths.extend(found)
@@ -80,8 +82,10 @@ def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInpu
             continue
         if rgb.shape[:2] != (size, size):
             if not resize:
-                problems.append(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is not the model's {size}x{size} "
-                                f"(drop --no-resize to resize it)")
+                problems.append(
+                    f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is not the model's {size}x{size} "
+                    f"(drop --no-resize to resize it)"
+                )
                 continue
             resized.append(str(path))
             rgb = crop_and_resize(rgb, size)
@@ -127,8 +131,8 @@ def _unflatten_state(prefix: str, arrays: dict) -> dict | None:
     keys = [k for k in arrays if k.startswith(prefix)]
     if not keys:
         return None
-    state = {k[len(prefix):]: arrays[k] for k in keys if ".optimizer." not in "." + k[len(prefix):]}
-    optimizer = sorted((int(k.rsplit(".", 1)[1]), arrays[k]) for k in keys if k[len(prefix):].startswith("optimizer."))
+    state = {k[len(prefix) :]: arrays[k] for k in keys if ".optimizer." not in "." + k[len(prefix) :]}
+    optimizer = sorted((int(k.rsplit(".", 1)[1]), arrays[k]) for k in keys if k[len(prefix) :].startswith("optimizer."))
     state = {k: v for k, v in state.items() if not k.startswith("optimizer.")}
     state["optimizer"] = [v for _, v in optimizer]
     return state
@@ -137,14 +141,23 @@ def _unflatten_state(prefix: str, arrays: dict) -> dict | None:
 class ProjectionJob:
     """Runs projection (or completion) over many images in batches and writes the result folder."""
 
-    def __init__(self, backend, registry, config: ProjectionConfig, out: str | Path, overwrite: bool = False,
-                 resuming: bool = False):
+    def __init__(
+        self,
+        backend,
+        registry,
+        config: ProjectionConfig,
+        out: str | Path,
+        overwrite: bool = False,
+        resuming: bool = False,
+    ):
         self.backend, self.registry, self.config = backend, registry, config
         self.out = Path(out)
         self.partial = self.out.with_name(self.out.name + ".partial")
         if self.out.exists() and not (overwrite or resuming):
-            raise FacemathError(f"--out {self.out}: already exists (use --overwrite to replace it, or --resume "
-                                f"{self.out} to continue it)")
+            raise FacemathError(
+                f"--out {self.out}: already exists (use --overwrite to replace it, or --resume "
+                f"{self.out} to continue it)"
+            )
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
 
@@ -178,8 +191,11 @@ class ProjectionJob:
         results: list[BatchResult] = []
         saved_states: dict[str, np.ndarray] = {}
         history = open(self.partial / HISTORY_FILE, "a" if resume_from else "w")
-        meta = {"names": np.array(inputs.names), "paths": np.array(inputs.paths),
-                "config": np.array(json.dumps(cfg.to_dict()))}
+        meta = {
+            "names": np.array(inputs.names),
+            "paths": np.array(inputs.paths),
+            "config": np.array(json.dumps(cfg.to_dict())),
+        }
         try:
             for c, chunk in enumerate(chunks):
                 targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
@@ -196,8 +212,9 @@ class ProjectionJob:
                     history.flush()
                     self._write_resume(meta, {**saved_states, **_flatten_state(f"c{c}.", snapshot)})
 
-                result = self.projector.project(targets, chunk_masks, z0, progress=on_step, state=state,
-                                                on_checkpoint=on_checkpoint)
+                result = self.projector.project(
+                    targets, chunk_masks, z0, progress=on_step, state=state, on_checkpoint=on_checkpoint
+                )
                 saved_states.update(_flatten_state(f"c{c}.", result.state))
                 self._write_resume(meta, saved_states)
                 results.append(result)
@@ -226,12 +243,16 @@ class ProjectionJob:
             totals.append(result.total[rows])
             for name in terms:
                 terms[name].append(result.terms[name][rows])
-            chunk_failed = np.array([all(r in result.failed for r in range(i * k, i * k + k)) for i in range(len(chunk))])
+            chunk_failed = np.array(
+                [all(r in result.failed for r in range(i * k, i * k + k)) for i in range(len(chunk))]
+            )
             failed.append(chunk_failed)
             for i in np.nonzero(chunk_failed)[0]:
                 step = min(result.failed[r] for r in range(i * k, i * k + k))
-                warn(f"{inputs.names[chunk.start + i]}: the loss became NaN or infinite at step {step}; "
-                     f"stopped that image and kept its last finite z")
+                warn(
+                    f"{inputs.names[chunk.start + i]}: the loss became NaN or infinite at step {step}; "
+                    f"stopped that image and kept its last finite z"
+                )
         model = self.projector.model
         models = {model: self.backend.version(model)}
         if self.projector.needs_discriminator:

@@ -24,11 +24,18 @@ class SessionModel:
                 meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
             except (RuntimeError, OSError, tf.errors.OpError) as exc:
                 self.session.close()
-                raise FacemathError(f"{self.path}: cannot load SavedModel ({' '.join(str(exc).split())[:300]})") from None
+                raise FacemathError(
+                    f"{self.path}: cannot load SavedModel ({' '.join(str(exc).split())[:300]})"
+                ) from None
         self.signature_defs = dict(meta_graph.signature_def)
 
-    def run(self, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None,
-            timeout: float | None = None):
+    def run(
+        self,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str] | None = None,
+        timeout: float | None = None,
+    ):
         """Feed the signature's inputs by alias; return its outputs (all, or those named) by alias.
 
         `timeout` (seconds) becomes the run's timeout, as a client's gRPC deadline does in TF Serving.

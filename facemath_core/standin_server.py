@@ -60,11 +60,13 @@ class ServableStore:
                 v: current.get(v) or Servable(entry.name, v, SessionModel(Path(entry.base_path) / str(v)))
                 for v in versions
             }
-            for label, version in entry.labels.items():
+            for version in entry.labels.values():
                 if version not in loaded[entry.name]:
-                    raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                                       f"Request to assign label to version {version} of model {entry.name}, which "
-                                       f"is not currently available for inference")
+                    raise ServingError(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model {entry.name}, which "
+                        f"is not currently available for inference",
+                    )
         with self._lock:
             old = self._servables
             self._servables = loaded
@@ -82,15 +84,20 @@ class ServableStore:
         if spec.HasField("version"):
             wanted = spec.version.value
             if wanted not in versions:
-                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {wanted})")
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {wanted})"
+                )
             return versions[wanted]
         if spec.version_label:
             if spec.version_label not in labels:
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"Unrecognized servable version label: {spec.version_label}")
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {spec.version_label}"
+                )
             wanted = labels[spec.version_label]
             if wanted not in versions:
-                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {wanted})")
+                raise ServingError(
+                    grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {wanted})"
+                )
             return versions[wanted]
         if not versions:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
@@ -115,8 +122,10 @@ def typed_tensor_proto(array: np.ndarray, tensor_content: bool):
     if tensor_content or array.dtype.kind not in "fiubSO":
         return tf.make_tensor_proto(array)
     proto = tensor_pb2.TensorProto(
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s)
-                                                            for s in array.shape]))
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]
+        )
+    )
     if array.dtype.kind in "SO":
         proto.dtype = types_pb2.DT_STRING
         proto.string_val.extend(bytes(v) if not isinstance(v, str) else v.encode() for v in array.ravel())
@@ -167,25 +176,32 @@ class PredictionService:
         signature_name = request.model_spec.signature_name or "serving_default"
         signature = servable.model.signature_defs.get(signature_name)
         if signature is None or signature_name.startswith("__"):
-            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.')
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.'
+            )
         sent, expected = set(request.inputs), set(signature.inputs)
         if len(sent) != len(expected):
             raise ServingError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"input size does not match signature: {len(sent)}!={len(expected)} len({{{', '.join(sorted(sent))}}}) "
                 f"!= len({{{', '.join(sorted(expected))}}}). Sent extra: {{{', '.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{', '.join(sorted(expected - sent))}}}.")
+                f"Missing but required: {{{', '.join(sorted(expected - sent))}}}.",
+            )
         feeds = {}
         for index, alias in enumerate(sorted(request.inputs)):
             if alias not in signature.inputs:
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input tensor alias not found in signature: {alias}. Inputs expected to be in the "
-                                   f"set {{{', '.join(sorted(expected))}}}.")
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input tensor alias not found in signature: {alias}. Inputs expected to be in the "
+                    f"set {{{', '.join(sorted(expected))}}}.",
+                )
             proto = request.inputs[alias]
             if proto.dtype != signature.inputs[alias].dtype:
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"Expects arg[{index}] to be {_dtype_name(signature.inputs[alias].dtype)} but "
-                                   f"{_dtype_name(proto.dtype)} is provided")
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Expects arg[{index}] to be {_dtype_name(signature.inputs[alias].dtype)} but "
+                    f"{_dtype_name(proto.dtype)} is provided",
+                )
             try:
                 feeds[alias] = tf.make_ndarray(proto)
             except Exception:
@@ -196,9 +212,11 @@ class PredictionService:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"duplicate output tensor alias: {duplicate}")
         for alias in outputs:
             if alias not in signature.outputs:
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
-                                   f"set {{{', '.join(sorted(signature.outputs))}}}.")
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
+                    f"set {{{', '.join(sorted(signature.outputs))}}}.",
+                )
         remaining = context.time_remaining() if context is not None else None
         try:
             values = servable.model.run(signature_name, feeds, outputs, timeout=remaining)
@@ -222,8 +240,9 @@ class PredictionService:
 
         servable = self._servable(request)
         if not request.metadata_field:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               "GetModelMetadataRequest must specify at least one metadata_field")
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT, "GetModelMetadataRequest must specify at least one metadata_field"
+            )
         for field_name in request.metadata_field:
             if field_name != "signature_def":
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field_name} is not supported")
@@ -253,8 +272,7 @@ class ModelService:
         if request.model_spec.HasField("version"):
             wanted = request.model_spec.version.value
             if wanted not in versions:
-                raise ServingError(grpc.StatusCode.NOT_FOUND,
-                                   f"Could not find version {wanted} of model {name}")
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find version {wanted} of model {name}")
             versions = [wanted]
         response = get_model_status_pb2.GetModelStatusResponse()
         for version in versions:
@@ -264,8 +282,9 @@ class ModelService:
         return response
 
     def handle_reload_config_request(self, request, context):
-        from facemath_core.model_config import entry_from_proto
         from tensorflow_serving.apis import model_management_pb2
+
+        from facemath_core.model_config import entry_from_proto
 
         entries = [entry_from_proto(c) for c in request.config.model_config_list.config]
         self.store.reload(entries)
@@ -282,8 +301,14 @@ def _grpc_method(method):
     return handler
 
 
-def build_server(entries: list[ModelEntry], host: str = "127.0.0.1", port: int = 8500, workers: int = 8,
-                 tensor_content: bool = False, credentials=None):
+def build_server(
+    entries: list[ModelEntry],
+    host: str = "127.0.0.1",
+    port: int = 8500,
+    workers: int = 8,
+    tensor_content: bool = False,
+    credentials=None,
+):
     """A started gRPC server and the port it listens on (port 0: an ephemeral one)."""
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
@@ -301,8 +326,11 @@ def build_server(entries: list[ModelEntry], host: str = "127.0.0.1", port: int =
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
-                 ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Prediction(), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(Models(), server)

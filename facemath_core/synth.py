@@ -440,8 +440,7 @@ def write_synthetic_folder(
             if progress:
                 progress(1)
         write_attribute_file(Path(tmp) / ATTR_FILE, files, list(ATTRIBUTES), attrs)
-        write_attribute_file(Path(tmp) / FACTORS_FILE, files, list(CONTINUOUS_FACTORS), np.array(factors),
-                             fmt="{:.5f}")
+        write_attribute_file(Path(tmp) / FACTORS_FILE, files, list(CONTINUOUS_FACTORS), np.array(factors), fmt="{:.5f}")
         with open(Path(tmp) / PARTITION_FILE, "w") as handle:
             for i, name in enumerate(files):
                 handle.write(f"{name} {2 if i >= first_held_out else 0}\n")

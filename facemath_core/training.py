@@ -94,9 +94,13 @@ def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
 
     faces = open_faces(data_dir).split(split)
     if len(faces.paths) < MIN_IMAGES:
-        raise FacemathError(f"--data {data_dir}: {len(faces.paths)} images in the {split} split; need at least {MIN_IMAGES}")
+        raise FacemathError(
+            f"--data {data_dir}: {len(faces.paths)} images in the {split} split; need at least {MIN_IMAGES}"
+        )
     if kind == "oracle" and faces.attributes is None:
-        raise FacemathError(f"--data {data_dir}: the oracle needs attributes, and this folder has no list_attr_celeba.txt")
+        raise FacemathError(
+            f"--data {data_dir}: the oracle needs attributes, and this folder has no list_attr_celeba.txt"
+        )
     images = load_folder_images(faces, cfg.image_size)
     labels = None if faces.attributes is None else (faces.attributes > 0).astype(np.float32)
     return faces, images, labels

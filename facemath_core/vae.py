@@ -44,7 +44,7 @@ class VAE(keras.Model):
             kl = kl_divergence(z_mean, z_log_var)
             loss = rec + self.beta * kl
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(rec)
         self.kl_tracker.update_state(kl)

@@ -78,11 +78,22 @@ def lowres(target, generated, mask, disc_logits=None, factor: int = 4):
 def facemath_loss_terms():
     return [
         LossTerm("contextual", "Masked L1 to the known pixels (Amos 2016).", contextual),
-        LossTerm("weighted-contextual", "L1 weighted by the share of hole pixels in a 7x7 window (Yeh 2017).",
-                 weighted_contextual, {"window": 7}),
+        LossTerm(
+            "weighted-contextual",
+            "L1 weighted by the share of hole pixels in a 7x7 window (Yeh 2017).",
+            weighted_contextual,
+            {"window": 7},
+        ),
         LossTerm("l2", "Masked squared error to the known pixels.", l2),
-        LossTerm("perceptual", "Discriminator realism of G(z): -log D(G(z)) or log(1 - D(G(z))).", perceptual,
-                 {"form": "nonsaturating"}, needs_discriminator=True, default_weight=0.1),
-        LossTerm("lowres", "L1 between block averages of G(z) and the image (super-resolution).", lowres,
-                 {"factor": 4}),
+        LossTerm(
+            "perceptual",
+            "Discriminator realism of G(z): -log D(G(z)) or log(1 - D(G(z))).",
+            perceptual,
+            {"form": "nonsaturating"},
+            needs_discriminator=True,
+            default_weight=0.1,
+        ),
+        LossTerm(
+            "lowres", "L1 between block averages of G(z) and the image (super-resolution).", lowres, {"factor": 4}
+        ),
     ]

@@ -29,7 +29,12 @@ def center(shape, rng, image_name, scale: float = 0.25):
 def _half(shape, side):
     mask = np.ones(shape, np.float32)
     h, w = shape
-    region = {"left": np.s_[:, : w // 2], "right": np.s_[:, w // 2 :], "top": np.s_[: h // 2], "bottom": np.s_[h // 2 :]}
+    region = {
+        "left": np.s_[:, : w // 2],
+        "right": np.s_[:, w // 2 :],
+        "top": np.s_[: h // 2],
+        "bottom": np.s_[h // 2 :],
+    }
     mask[region[side]] = 0.0
     return mask
 
@@ -81,9 +86,7 @@ def from_file(shape, rng, image_name, dir: str = "masks"):
         raise FacemathError(f"mask file {path} for image {image_name} does not exist")
     mask = read_image(path).mean(axis=2) >= 128
     if mask.shape != tuple(shape):
-        raise FacemathError(
-            f"mask file {path} is {mask.shape[1]}x{mask.shape[0]}, the image is {shape[1]}x{shape[0]}"
-        )
+        raise FacemathError(f"mask file {path} is {mask.shape[1]}x{mask.shape[0]}, the image is {shape[1]}x{shape[0]}")
     return mask.astype(np.float32)
 
 

@@ -31,7 +31,11 @@ def sgd(lr: float = 0.01):
 def facemath_optimizers():
     return [
         Optimizer("adam", "Adam.", adam, {"lr": 0.01, "beta_1": 0.9, "beta_2": 0.999}),
-        Optimizer("momentum", "Nesterov momentum descent (Amos' dcgan-completion update).", momentum,
-                  {"lr": 0.01, "momentum": 0.9}),
+        Optimizer(
+            "momentum",
+            "Nesterov momentum descent (Amos' dcgan-completion update).",
+            momentum,
+            {"lr": 0.01, "momentum": 0.9},
+        ),
         Optimizer("sgd", "Plain gradient descent.", sgd, {"lr": 0.01}),
     ]

@@ -43,8 +43,13 @@ def tiny_runs(tmp_path_factory, train_faces):
     # 60 GAN steps: an untrained generator barely depends on z, and projection tests need one that does.
     for kind, steps in (("gan", 60), ("vae", 20), ("oracle", 20)):
         runs[kind] = root / kind
-        train(kind, str(train_faces), runs[kind], ArchConfig(**TINY),
-              TrainOptions(steps=steps, batch_size=16, sample_every=steps // 2, checkpoint_every=steps // 2))
+        train(
+            kind,
+            str(train_faces),
+            runs[kind],
+            ArchConfig(**TINY),
+            TrainOptions(steps=steps, batch_size=16, sample_every=steps // 2, checkpoint_every=steps // 2),
+        )
     return runs
 
 

@@ -30,7 +30,11 @@ def test_synth_writes_a_celeba_folder_and_refuses_to_overwrite(tmp_path):
     result = run_cli("data", "synth", "--count", "12", "--out", str(out), "--size", "32", "--seed", "4")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt", "list_factors_synth.txt"]
+        "img_align_celeba",
+        "list_attr_celeba.txt",
+        "list_eval_partition.txt",
+        "list_factors_synth.txt",
+    ]
     first = (out / "img_align_celeba" / "000001.png").read_bytes()
     assert_one_line_error(run_cli("data", "synth", "--count", "3", "--out", str(out)), str(out), "--overwrite")
     # Same seed, same faces.
@@ -43,8 +47,11 @@ def test_synth_writes_a_celeba_folder_and_refuses_to_overwrite(tmp_path):
 
 def test_bad_synth_options_are_one_line_errors(tmp_path):
     out = str(tmp_path / "x")
-    assert_one_line_error(run_cli("data", "synth", "--count", "3", "--out", out, "--freq", "Smilin=0.2"),
-                          "--freq 'Smilin=0.2'", "unknown attribute")
+    assert_one_line_error(
+        run_cli("data", "synth", "--count", "3", "--out", out, "--freq", "Smilin=0.2"),
+        "--freq 'Smilin=0.2'",
+        "unknown attribute",
+    )
     assert_one_line_error(run_cli("data", "synth", "--count", "0", "--out", out), "--count 0")
     assert not (tmp_path / "x").exists()
 
@@ -54,7 +61,9 @@ def test_info_and_grid(synth_faces, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "48 images (44 train, 4 held-out)" in result.stdout and "Eyeglasses" in result.stdout
     grid = tmp_path / "grid.png"
-    assert run_cli("data", "grid", str(synth_faces), "--out", str(grid), "--count", "16", "--size", "32").returncode == 0
+    assert (
+        run_cli("data", "grid", str(synth_faces), "--out", str(grid), "--count", "16", "--size", "32").returncode == 0
+    )
     assert Image.open(grid).size == (4 * 34 + 2 + 4 * 34, 2 * 34 + 2) or Image.open(grid).size[0] > 0
 
 
@@ -63,8 +72,9 @@ def test_info_reports_every_bad_image(tmp_path):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"ok{i}.png")
     (tmp_path / "bad1.png").write_bytes(b"")
     (tmp_path / "bad2.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    assert_one_line_error(run_cli("data", "info", str(tmp_path)), "2 of 5 images could not be read",
-                          "bad1.png: empty file", "bad2.jpg")
+    assert_one_line_error(
+        run_cli("data", "info", str(tmp_path)), "2 of 5 images could not be read", "bad1.png: empty file", "bad2.jpg"
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ def test_batching_parameters_are_valid():
     configmap = yaml.safe_load((SERVING / "kubernetes" / "configmap.yaml").read_text())
     assert parse_batching_parameters(configmap["data"]["batching_parameters.txt"]) == params
     assert parse_monitoring_config(configmap["data"]["monitoring.config"]) == parse_monitoring_config(
-        (SERVING / "monitoring.config").read_text())
+        (SERVING / "monitoring.config").read_text()
+    )
 
 
 def test_monitoring_config():

@@ -15,8 +15,12 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "facemath-tv-loss"
 def installed(tmp_path_factory):
     """pip-install the example into a private folder (the test environment itself stays untouched)."""
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(EXAMPLE)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(EXAMPLE)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return {"PYTHONPATH": str(target)}
 
 
@@ -28,8 +32,19 @@ def test_the_example_is_found_through_its_entry_point(installed):
 
 def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path):
     faces = Path(__file__).parent.parent / "examples" / "faces"
-    result = run_cli("project", str(faces / "000001.png"), "--models", str(tiny_export), "--steps", "3",
-                     "--loss-plugin", "tv=0.01", "--out", str(tmp_path / "out"), env=installed)
+    result = run_cli(
+        "project",
+        str(faces / "000001.png"),
+        "--models",
+        str(tiny_export),
+        "--steps",
+        "3",
+        "--loss-plugin",
+        "tv=0.01",
+        "--out",
+        str(tmp_path / "out"),
+        env=installed,
+    )
     assert result.returncode == 0, result.stderr
     from facemath_core.latents import load_latents
 

@@ -10,8 +10,13 @@ from facemath_core.errors import FacemathError
 from facemath_core.export import export_run, read_metadata, restore_run_models
 from facemath_core.session_model import SessionModel
 
-RUN_OF_MODEL = {S.GENERATOR: "gan", S.DISCRIMINATOR: "gan", S.VAE_ENCODER: "vae", S.VAE_DECODER: "vae",
-                S.ORACLE: "oracle"}
+RUN_OF_MODEL = {
+    S.GENERATOR: "gan",
+    S.DISCRIMINATOR: "gan",
+    S.VAE_ENCODER: "vae",
+    S.VAE_DECODER: "vae",
+    S.ORACLE: "oracle",
+}
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +183,7 @@ def test_existing_version_is_refused_and_nothing_is_overwritten(tiny_runs, tiny_
 
 def test_next_version_and_prefix(tiny_runs, tmp_path):
     assert [p.name for p in export_run(tiny_runs["oracle"], tmp_path)] == ["1"]
-    assert [p.parent.name + "/" + p.name for p in export_run(tiny_runs["oracle"], tmp_path)] == [
-        "attribute_oracle/2"]
+    assert [p.parent.name + "/" + p.name for p in export_run(tiny_runs["oracle"], tmp_path)] == ["attribute_oracle/2"]
     paths = export_run(tiny_runs["oracle"], tmp_path, prefix="celeba")
     assert [p.parent.name + "/" + p.name for p in paths] == ["celeba_attribute_oracle/1"]  # its own versions
     with pytest.raises(FacemathError, match="--prefix"):

@@ -24,8 +24,9 @@ def inputs(seed=0, batch=3, hole=True, dtype=tf.float32):
 
 def evaluate(name, target, generated, mask, logits):
     component = REGISTRY.get("loss", name)
-    return component.function(target, generated, mask, logits if component.needs_discriminator else None,
-                              **component.defaults)
+    return component.function(
+        target, generated, mask, logits if component.needs_discriminator else None, **component.defaults
+    )
 
 
 @pytest.mark.parametrize("name", TERMS)
@@ -82,8 +83,11 @@ def test_gradient_matches_finite_differences(name):
 def test_contextual_ignores_the_hole():
     target, generated, mask, logits = inputs()
     changed = tf.where(mask > 0, generated, generated + 5.0)  # change only the missing pixels
-    np.testing.assert_allclose(evaluate("contextual", target, changed, mask, logits),
-                               evaluate("contextual", target, generated, mask, logits), rtol=1e-6)
+    np.testing.assert_allclose(
+        evaluate("contextual", target, changed, mask, logits),
+        evaluate("contextual", target, generated, mask, logits),
+        rtol=1e-6,
+    )
 
 
 def test_yeh_weights_favour_pixels_next_to_the_hole():
@@ -98,8 +102,11 @@ def test_yeh_weights_favour_pixels_next_to_the_hole():
     assert weights[0, 0] == 0  # beyond the 7x7 window of any hole pixel
     # Without a hole the term falls back to plain L1 instead of vanishing.
     target, generated, full_mask, logits = inputs(hole=False)
-    np.testing.assert_allclose(evaluate("weighted-contextual", target, generated, full_mask, logits),
-                               evaluate("contextual", target, generated, full_mask, logits), rtol=1e-6)
+    np.testing.assert_allclose(
+        evaluate("weighted-contextual", target, generated, full_mask, logits),
+        evaluate("contextual", target, generated, full_mask, logits),
+        rtol=1e-6,
+    )
 
 
 def test_perceptual_forms():
@@ -108,8 +115,9 @@ def test_perceptual_forms():
     component = REGISTRY.get("loss", "perceptual")
     zeros = tf.zeros((3, 4, 4, 3))
     np.testing.assert_allclose(component.function(zeros, zeros, zeros[..., :1], logits), -np.log(d), rtol=1e-5)
-    np.testing.assert_allclose(component.function(zeros, zeros, zeros[..., :1], logits, form="saturating"),
-                               np.log(1 - d), rtol=1e-5)
+    np.testing.assert_allclose(
+        component.function(zeros, zeros, zeros[..., :1], logits, form="saturating"), np.log(1 - d), rtol=1e-5
+    )
     with pytest.raises(ValueError, match="form 'x'"):
         component.function(zeros, zeros, zeros[..., :1], logits, form="x")
 

@@ -26,8 +26,13 @@ def signature_of(name: str) -> str:
 
 
 def test_there_are_hooks_for_every_kind():
-    assert HOOKS == ["facemath_blenders", "facemath_loss_terms", "facemath_masks", "facemath_operators",
-                     "facemath_optimizers"]
+    assert HOOKS == [
+        "facemath_blenders",
+        "facemath_loss_terms",
+        "facemath_masks",
+        "facemath_operators",
+        "facemath_optimizers",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -152,29 +157,38 @@ def test_bad_plugins_are_clear_errors(tmp_path):
     broken = _write_plugin(tmp_path / "broken.py", "raise RuntimeError('boom')\n")
     with pytest.raises(FacemathError, match="broken.py: failed to import .RuntimeError: boom"):
         load_registry([str(broken)])
-    wrong = _write_plugin(tmp_path / "wrong.py", """
+    wrong = _write_plugin(
+        tmp_path / "wrong.py",
+        """
         from facemath_core import hookimpl
         @hookimpl
         def facemath_masks(extra):
             return []
-    """)
+    """,
+    )
     with pytest.raises(FacemathError, match="wrong.py"):
         load_registry([str(wrong)])
-    typo = _write_plugin(tmp_path / "typo.py", """
+    typo = _write_plugin(
+        tmp_path / "typo.py",
+        """
         from facemath_core import hookimpl
         @hookimpl
         def facemath_maskz():
             return []
-    """)
+    """,
+    )
     with pytest.raises(FacemathError, match="unknown hook 'facemath_maskz'"):
         load_registry([str(typo)])
-    kind = _write_plugin(tmp_path / "kind.py", """
+    kind = _write_plugin(
+        tmp_path / "kind.py",
+        """
         from facemath_core import hookimpl
         from facemath_core.components import Blender
         @hookimpl
         def facemath_masks():
             return [Blender("b", "h", lambda t, g, m: t)]
-    """)
+    """,
+    )
     with pytest.raises(FacemathError, match="returned Blender 'b', expected a mask component"):
         load_registry([str(kind)])
 
@@ -182,7 +196,16 @@ def test_bad_plugins_are_clear_errors(tmp_path):
 def test_plugins_command_lists_every_kind():
     result = run_cli("plugins")
     assert result.returncode == 0, result.stderr
-    for word in ("loss", "optimizer", "operator", "mask", "blender", "weighted-contextual", "poisson", "slerp",
-                 "facemath 0.1.0"):
+    for word in (
+        "loss",
+        "optimizer",
+        "operator",
+        "mask",
+        "blender",
+        "weighted-contextual",
+        "poisson",
+        "slerp",
+        "facemath 0.1.0",
+    ):
         assert word in result.stdout
     assert sys.executable

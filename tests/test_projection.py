@@ -56,13 +56,18 @@ def test_projection_recovers_generated_images(backend, faces):
 def test_constraints(backend, faces, constraint):
     folder, _ = faces
     inputs = load_inputs([str(folder)], 32)
-    projector = Projector(backend, load_registry(), config(constraint=constraint, steps=5, optimizer="sgd",
-                                                          optimizer_params={"lr": 1000.0}))
+    projector = Projector(
+        backend,
+        load_registry(),
+        config(constraint=constraint, steps=5, optimizer="sgd", optimizer_params={"lr": 1000.0}),
+    )
     z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
     result = projector.project(inputs.images, np.ones((6, 32, 32), np.float32), z0)
     if constraint != "none":
         assert np.abs(result.z).max() <= 1.0 + 1e-6
-        assert np.abs(result.state["variable"] if constraint != "tanh" else np.tanh(result.state["variable"])).max() <= 1
+        assert (
+            np.abs(result.state["variable"] if constraint != "tanh" else np.tanh(result.state["variable"])).max() <= 1
+        )
     else:  # a large learning rate leaves the box when nothing holds z in it
         assert np.abs(result.state["variable"]).max() > 1.0
 
@@ -81,10 +86,12 @@ def test_restarts_and_encoder_init(backend, faces, tmp_path):
     inputs = load_inputs([str(folder)], 32)
     one = ProjectionJob(backend, registry, config(steps=40), tmp_path / "one").run(inputs, warn=lambda _: None)
     four = ProjectionJob(backend, registry, config(steps=40, restarts=4), tmp_path / "four").run(
-        inputs, warn=lambda _: None)
+        inputs, warn=lambda _: None
+    )
     assert four.losses["total"].mean() <= one.losses["total"].mean()
     encoded = ProjectionJob(backend, registry, config(steps=5, init="encoder"), tmp_path / "enc").run(
-        inputs, warn=lambda _: None)
+        inputs, warn=lambda _: None
+    )
     assert encoded.models["vae_encoder"] == 1 and encoded.z.shape == (6, 8)
 
 
@@ -94,18 +101,21 @@ def test_perceptual_term_uses_the_discriminator(backend, faces, tmp_path):
     losses = parse_loss_options(["perceptual"], ProjectionConfig().losses, registry)
     assert [(s.name, s.weight) for s in losses] == [("contextual", 1.0), ("perceptual", 0.1)]
     latents = ProjectionJob(backend, registry, config(losses=losses, steps=10), tmp_path / "p").run(
-        load_inputs([str(folder)], 32), warn=lambda _: None)
+        load_inputs([str(folder)], 32), warn=lambda _: None
+    )
     assert set(latents.losses) == {"total", "contextual", "perceptual"}
     assert latents.models == {"generator": 1, "discriminator": 1}
-    np.testing.assert_allclose(latents.losses["total"],
-                               latents.losses["contextual"] + 0.1 * latents.losses["perceptual"], rtol=1e-4)
+    np.testing.assert_allclose(
+        latents.losses["total"], latents.losses["contextual"] + 0.1 * latents.losses["perceptual"], rtol=1e-4
+    )
 
 
 def test_loss_option_parsing():
     registry = load_registry()
     base = ProjectionConfig().losses
-    assert [(s.name, s.weight) for s in parse_loss_options(["perceptual=0.5", "contextual=0", "l2=2"], base,
-                                                              registry)] == [("perceptual", 0.5), ("l2", 2.0)]
+    assert [
+        (s.name, s.weight) for s in parse_loss_options(["perceptual=0.5", "contextual=0", "l2=2"], base, registry)
+    ] == [("perceptual", 0.5), ("l2", 2.0)]
     with pytest.raises(FacemathError, match="--loss-plugin percept: unknown loss; known: contextual"):
         parse_loss_options(["percept"], base, registry)
     with pytest.raises(FacemathError, match="--loss-plugin perceptual=lots: weight 'lots' is not a number"):
@@ -113,7 +123,9 @@ def test_loss_option_parsing():
     with pytest.raises(FacemathError, match="every loss term has weight 0"):
         parse_loss_options(["contextual=0"], base, registry)
     assert parse_params(["center.scale=0.3", "perceptual.form=saturating"]) == {
-        "center": {"scale": 0.3}, "perceptual": {"form": "saturating"}}
+        "center": {"scale": 0.3},
+        "perceptual": {"form": "saturating"},
+    }
     with pytest.raises(FacemathError, match="--param scale: expected NAME.KEY=VALUE"):
         parse_params(["scale"])
 
@@ -141,8 +153,9 @@ def test_nan_stops_that_image_only(backend, faces, tmp_path):
     registry = load_registry([str(plugin)])
     warnings = []
     cfg = config(steps=20, losses=(LossSpec("explode-first", 1.0),))
-    latents = ProjectionJob(backend, registry, cfg, tmp_path / "out").run(load_inputs([str(folder)], 32),
-                                                                          warn=warnings.append)
+    latents = ProjectionJob(backend, registry, cfg, tmp_path / "out").run(
+        load_inputs([str(folder)], 32), warn=warnings.append
+    )
     assert latents.failed.tolist() == [True] + [False] * 5
     assert len(warnings) == 1 and "face0.png: the loss became NaN or infinite at step 0" in warnings[0]
     assert np.all(np.isfinite(latents.z))
@@ -157,7 +170,8 @@ def test_resume_continues_exactly(backend, faces, tmp_path):
     ProjectionJob(backend, registry, config(steps=20), tmp_path / "split").run(inputs)
     _, arrays = load_resume(tmp_path / "split")
     resumed = ProjectionJob(backend, registry, resumed_config(arrays, 40), tmp_path / "split", resuming=True).run(
-        inputs, resume_from=arrays)
+        inputs, resume_from=arrays
+    )
     np.testing.assert_allclose(resumed.z, straight.z, atol=1e-6)
     history = (tmp_path / "split" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in history] == list(range(1, 41))
@@ -169,7 +183,13 @@ def test_result_folder(backend, faces, tmp_path):
     cfg = config(steps=5, mask="center")
     latents = ProjectionJob(backend, load_registry(), cfg, out).run(load_inputs([str(folder)], 32))
     assert sorted(p.name for p in out.iterdir()) == [
-        "completions", "contact_sheet.png", "history.jsonl", "latents.npz", "reconstructions", "resume.npz"]
+        "completions",
+        "contact_sheet.png",
+        "history.jsonl",
+        "latents.npz",
+        "reconstructions",
+        "resume.npz",
+    ]
     assert sorted(p.name for p in (out / "completions").iterdir()) == [f"face{i}.png" for i in range(6)]
     assert Image.open(out / "contact_sheet.png").size == (4 * 34 + 2, 6 * 34 + 2)
     loaded = load_latents(out / "latents.npz")
@@ -227,7 +247,8 @@ def test_complete_with_every_mask_and_blender(backend, faces, tmp_path, mask, bl
     losses = (LossSpec("contextual", 1.0), LossSpec("lowres", 1.0)) if mask == "lowres" else ProjectionConfig().losses
     out = tmp_path / "out"
     ProjectionJob(backend, registry, config(steps=3, mask=mask, blend=blend, losses=losses), out).run(
-        load_inputs([str(folder)], 32))
+        load_inputs([str(folder)], 32)
+    )
     completed = np.asarray(Image.open(out / "completions" / "face0.png"))
     original = np.asarray(Image.open(folder / "face0.png"))
     from facemath_core.projection_job import build_masks

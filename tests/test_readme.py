@@ -24,9 +24,24 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_every_readme_command_is_a_real_command():
-    from facemath_core.cli import app
     from typer.main import get_command
+
+    from facemath_core.cli import app
 
     cli = get_command(app)
     for name in re.findall(r"`facemath (\w+)", (ROOT / "README.md").read_text()):
         assert name in cli.commands, name
+
+
+def test_the_code_passes_ruff():
+    """The project's lint settings (pyproject.toml) hold for every file."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        import pytest
+
+        pytest.skip("ruff is not installed (it comes with the test extra)")
+    result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -36,18 +36,24 @@ def served(tiny_export, tmp_path_factory):
     for name in S.MODEL_NAMES:
         shutil.copytree(tiny_export / name, base / name)
     shutil.copytree(base / S.GENERATOR / "1", base / S.GENERATOR / "2")
-    entries = [e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
-               for e in entries_for_folder(base)]
+    entries = [
+        e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
+        for e in entries_for_folder(base)
+    ]
     server, port, store = build_server(entries, "127.0.0.1", 0)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield {"port": port, "base": base, "predict": prediction_service_pb2_grpc.PredictionServiceStub(channel),
-           "models": model_service_pb2_grpc.ModelServiceStub(channel), "store": store}
+    yield {
+        "port": port,
+        "base": base,
+        "predict": prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        "models": model_service_pb2_grpc.ModelServiceStub(channel),
+        "store": store,
+    }
     channel.close()
     server.stop(0)
 
 
-def predict(stub, name="generator", signature="", version=None, label=None, inputs=None, output_filter=(),
-            timeout=30):
+def predict(stub, name="generator", signature="", version=None, label=None, inputs=None, output_filter=(), timeout=30):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
     if signature:
@@ -89,14 +95,26 @@ def test_predict_echoes_the_resolved_spec_and_answers_with_float_val(served):
         (dict(signature="vjpp"), grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "vjpp" not found.'),
         (dict(name=""), grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
         (dict(signature="vjp"), grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {cotangent}"),
-        (dict(inputs={"zz": np.zeros((1, 8), np.float32)}), grpc.StatusCode.INVALID_ARGUMENT,
-         "input tensor alias not found in signature: zz"),
-        (dict(inputs={"z": np.zeros((1, 8))}), grpc.StatusCode.INVALID_ARGUMENT,
-         "Expects arg[0] to be float but double is provided"),
-        (dict(output_filter=["pixels"]), grpc.StatusCode.INVALID_ARGUMENT,
-         "output tensor alias not found in signature: pixels"),
-        (dict(output_filter=["images", "images"]), grpc.StatusCode.INVALID_ARGUMENT,
-         "duplicate output tensor alias: images"),
+        (
+            dict(inputs={"zz": np.zeros((1, 8), np.float32)}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input tensor alias not found in signature: zz",
+        ),
+        (
+            dict(inputs={"z": np.zeros((1, 8))}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Expects arg[0] to be float but double is provided",
+        ),
+        (
+            dict(output_filter=["pixels"]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "output tensor alias not found in signature: pixels",
+        ),
+        (
+            dict(output_filter=["images", "images"]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "duplicate output tensor alias: images",
+        ),
         (dict(inputs={"z": np.zeros((1, 5), np.float32)}), grpc.StatusCode.INVALID_ARGUMENT, ""),
     ],
 )
@@ -133,23 +151,29 @@ def test_model_status_and_reload(served):
     code, details = error_of(lambda: served["models"].GetModelStatus(request, timeout=10))
     assert code == grpc.StatusCode.NOT_FOUND and details == "Could not find any versions of model nope"
     # Reload replaces the whole list: only version 1 of the generator, labelled canary.
-    entries = [e if e.name != "generator" else ModelEntry("generator", e.base_path, "specific", versions=(1,),
-                                                           labels={"canary": 1})
-               for e in entries_for_folder(served["base"])]
-    served["models"].HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=to_proto(entries)),
-                                               timeout=60)
+    entries = [
+        e
+        if e.name != "generator"
+        else ModelEntry("generator", e.base_path, "specific", versions=(1,), labels={"canary": 1})
+        for e in entries_for_folder(served["base"])
+    ]
+    served["models"].HandleReloadConfigRequest(
+        model_management_pb2.ReloadConfigRequest(config=to_proto(entries)), timeout=60
+    )
     assert predict(served["predict"]).model_spec.version.value == 1
     assert predict(served["predict"], label="canary").model_spec.version.value == 1
     # Back to the fixture's config for the other tests.
-    entries = [e if e.name != "generator" else ModelEntry("generator", e.base_path, "all", labels={"stable": 1})
-               for e in entries_for_folder(served["base"])]
-    served["models"].HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=to_proto(entries)),
-                                               timeout=60)
+    entries = [
+        e if e.name != "generator" else ModelEntry("generator", e.base_path, "all", labels={"stable": 1})
+        for e in entries_for_folder(served["base"])
+    ]
+    served["models"].HandleReloadConfigRequest(
+        model_management_pb2.ReloadConfigRequest(config=to_proto(entries)), timeout=60
+    )
 
 
 def test_the_clients_deadline_is_honoured(served):
-    code, _ = error_of(lambda: predict(served["predict"], inputs={"z": np.zeros((2000, 8), np.float32)},
-                                       timeout=0.001))
+    code, _ = error_of(lambda: predict(served["predict"], inputs={"z": np.zeros((2000, 8), np.float32)}, timeout=0.001))
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -186,8 +210,9 @@ def test_unreachable_server_is_one_clear_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     backend = TFServingBackend(f"127.0.0.1:{port}", retries=1, backoff=0.05, timeout=2)
-    with pytest.raises(FacemathError, match=f"server 127.0.0.1:{port}, model generator: GetModelMetadata failed: "
-                                            "UNAVAILABLE"):
+    with pytest.raises(
+        FacemathError, match=f"server 127.0.0.1:{port}, model generator: GetModelMetadata failed: UNAVAILABLE"
+    ):
         backend.metadata(S.GENERATOR)
 
 
@@ -197,9 +222,12 @@ def test_a_served_model_with_other_signatures_is_refused(tiny_export, tmp_path):
     shutil.copytree(tiny_export / S.ORACLE, tmp_path / S.GENERATOR)  # the oracle, served as "generator"
     server, port, _ = build_server(entries_for_folder(tmp_path), "127.0.0.1", 0)
     try:
-        with pytest.raises(FacemathError, match=f"server 127.0.0.1:{port}, model generator: signature 'serving_default' "
-                                                r"has inputs \['images'\] and outputs \['attribute_logits'\], "
-                                                r"facemath needs \['z'\] and \['images'\]"):
+        with pytest.raises(
+            FacemathError,
+            match=f"server 127.0.0.1:{port}, model generator: signature 'serving_default' "
+            r"has inputs \['images'\] and outputs \['attribute_logits'\], "
+            r"facemath needs \['z'\] and \['images'\]",
+        ):
             TFServingBackend(f"127.0.0.1:{port}").generate(np.zeros((1, 8), np.float32))
     finally:
         server.stop(0)
@@ -213,8 +241,9 @@ def test_projection_parity_with_the_embedded_backend(served, tiny_export):
     from facemath_core.plugins import load_registry
     from facemath_core.projection import LossSpec, ProjectionConfig, Projector
 
-    config = replace(ProjectionConfig(steps=20, patience=1000),
-                     losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)))
+    config = replace(
+        ProjectionConfig(steps=20, patience=1000), losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1))
+    )
     local = EmbeddedBackend(tiny_export, versions={S.GENERATOR: 1})
     remote = TFServingBackend(f"127.0.0.1:{served['port']}", version=1)
     targets = local.generate(np.random.default_rng(3).uniform(-1, 1, (4, 8)).astype(np.float32))
@@ -235,8 +264,20 @@ def _free_port() -> int:
 
 def _start_server(models, port):
     process = subprocess.Popen(
-        [sys.executable, "-c", "from facemath_core.cli import main; main()", "serve", "--models", str(models),
-         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from facemath_core.cli import main; main()",
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert process.stdout.readline().startswith("listening on"), "server did not start"
     return process
 
@@ -254,7 +295,9 @@ def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
     server = _start_server(tiny_export, port)
     try:
         config = replace(ProjectionConfig(steps=30, patience=1000))
-        targets = EmbeddedBackend(tiny_export).generate(np.random.default_rng(5).uniform(-1, 1, (3, 8)).astype(np.float32))
+        targets = EmbeddedBackend(tiny_export).generate(
+            np.random.default_rng(5).uniform(-1, 1, (3, 8)).astype(np.float32)
+        )
         masks = np.ones((3, 32, 32), np.float32)
 
         def project(backend, on_step=None):
@@ -290,18 +333,39 @@ def test_tensor_content_answers_are_read_too(tiny_export):
     server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0, tensor_content=True)
     try:
         z = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(np.float32)
-        np.testing.assert_allclose(TFServingBackend(f"127.0.0.1:{port}").generate(z),
-                                   EmbeddedBackend(tiny_export).generate(z), atol=1e-5)
+        np.testing.assert_allclose(
+            TFServingBackend(f"127.0.0.1:{port}").generate(z), EmbeddedBackend(tiny_export).generate(z), atol=1e-5
+        )
     finally:
         server.stop(0)
 
 
 def test_tls(tiny_export, tmp_path):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
-                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
-    credentials = grpc.ssl_server_credentials([((tmp_path / "key.pem").read_bytes(),
-                                                (tmp_path / "cert.pem").read_bytes())])
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    credentials = grpc.ssl_server_credentials(
+        [((tmp_path / "key.pem").read_bytes(), (tmp_path / "cert.pem").read_bytes())]
+    )
     server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0, credentials=credentials)
     try:
         backend = TFServingBackend(f"localhost:{port}", tls_ca=str(tmp_path / "cert.pem"))
@@ -326,8 +390,16 @@ def test_cli_with_a_server_that_is_down(tmp_path):
 
     faces = __import__("pathlib").Path(__file__).parent.parent / "examples" / "faces"
     port = _free_port()
-    result = run_cli("project", str(faces / "000001.png"), "--server", f"127.0.0.1:{port}", "--out",
-                     str(tmp_path / "out"), "--timeout", "2")
+    result = run_cli(
+        "project",
+        str(faces / "000001.png"),
+        "--server",
+        f"127.0.0.1:{port}",
+        "--out",
+        str(tmp_path / "out"),
+        "--timeout",
+        "2",
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"server 127.0.0.1:{port}, model generator" in lines[0] and "UNAVAILABLE" in lines[0]

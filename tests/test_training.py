@@ -69,8 +69,13 @@ def test_same_seed_same_run(train_faces, tmp_path):
 
     weights = []
     for name in ("a", "b"):
-        train("gan", str(train_faces), tmp_path / name, ArchConfig(**TINY),
-              TrainOptions(steps=2, batch_size=16, seed=9, sample_every=100, checkpoint_every=100))
+        train(
+            "gan",
+            str(train_faces),
+            tmp_path / name,
+            ArchConfig(**TINY),
+            TrainOptions(steps=2, batch_size=16, seed=9, sample_every=100, checkpoint_every=100),
+        )
         reader = tf.train.load_checkpoint(str(tmp_path / name / "checkpoints"))
         weights.append({k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "generator" in k})
     assert weights[0].keys() == weights[1].keys() and weights[0]

@@ -18,5 +18,12 @@ def total_variation(target, generated, mask, disc_logits=None, scale: float = 1.
 
 @hookimpl
 def facemath_loss_terms():
-    return [LossTerm("tv", "Total variation of G(z): penalises noisy reconstructions.", total_variation,
-                     defaults={"scale": 1.0}, default_weight=0.01)]
+    return [
+        LossTerm(
+            "tv",
+            "Total variation of G(z): penalises noisy reconstructions.",
+            total_variation,
+            defaults={"scale": 1.0},
+            default_weight=0.01,
+        )
+    ]

@@ -23,8 +23,9 @@ class Backend:
 
     # --- to implement ---------------------------------------------------------------------------------------
 
-    def call(self, model: str, signature: str, inputs: dict[str, np.ndarray],
-             outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def call(
+        self, model: str, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Run a signature on numpy inputs; `outputs` may name the outputs wanted (default: all)."""
         raise NotImplementedError
 
@@ -50,15 +51,20 @@ class Backend:
 
     # --- built on call() ------------------------------------------------------------------------------------
 
-    def batched(self, model: str, signature: str, inputs: dict[str, np.ndarray],
-                outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def batched(
+        self, model: str, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """`call`, split into rows of at most `max_batch`, answers concatenated."""
         rows = len(next(iter(inputs.values())))
         if rows <= self.max_batch:
             return self.call(model, signature, {k: np.asarray(v, np.float32) for k, v in inputs.items()}, outputs)
         parts = [
-            self.call(model, signature, {k: np.asarray(v[i : i + self.max_batch], np.float32) for k, v in inputs.items()},
-                      outputs)
+            self.call(
+                model,
+                signature,
+                {k: np.asarray(v[i : i + self.max_batch], np.float32) for k, v in inputs.items()},
+                outputs,
+            )
             for i in range(0, rows, self.max_batch)
         ]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -102,7 +108,10 @@ class Backend:
                 # Only z_grad comes back: the images are already here (it saves a third of the traffic).
                 z_grad = tf.numpy_function(
                     lambda v, c: self.batched(model, S.VJP, {S.Z: v, S.COTANGENT: c}, [S.Z_GRAD])[S.Z_GRAD],
-                    [z, cotangent], tf.float32, stateful=False)
+                    [z, cotangent],
+                    tf.float32,
+                    stateful=False,
+                )
                 return tf.ensure_shape(z_grad, z.shape)
 
             return images, grad
@@ -115,8 +124,9 @@ class Backend:
 
         @tf.custom_gradient
         def discriminate(images):
-            logits, images_grad = tf.numpy_function(self.discriminator_grad, [images], [tf.float32, tf.float32],
-                                                    stateful=False)
+            logits, images_grad = tf.numpy_function(
+                self.discriminator_grad, [images], [tf.float32, tf.float32], stateful=False
+            )
             logits = tf.ensure_shape(logits, [None])
 
             def grad(upstream):

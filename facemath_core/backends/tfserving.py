@@ -56,10 +56,12 @@ class TFServingBackend(Backend):
         self.target, self.prefix = target, prefix
         self.requested_version, self.label = version, label
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                   ("grpc.lb_policy_name", "round_robin"),
-                   ("grpc.enable_retries", 0)]  # facemath retries itself, with its own backoff and messages
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.lb_policy_name", "round_robin"),
+            ("grpc.enable_retries", 0),
+        ]  # facemath retries itself, with its own backoff and messages
         credentials = None
         if tls_ca or tls_cert:
             read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
@@ -70,8 +72,10 @@ class TFServingBackend(Backend):
         endpoints = [t.strip() for t in target.split(",") if t.strip()] if not target.startswith("dns:") else [target]
         if not endpoints:
             raise FacemathError(f"--server {target!r}: no endpoint given")
-        self.channels = [grpc.secure_channel(e, credentials, options) if credentials else
-                         grpc.insecure_channel(e, options) for e in endpoints]
+        self.channels = [
+            grpc.secure_channel(e, credentials, options) if credentials else grpc.insecure_channel(e, options)
+            for e in endpoints
+        ]
         self.predict_stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in self.channels]
         self.model_stubs = [model_service_pb2_grpc.ModelServiceStub(c) for c in self.channels]
         self._next = 0
@@ -135,8 +139,9 @@ class TFServingBackend(Backend):
                     delay = min(delay * 2, 8.0)
                     continue
                 detail = " ".join((exc.details() or "").split())
-                raise FacemathError(f"server {self.target}, model {self._model_name(model)}: {what} failed: "
-                                    f"{code}: {detail}") from None
+                raise FacemathError(
+                    f"server {self.target}, model {self._model_name(model)}: {what} failed: {code}: {detail}"
+                ) from None
         raise AssertionError("unreachable")
 
     def _check_signatures(self, model: str) -> None:
@@ -153,14 +158,18 @@ class TFServingBackend(Backend):
         served = signatures.signature_def
         for name, wanted in S.SIGNATURES[model].items():
             if name not in served:
-                raise FacemathError(f"server {self.target}, model {self._model_name(model)} version "
-                                    f"{response.model_spec.version.value}: no signature {name!r}; this is not a "
-                                    f"facemath {model} export (served: {', '.join(sorted(served))})")
+                raise FacemathError(
+                    f"server {self.target}, model {self._model_name(model)} version "
+                    f"{response.model_spec.version.value}: no signature {name!r}; this is not a "
+                    f"facemath {model} export (served: {', '.join(sorted(served))})"
+                )
             have = (sorted(served[name].inputs), sorted(served[name].outputs))
             if have != (sorted(wanted.inputs), sorted(wanted.outputs)):
-                raise FacemathError(f"server {self.target}, model {self._model_name(model)}: signature {name!r} has "
-                                    f"inputs {have[0]} and outputs {have[1]}, facemath needs {sorted(wanted.inputs)} "
-                                    f"and {sorted(wanted.outputs)}")
+                raise FacemathError(
+                    f"server {self.target}, model {self._model_name(model)}: signature {name!r} has "
+                    f"inputs {have[0]} and outputs {have[1]}, facemath needs {sorted(wanted.inputs)} "
+                    f"and {sorted(wanted.outputs)}"
+                )
         self._pin(model, response.model_spec.version.value)
         self._served[model] = int(response.model_spec.version.value)
         self._checked.add(model)
@@ -169,8 +178,9 @@ class TFServingBackend(Backend):
         if self.requested_version is None and self.label is None:
             self._pinned.setdefault(model, int(version))
 
-    def _predict(self, model: str, signature: str, inputs: dict[str, np.ndarray],
-                 outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def _predict(
+        self, model: str, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
@@ -215,15 +225,20 @@ class TFServingBackend(Backend):
         if rows <= step:
             return self._predict(model, signature, inputs, outputs)
         # Split under the message limit and keep several requests in flight (N replicas are used N-fold).
-        parts = list(self._pool.map(
-            lambda i: self._predict(model, signature, {k: v[i : i + step] for k, v in inputs.items()}, outputs),
-            range(0, rows, step)))
+        parts = list(
+            self._pool.map(
+                lambda i: self._predict(model, signature, {k: v[i : i + step] for k, v in inputs.items()}, outputs),
+                range(0, rows, step),
+            )
+        )
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _row_bytes(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> int:
         size = self.metadata(model)["image_size"] if signature != S.METADATA else 1
         out_floats = {
-            S.DEFAULT: 3 * size * size, S.VJP: 3 * size * size + 512, S.GRAD: 3 * size * size + 1,
+            S.DEFAULT: 3 * size * size,
+            S.VJP: 3 * size * size + 512,
+            S.GRAD: 3 * size * size + 1,
         }.get(signature, 3 * size * size)
         in_bytes = sum(v[0].nbytes for v in inputs.values()) if inputs else 0
         return max(in_bytes, 4 * out_floats) + 64

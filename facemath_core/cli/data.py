@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Labelled face data: render synthetic faces, inspect CelebA-format folders.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Labelled face data: render synthetic faces, inspect CelebA-format folders.", no_args_is_help=True
+)
 
 
 @app.command("synth")
@@ -19,8 +20,11 @@ def synth(
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
     freq: Annotated[
         list[str] | None,
-        typer.Option("--freq", help="Attribute frequency, e.g. Smiling=0.3 (repeatable). Default 0.5; hair colours "
-                                    "Black .25, Brown .25, Blond .2, Gray .15 (rest red)."),
+        typer.Option(
+            "--freq",
+            help="Attribute frequency, e.g. Smiling=0.3 (repeatable). Default 0.5; hair colours "
+            "Black .25, Brown .25, Blond .2, Gray .15 (rest red).",
+        ),
     ] = None,
     correlate: Annotated[
         list[str] | None,
@@ -42,8 +46,17 @@ def synth(
     frequencies, correlations = parse_frequencies(freq), parse_correlations(correlate)
     with Progress() as progress:
         task = progress.add_task(f"rendering {count} faces", total=count)
-        write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out,
-                               progress=lambda n: progress.advance(task, n), flat=flat)
+        write_synthetic_folder(
+            out,
+            count,
+            seed,
+            size,
+            frequencies,
+            correlations,
+            held_out,
+            progress=lambda n: progress.advance(task, n),
+            flat=flat,
+        )
     typer.echo(f"wrote {count} faces to {out}")
 
 
@@ -69,7 +82,9 @@ def info(
         table.add_column("held-out", justify="right")
         train, test = faces.split("train"), faces.split("held-out")
         for name in faces.attribute_names:
-            table.add_row(name, *(f"{part.attribute(name).mean():.3f}" if part.paths else "-" for part in (train, test)))
+            table.add_row(
+                name, *(f"{part.attribute(name).mean():.3f}" if part.paths else "-" for part in (train, test))
+            )
         console.print(table)
     else:
         console.print("no attribute file (list_attr_celeba.txt): images only")

@@ -11,9 +11,7 @@ from facemath_core.components import HOOK_OF_KIND
 
 def plugins_command(
     ctx: typer.Context,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help=f"Only this kind: {', '.join(HOOK_OF_KIND)}.")
-    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help=f"Only this kind: {', '.join(HOOK_OF_KIND)}.")] = None,
 ):
     """List every loss term, optimizer, operator, mask and blender, with its help line and the distribution
     that provides it."""

@@ -13,8 +13,9 @@ def serve_command(
     model_config_file: Annotated[Path | None, typer.Option(help="Serve what this models.config lists.")] = None,
     port: Annotated[int, typer.Option(help="gRPC port (0: any free port, printed at start).")] = 8500,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
-    tensor_content: Annotated[bool, typer.Option(
-        help="Answer with tensor_content, like --enable_serialization_as_tensor_content.")] = False,
+    tensor_content: Annotated[
+        bool, typer.Option(help="Answer with tensor_content, like --enable_serialization_as_tensor_content.")
+    ] = False,
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM) for TLS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM) for TLS.")] = None,
 ):
@@ -59,9 +60,13 @@ def deploy_command(
     models: Annotated[Path, typer.Option(help="Exported models to deploy.")] = Path("exported_models"),
     to: Annotated[Path, typer.Option(help="The server's model base path (e.g. a mounted volume).")] = Path("/models"),
     version: Annotated[int | None, typer.Option(help="Deploy this version of each model (default: newest).")] = None,
-    label: Annotated[str | None, typer.Option(help="Point this version label (e.g. stable) at the deployed version.")] = None,
-    base_path: Annotated[str | None, typer.Option(
-        help="The base path as the server sees it, if it differs (e.g. /models inside the container).")] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Point this version label (e.g. stable) at the deployed version.")
+    ] = None,
+    base_path: Annotated[
+        str | None,
+        typer.Option(help="The base path as the server sees it, if it differs (e.g. /models inside the container)."),
+    ] = None,
     reload: Annotated[str | None, typer.Option(help="HOST:PORT of a running server to reload and wait for.")] = None,
 ):
     """Copy exported model versions under a TF Serving model base path, write models.config, and optionally

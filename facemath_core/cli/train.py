@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+
 class Kind(str, enum.Enum):
     gan = "gan"
     vae = "vae"
@@ -44,18 +45,35 @@ def train_command(
 
     if resume is None and (data is None or out is None):
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")
-    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--sample-every", sample_every),
-                        ("--checkpoint-every", checkpoint_every)):
+    for name, value in (
+        ("--steps", steps),
+        ("--batch-size", batch_size),
+        ("--sample-every", sample_every),
+        ("--checkpoint-every", checkpoint_every),
+    ):
         if value < 1:
             raise typer.BadParameter(f"{value}: must be at least 1", param_hint=name)
-    cfg = ArchConfig(image_size=image_size, z_dim=z_dim, ngf=ngf, ndf=ndf, z_distribution=z_dist,
-                     spectral_norm=spectral_norm)
-    options = TrainOptions(steps=steps, batch_size=batch_size, seed=seed, lr=lr, beta1=beta1, d_lr=d_lr,
-                           label_smoothing=label_smoothing, instance_noise=instance_noise, beta=beta,
-                           sample_every=sample_every, checkpoint_every=checkpoint_every)
+    cfg = ArchConfig(
+        image_size=image_size, z_dim=z_dim, ngf=ngf, ndf=ndf, z_distribution=z_dist, spectral_norm=spectral_norm
+    )
+    options = TrainOptions(
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        lr=lr,
+        beta1=beta1,
+        d_lr=d_lr,
+        label_smoothing=label_smoothing,
+        instance_noise=instance_noise,
+        beta=beta,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+    )
     run_dir = resume if resume is not None else out
     record = run_training(kind.value, str(data), run_dir, cfg, options, resume=resume is not None)
-    typer.echo(f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
-               f"{record['wall_seconds'] / 60:.1f} min of training")
+    typer.echo(
+        f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
+        f"{record['wall_seconds'] / 60:.1f} min of training"
+    )
     for name, accuracy in record.get("held_out_accuracy", {}).items():
         typer.echo(f"  held-out accuracy {name}: {accuracy:.3f}")
