@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -22,28 +21,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import print_table, write_json  # noqa: E402
-
-
-def start_server(models: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from facemath_core.cli import main; main()",
-            "serve",
-            "--models",
-            models,
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = process.stdout.readline().strip()
-    if not line.startswith("listening on"):
-        raise SystemExit("the stand-in server did not start")
-    return process, line.split()[-1]
 
 
 def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
@@ -89,7 +66,9 @@ def main() -> None:
 
     import_tensorflow_quietly()
     registry = load_registry()
-    server, address = start_server(args.models)
+    from facemath_core.standin_server import start_subprocess
+
+    server, address = start_subprocess(args.models)
     try:
         rows = []
         for batch in (1, 16, 64, 256):

@@ -340,3 +340,31 @@ def build_server(
         raise OSError(f"cannot listen on {address}")
     server.start()
     return server, bound, store
+
+
+def start_subprocess(models: str | Path, port: int = 0):
+    """Run `facemath serve --models MODELS` in a child process (for tests and benchmarks); returns the process
+    and its "127.0.0.1:PORT" once it listens."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from facemath_core.cli import main; main()",
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline().strip()
+    if not line.startswith("listening on"):
+        process.kill()
+        raise RuntimeError(f"the stand-in server for {models} did not start")
+    return process, line.split()[-1]

@@ -3,7 +3,6 @@ tfserving backend; parity with the embedded backend; a server restart in the mid
 
 import socket
 import subprocess
-import sys
 import time
 
 import grpc
@@ -263,23 +262,9 @@ def _free_port() -> int:
 
 
 def _start_server(models, port):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from facemath_core.cli import main; main()",
-            "serve",
-            "--models",
-            str(models),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout.readline().startswith("listening on"), "server did not start"
-    return process
+    from facemath_core.standin_server import start_subprocess
+
+    return start_subprocess(models, port)[0]
 
 
 def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
