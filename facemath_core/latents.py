@@ -74,3 +74,46 @@ def load_latents(path: str | Path) -> Latents:
         config=json.loads(str(arrays.get("config", "{}"))),
         models=json.loads(str(arrays.get("models", "{}"))),
     )
+
+
+def find(latents: Latents, name: str, origin: str = "--latents") -> int:
+    """Index of a latent by file name or stem; an unknown name lists close matches."""
+    if name in latents.names:
+        return latents.names.index(name)
+    stems = [Path(n).stem for n in latents.names]
+    if name in stems:
+        return stems.index(name)
+    import difflib
+
+    close = difflib.get_close_matches(name, stems, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {len(stems)} names, e.g. {stems[0]}"
+    raise FacemathError(f"{origin}: no latent named {name!r}{hint}")
+
+
+def encode_images(backend, names: list[str], paths: list[str], images: np.ndarray) -> Latents:
+    """VAE-encoder latents (the posterior means) in the same format as projections."""
+    from facemath_core import signatures as S
+
+    z_mean, z_log_var = backend.encode(images)
+    return Latents(
+        names=names,
+        z=z_mean,
+        family="vae",
+        model=S.VAE_DECODER,
+        model_version=backend.version(S.VAE_DECODER),
+        source="encoder",
+        losses={"posterior_std_mean": np.exp(0.5 * z_log_var).mean(axis=1)},
+        config={"backend": backend.describe(), "inputs": paths},
+        models={S.VAE_ENCODER: backend.version(S.VAE_ENCODER), S.VAE_DECODER: backend.version(S.VAE_DECODER)},
+    )
+
+
+def decode(backend, latents: Latents, z: np.ndarray) -> np.ndarray:
+    """Images for z with the model that made the latents; a z size that model cannot take is an error."""
+    expected = backend.metadata(latents.model)["z_dim"]
+    if z.shape[-1] != expected:
+        raise FacemathError(
+            f"latents of {z.shape[-1]} dimensions, but the {latents.model} model takes {expected}: "
+            f"these latents come from another model"
+        )
+    return backend.generate(z, latents.model)

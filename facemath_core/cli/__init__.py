@@ -55,10 +55,13 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import data, export, plugins, project, serving, train
+    from facemath_core.cli import data, export, latents, plugins, project, serving, train
 
     app.command("project", no_args_is_help=True)(project.project_command)
     app.command("complete", no_args_is_help=True)(project.complete_command)
+    app.command("encode", no_args_is_help=True)(latents.encode_command)
+    app.command("render", no_args_is_help=True)(latents.render_command)
+    app.command("interpolate", no_args_is_help=True)(latents.interpolate_command)
     app.command("plugins")(plugins.plugins_command)
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)

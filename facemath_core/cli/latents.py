@@ -1,0 +1,117 @@
+"""`facemath encode`, `facemath render` and `facemath interpolate`: VAE latents, and latents back to faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def encode_command(
+    images: Annotated[list[str], typer.Argument(help="Image files or folders of images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result folder (latents.npz, reconstructions/).")] = Path(
+        "encodings"
+    ),
+    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
+    no_resize: Annotated[
+        bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+):
+    """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
+    from facemath_core import signatures as S
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.latents import decode, encode_images, save_latents
+    from facemath_core.projection_job import load_inputs
+
+    check_new_dir(out, overwrite)
+    backend = open_backend(str(models))
+    size = backend.metadata(S.VAE_ENCODER)["image_size"]
+    inputs = load_inputs(images, size, resize=not no_resize)
+    for path in inputs.resized:
+        typer.echo(f"warning: {path}: resized to {size}x{size} (use --no-resize to refuse)", err=True)
+    latents = encode_images(backend, inputs.names, inputs.paths, inputs.images)
+    reconstructions = decode(backend, latents, latents.z)
+    with atomic_dir(out) as tmp:
+        save_latents(tmp / "latents.npz", latents)
+        for name, image in zip(latents.names, reconstructions, strict=True):
+            save_png(tmp / "reconstructions" / f"{Path(name).stem}.png", from_unit(image))
+        pairs = [im for pair in zip(inputs.images, reconstructions, strict=True) for im in pair]
+        save_png(tmp / "contact_sheet.png", image_grid(from_unit(pairs), 2))
+    typer.echo(f"encoded {len(latents.names)} images into {out}")
+
+
+def render_command(
+    latents_file: Annotated[Path, typer.Argument(metavar="LATENTS", help="A latents.npz (projection or encoding).")],
+    names: Annotated[
+        list[str] | None,
+        typer.Option("--names", help="Only these latents: file names or stems, comma-separated or repeated."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one PNG per latent.")] = Path("renders"),
+    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+):
+    """Turn latents back into images with the model that made them (GAN generator or VAE decoder)."""
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.images import from_unit, save_png
+    from facemath_core.latents import decode, find, load_latents
+
+    check_new_dir(out, overwrite)
+    latents = load_latents(latents_file)
+    wanted = [n for value in names or [] for n in value.split(",") if n]
+    rows = [find(latents, n, str(latents_file)) for n in wanted] if wanted else list(range(len(latents.names)))
+    images = decode(open_backend(str(models)), latents, latents.z[rows])
+    with atomic_dir(out) as tmp:
+        for row, image in zip(rows, images, strict=True):
+            save_png(tmp / f"{Path(latents.names[row]).stem}.png", from_unit(image))
+    typer.echo(f"rendered {len(rows)} {latents.family} latents into {out}")
+
+
+def interpolate_command(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Two or more latent names (file names or stems), A B [C ...].")],
+    latents_file: Annotated[Path, typer.Option("--latents", help="The latents.npz the names are in.")],
+    steps: Annotated[int, typer.Option(help="Frames between consecutive faces, ends included.")] = 8,
+    method: Annotated[str, typer.Option(help="An operator plugin taking (a, b, t): lerp or slerp.")] = "slerp",
+    out: Annotated[Path, typer.Option("--out", "-o", help="A .png strip or an animated .gif.")] = Path(
+        "interpolation.png"
+    ),
+    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
+):
+    """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
+    import numpy as np
+
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_file
+    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.latents import decode, find, load_latents
+    from facemath_core.plugins import load_registry
+
+    if len(names) < 2:
+        raise typer.BadParameter("give at least two latent names", param_hint="NAMES")
+    if steps < 2:
+        raise typer.BadParameter(f"{steps}: at least 2 frames", param_hint="--steps")
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
+    operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
+    latents = load_latents(latents_file)
+    anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
+    path = [
+        np.asarray(operator.function(a, b, t), np.float32)
+        for a, b in zip(anchors, anchors[1:], strict=False)
+        for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
+    ]
+    frames = from_unit(decode(open_backend(str(models)), latents, np.stack(path)))
+    if out.suffix.lower() == ".gif":
+        from PIL import Image
+
+        pictures = [Image.fromarray(f) for f in frames]
+        with atomic_file(out) as handle:
+            pictures[0].save(handle, format="GIF", save_all=True, append_images=pictures[1:], duration=120, loop=0)
+    else:
+        save_png(out, image_grid(frames, len(frames)))
+    typer.echo(f"wrote {out} ({len(frames)} frames, {method})")
