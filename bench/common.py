@@ -82,15 +82,3 @@ def write_json(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"\nwrote {path}")
     return path
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image PSNR in dB of images in [-1, 1] (measured on the [0, 1] scale)."""
-    mse = np.mean(((a - b) / 2.0) ** 2, axis=(1, 2, 3))
-    return 10.0 * np.log10(1.0 / np.maximum(mse, 1e-12))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    return tf.image.ssim(tf.constant((a + 1) / 2), tf.constant((b + 1) / 2), max_val=1.0).numpy()

@@ -20,7 +20,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import forward_macs, matmul_peak_gflops, print_table, psnr, ssim, write_json  # noqa: E402
+from common import forward_macs, matmul_peak_gflops, print_table, write_json  # noqa: E402
+
+from facemath_core.metrics import psnr, ssim  # noqa: E402
 
 HELD_OUT_START = 28_800  # the held-out partition of `facemath data synth --count 32000 --seed 0`
 

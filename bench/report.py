@@ -86,6 +86,20 @@ def main() -> None:
             "\nConcurrent clients:\n",
             table(serving["concurrency"]),
         ]
+    arithmetic = load("arithmetic")
+    if arithmetic:
+        parts += [
+            "## Face arithmetic\n",
+            f"`python bench/arithmetic.py`, {arithmetic['written']}: the latents of the {arithmetic['faces']} "
+            f"held-out faces in `{arithmetic['report']}` (written by `facemath compare`), judged by the attribute "
+            f"oracle. Target: success >= {arithmetic['target']:.0%} with the other attributes preserved >= "
+            f"{arithmetic['target']:.0%}. Attribute vectors are fitted on 70% of the faces and added, times "
+            "`scale`, to held-out faces without the attribute (mean over attributes, 95% interval):\n",
+            table(arithmetic["edits"]),
+            "\nThe DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male), pooled over the target "
+            "attributes (Wilson 95% interval):\n",
+            table(arithmetic["analogies"]),
+        ]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
 

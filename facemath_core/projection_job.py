@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from facemath_core import signatures as S
+from facemath_core.dataset import IMAGE_DIR
 from facemath_core.errors import FacemathError
 from facemath_core.images import (
     IMAGE_SUFFIXES,
@@ -54,6 +55,8 @@ def collect_image_paths(arguments: list[str]) -> list[Path]:
     paths: list[Path] = []
     for argument in arguments:
         path = Path(argument)
+        if path.is_dir() and (path / IMAGE_DIR).is_dir():
+            path = path / IMAGE_DIR  # a CelebA-layout folder (img_align_celeba/ + list_attr_celeba.txt)
         if path.is_dir():
             found = sorted(
                 p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")

@@ -55,13 +55,17 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import data, export, latents, plugins, project, serving, train
+    from facemath_core.cli import attributes, compare, data, export, latents, math, plugins, project, serving, train
 
     app.command("project", no_args_is_help=True)(project.project_command)
     app.command("complete", no_args_is_help=True)(project.complete_command)
     app.command("encode", no_args_is_help=True)(latents.encode_command)
     app.command("render", no_args_is_help=True)(latents.render_command)
     app.command("interpolate", no_args_is_help=True)(latents.interpolate_command)
+    app.command("math", no_args_is_help=True)(math.math_command)
+    app.command("analogy", no_args_is_help=True)(math.analogy_command)
+    app.command("attributes", no_args_is_help=True)(attributes.attributes_command)
+    app.command("compare", no_args_is_help=True)(compare.compare_command)
     app.command("plugins")(plugins.plugins_command)
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)

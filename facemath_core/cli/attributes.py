@@ -1,0 +1,98 @@
+"""`facemath attributes`: an attribute vector per attribute, and how well each one works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facemath_core.cli.math import AttributesOption, LatentsOption, ModelsOption
+
+
+def attributes_command(
+    latents: LatentsOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result folder.")] = Path("attributes"),
+    attributes: AttributesOption = None,
+    held_out: Annotated[float, typer.Option(help="Share of the latents kept out of fitting, for scoring.")] = 0.3,
+    scale: Annotated[float, typer.Option(help="Multiple of the vector added to faces that lack the attribute.")] = 1.0,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Plain difference of means, without White's bias correction.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the fit / held-out split.")] = 0,
+    models: ModelsOption = Path("exported_models"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+):
+    """Fit an attribute vector per attribute and score it on held-out latents: AUC as a linear classifier,
+    and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
+    import json
+
+    import numpy as np
+
+    from facemath_core import signatures as S
+    from facemath_core.arithmetic import open_space
+    from facemath_core.attribute_quality import score_vectors
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.latents import decode
+    from facemath_core.report import markdown_table
+
+    check_new_dir(out, overwrite)
+    space = open_space(latents, attributes)
+    space.require_labels("facemath attributes")
+    backend = open_backend(str(models))
+
+    def render(z):
+        return decode(backend, space.latents, z)
+
+    oracle_names = backend.metadata(S.ORACLE)["attribute_names"] if backend.has(S.ORACLE) else []
+    vectors, scores = score_vectors(
+        space, render, backend.judge, oracle_names, held_out=held_out, seed=seed, scale=scale, corrected=not raw
+    )
+    rows = [
+        {
+            "attribute": s.attribute,
+            "AUC": f"{s.auc:.3f} ± {1.96 * s.auc_se:.3f}",
+            "held-out +/-": f"{s.positives}/{s.negatives}",
+            "edited faces": s.edited,
+            "success": f"{s.success:.2f} [{s.success_low:.2f}, {s.success_high:.2f}]" if s.edited else "n/a",
+            "preserved": f"{s.preserved:.3f}" if s.edited else "n/a",
+            "all others kept": f"{s.all_preserved:.2f}" if s.edited else "n/a",
+        }
+        for s in scores
+    ]
+    # One row per judged attribute: four faces without it, then the same faces with the vector added.
+    examples = []
+    names = space.attribute_names
+    for s in [s for s in scores if s.edited][:12]:
+        k = names.index(s.attribute)
+        lacking = np.flatnonzero(~space.labels[:, k])[:4]
+        examples.append(from_unit(render(np.concatenate([space.z[lacking], space.z[lacking] + scale * vectors[k]]))))
+    with atomic_dir(out) as tmp:
+        np.savez(
+            tmp / "vectors.npz",
+            attribute_names=np.array(names),
+            vectors=vectors,
+            family=np.array(space.latents.family),
+            model=np.array(space.latents.model),
+            corrected=np.array(not raw),
+        )
+        summary = {
+            "latents": [str(p) for p in latents],
+            "labels": space.label_source,
+            "held_out": held_out,
+            "scale": scale,
+            "bias_corrected": not raw,
+            "seed": seed,
+            "scores": [s.as_dict() for s in scores],
+        }
+        (tmp / "attributes.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (tmp / "attributes.md").write_text(
+            f"# Attribute vectors ({space.latents.family} latents, {len(space.z)} faces, "
+            f"{held_out:.0%} held out)\n\n" + markdown_table(rows) + "\n"
+        )
+        if examples:
+            save_png(tmp / "examples.png", image_grid(np.concatenate(examples), 8))
+    typer.echo(markdown_table(rows))
+    typer.echo(f"wrote {out}/vectors.npz, attributes.json, attributes.md" + (", examples.png" if examples else ""))

@@ -1,0 +1,58 @@
+"""`facemath compare`: the GAN-vs-VAE report on held-out labelled faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facemath_core.cli.math import ModelsOption
+
+
+def compare_command(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Held-out labelled faces (a folder with list_attr_celeba.txt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.md, report.html, figures).")] = Path(
+        "report"
+    ),
+    count: Annotated[int, typer.Option(help="Faces drawn from --data (seeded); all of them if fewer.")] = 256,
+    steps: Annotated[int, typer.Option(help="Projection steps (amos2016 settings otherwise).")] = 1000,
+    trials: Annotated[int, typer.Option(help="Analogies per attribute and exemplar count.")] = 40,
+    exemplars: Annotated[str, typer.Option(help="Exemplar counts per concept to compare, comma-separated.")] = "1,3",
+    held_out: Annotated[float, typer.Option(help="Share of the faces kept out of fitting attribute vectors.")] = 0.3,
+    pivot: Annotated[str, typer.Option(help="The attribute analogies carry over (smiling woman -> man).")] = "Male",
+    seed: Annotated[int, typer.Option(help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
+    models: ModelsOption = Path("exported_models"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+):
+    """Project, encode and hybrid-project the same held-out faces; compare reconstruction, attribute vectors and
+    arithmetic; write report.md and report.html with figures."""
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.plugins import load_registry
+    from facemath_core.report import CompareConfig, run_compare, write_report
+
+    try:
+        counts = tuple(int(v) for v in exemplars.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{exemplars!r}: comma-separated whole numbers, e.g. 1,3", param_hint="--exemplars"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter(f"{exemplars!r}: each count must be 1 or more", param_hint="--exemplars")
+    for value, name in ((steps, "--steps"), (trials, "--trials")):
+        if value < 1:
+            raise typer.BadParameter(f"{value}: must be 1 or more", param_hint=name)
+    check_new_dir(out, overwrite)
+    config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
+    registry = load_registry(ctx.obj["plugins"])
+    result = run_compare(data, open_backend(str(models)), registry, config, progress=lambda m: typer.echo(m, err=True))
+    with atomic_dir(out) as tmp:
+        write_report(result, tmp)
+    for method, entry in result["methods"].items():
+        typer.echo(
+            f"{method:22s} PSNR {entry['psnr'][0]:.2f} dB  SSIM {entry['ssim'][0]:.3f}  "
+            f"{entry['seconds_per_image']:.2f} s/image"
+        )
+    typer.echo(f"wrote {out}/report.md and report.html")

@@ -1,0 +1,135 @@
+"""`facemath math` and `facemath analogy`: arithmetic on faces in latent space, drawn as pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+LatentsOption = Annotated[
+    list[Path],
+    typer.Option("--latents", help="latents.npz from `project` or `encode`; repeat to join files of one model."),
+]
+AttributesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--attributes",
+        help="An attribute file (list_attr_celeba.txt format) or a folder holding one; "
+        "default: the one next to the latents' images.",
+    ),
+]
+ModelsOption = Annotated[Path, typer.Option(help="Model base path of the embedded backend.")]
+
+
+def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
+    from facemath_core.arithmetic import Evaluator, open_space
+    from facemath_core.plugins import load_registry
+
+    if exemplars < 0:
+        raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
+    registry = load_registry(ctx.obj["plugins"])
+    operators = {name: registry.get("operator", name) for name in registry.names("operator")}
+    return Evaluator(open_space(latents, attributes), operators, exemplars=exemplars, seed=seed)
+
+
+def math_command(
+    ctx: typer.Context,
+    expression: Annotated[str, typer.Argument(metavar="EXPR", help="e.g. 'mean(Smiling & ~Male) - ...'")],
+    latents: LatentsOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result folder.")] = Path("math"),
+    attributes: AttributesOption = None,
+    exemplars: Annotated[
+        int, typer.Option(help="Faces that mean(GROUP) averages, drawn at random from the group; 0 = all.")
+    ] = 3,
+    jitter: Annotated[float, typer.Option(help="Half-width of the uniform noise of the jittered variants.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
+    models: ModelsOption = Path("exported_models"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+):
+    """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
+
+    Names are latents (image stems) or attributes from the attribute file (groups of faces: Smiling & ~Male).
+    Functions: mean, attr, and every operator plugin (lerp, slerp, project_out, ...).
+    """
+    import json
+
+    from facemath_core.arithmetic import example_grid, work_out
+    from facemath_core.backends import open_backend
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.images import from_unit, save_png
+    from facemath_core.latents import Latents, decode, save_latents
+
+    if jitter < 0:
+        raise typer.BadParameter(f"{jitter}: must be >= 0", param_hint="--jitter")
+    check_new_dir(out, overwrite)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    example = work_out(evaluator, expression, jitter=jitter, seed=seed)
+    space = evaluator.space.latents
+    backend = open_backend(str(models))
+
+    def render(z):
+        return decode(backend, space, z)
+
+    grid = example_grid(example, render)
+    z = np.concatenate([example.result.z[None], example.jittered])
+    names = ["result", *[f"jitter_{i + 1}" for i in range(len(example.jittered))]]
+    result = Latents(
+        names=names,
+        z=z.astype("float32"),
+        family=space.family,
+        model=space.model,
+        model_version=space.model_version,
+        source="arithmetic",
+        config={"expression": expression, "exemplars": exemplars, "jitter": jitter, "seed": seed},
+        models=space.models,
+    )
+    terms = [
+        {"sign": "+" if s > 0 else "-", "term": text, "faces": [example.names[r] for r in term.rows]}
+        for s, text, term in zip(example.signs, example.term_texts, example.terms, strict=True)
+    ]
+    with atomic_dir(out) as tmp:
+        save_latents(tmp / "latents.npz", result)
+        save_png(tmp / "result.png", from_unit(render(example.result.z[None]))[0])
+        save_png(tmp / "grid.png", grid)
+        (tmp / "terms.json").write_text(json.dumps({"expression": expression, "terms": terms}, indent=2) + "\n")
+    for term in terms:
+        faces = ", ".join(term["faces"][:6]) + (" ..." if len(term["faces"]) > 6 else "")
+        typer.echo(f"  {term['sign']} {term['term']}" + (f"   [{faces}]" if faces else ""))
+    typer.echo(f"wrote {out}/grid.png, result.png and latents.npz ({space.family} latents)")
+
+
+def analogy_command(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="The corner face: a latent name or any expression.")],
+    b: Annotated[str, typer.Argument(help="Reached from A along the top edge.")],
+    c: Annotated[str, typer.Argument(help="Reached from A along the left edge.")],
+    latents: LatentsOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The J-diagram PNG.")] = Path("analogy.png"),
+    steps: Annotated[int, typer.Option(help="Faces along each edge, corners included.")] = 5,
+    attributes: AttributesOption = None,
+    exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed for exemplars drawn from groups.")] = 0,
+    models: ModelsOption = Path("exported_models"),
+):
+    """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
+
+    The cell at (row i, column j) is A + j/(n-1) (B - A) + i/(n-1) (C - A), so the far corner is B + C - A: the
+    analogy "A is to B as C is to ?".
+    """
+    from facemath_core.backends import open_backend
+    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.latents import decode
+
+    if steps < 2:
+        raise typer.BadParameter(f"{steps}: at least 2", param_hint="--steps")
+    if out.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
+    images = from_unit(decode(open_backend(str(models)), evaluator.space.latents, cells.reshape(-1, za.shape[0])))
+    save_png(out, image_grid(images, steps))
+    typer.echo(f"wrote {out} ({steps}x{steps}; far corner = B + C - A)")

@@ -1,0 +1,245 @@
+"""The expression language of `facemath math`: parsed by hand, never with eval.
+
+    expr     := or
+    or       := and ('|' and)*               groups of faces: either attribute
+    and      := sum ('&' sum)*               groups of faces: both attributes
+    sum      := product (('+' | '-') product)*
+    product  := unary (('*' | '/') unary)*
+    unary    := ('-' | '~') unary | atom      '~' negates a group (~Smiling)
+    atom     := NUMBER | NAME | QUOTED | NAME '(' [expr (',' expr)*] ')' | '(' expr ')'
+
+A NAME is a latent (an image stem such as `smile_woman`) or an attribute (a column of the attribute file, such as
+`Smiling`, which stands for the group of faces that have it); which one is decided when the expression is
+evaluated (`facemath_core.arithmetic`). Names that are not identifiers (`'000001.png'`, `"face-2"`) are quoted. A
+bare number that is exactly the stem of a latent (`000001`) is that latent; write `1.0` for the number.
+
+Every node keeps the 1-based column where it starts, so errors can point at it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from facemath_core.errors import FacemathError
+
+
+class ExpressionError(FacemathError):
+    """A problem at one column of an expression."""
+
+    exit_code = 2
+
+    def __init__(self, expression: str, column: int, message: str):
+        self.expression, self.column, self.message = expression, column, message
+        super().__init__(f"expression column {column}: {message}")
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    text: str
+    column: int
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    column: int
+    quoted: bool = False
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # '-' or '~'
+    operand: Node
+    column: int
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # '+', '-', '*', '/', '&', '|'
+    left: Node
+    right: Node
+    column: int
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    args: tuple[Node, ...]
+    column: int
+
+
+Node = Number | Name | Unary | Binary | Call
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z_0-9.]))
+  | (?P<name>[A-Za-z_0-9][A-Za-z_0-9]*)
+  | (?P<quoted>'[^']*'|"[^"]*")
+  | (?P<op>[-+*/&|~(),])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # number, name, quoted, op, end
+    text: str
+    column: int
+
+
+def tokenize(expression: str) -> list[Token]:
+    tokens, position = [], 0
+    while position < len(expression):
+        match = _TOKEN.match(expression, position)
+        if match is None:
+            char = expression[position]
+            if char in "'\"":
+                raise ExpressionError(expression, position + 1, f"unclosed quote {char}")
+            raise ExpressionError(expression, position + 1, f"unexpected character {char!r}")
+        kind = match.lastgroup
+        if kind != "space":
+            tokens.append(Token(kind, match.group(), position + 1))
+        position = match.end()
+    tokens.append(Token("end", "", len(expression) + 1))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, expression: str):
+        self.expression = expression
+        self.tokens = tokenize(expression)
+        self.position = 0
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.position]
+
+    def error(self, message: str, token: Token | None = None) -> ExpressionError:
+        return ExpressionError(self.expression, (token or self.current).column, message)
+
+    def take(self) -> Token:
+        token = self.current
+        self.position += 1
+        return token
+
+    def expect(self, text: str) -> Token:
+        if self.current.kind == "op" and self.current.text == text:
+            return self.take()
+        found = "the end of the expression" if self.current.kind == "end" else repr(self.current.text)
+        raise self.error(f"expected {text!r}, found {found}")
+
+    def at(self, *ops: str) -> bool:
+        return self.current.kind == "op" and self.current.text in ops
+
+    def parse(self) -> Node:
+        if self.current.kind == "end":
+            raise self.error("the expression is empty")
+        node = self.binary_level(0)
+        if self.current.kind != "end":
+            raise self.error(f"unexpected {self.current.text!r} after a complete expression")
+        return node
+
+    _LEVELS = (("|",), ("&",), ("+", "-"), ("*", "/"))
+
+    def binary_level(self, level: int) -> Node:
+        if level == len(self._LEVELS):
+            return self.unary()
+        node = self.binary_level(level + 1)
+        while self.at(*self._LEVELS[level]):
+            op = self.take()
+            node = Binary(op.text, node, self.binary_level(level + 1), op.column)
+        return node
+
+    def unary(self) -> Node:
+        if self.at("-", "~"):
+            op = self.take()
+            return Unary(op.text, self.unary(), op.column)
+        if self.at("+"):
+            self.take()
+            return self.unary()
+        return self.atom()
+
+    def atom(self) -> Node:
+        token = self.current
+        if token.kind == "number":
+            self.take()
+            return Number(float(token.text), token.text, token.column)
+        if token.kind == "quoted":
+            self.take()
+            if len(token.text) == 2:
+                raise self.error("empty quoted name", token)
+            return Name(token.text[1:-1], token.column, quoted=True)
+        if token.kind == "name":
+            self.take()
+            if self.at("("):
+                return self.call(token)
+            return Name(token.text, token.column)
+        if self.at("("):
+            self.take()
+            node = self.binary_level(0)
+            self.expect(")")
+            return node
+        if token.kind == "end":
+            raise self.error("the expression ends too early; a name, number or '(' is missing")
+        raise self.error(f"unexpected {token.text!r}; expected a name, number or '('")
+
+    def call(self, name: Token) -> Call:
+        self.expect("(")
+        args = []
+        if not self.at(")"):
+            args.append(self.binary_level(0))
+            while self.at(","):
+                self.take()
+                args.append(self.binary_level(0))
+        self.expect(")")
+        return Call(name.text, tuple(args), name.column)
+
+
+def parse(expression: str) -> Node:
+    """The syntax tree of an expression, or an ExpressionError naming the column of the first problem."""
+    return _Parser(expression).parse()
+
+
+def unparse(node: Node) -> str:
+    """Text that parses back to the same tree (fully parenthesised where needed)."""
+    if isinstance(node, Number):
+        return node.text
+    if isinstance(node, Name):
+        return f"'{node.text}'" if node.quoted or not re.fullmatch(r"[A-Za-z_0-9]+", node.text) else node.text
+    if isinstance(node, Unary):
+        return f"{node.op}{_wrapped(node.operand)}"
+    if isinstance(node, Binary):
+        return f"{_wrapped(node.left)} {node.op} {_wrapped(node.right)}"
+    return f"{node.function}({', '.join(unparse(a) for a in node.args)})"
+
+
+def _wrapped(node: Node) -> str:
+    text = unparse(node)
+    return f"({text})" if isinstance(node, Binary) else text
+
+
+def additive_terms(node: Node) -> list[tuple[int, Node]]:
+    """The top-level terms of a sum with their signs: a - b + c -> [(+1, a), (-1, b), (+1, c)]."""
+    if isinstance(node, Binary) and node.op in "+-":
+        right_sign = 1 if node.op == "+" else -1
+        return [*additive_terms(node.left), (right_sign, node.right)]
+    return [(1, node)]
+
+
+def same_tree(a: Node, b: Node) -> bool:
+    """Structural equality that ignores columns (used by the property tests)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Number):
+        return a.value == b.value
+    if isinstance(a, Name):
+        return a.text == b.text
+    if isinstance(a, Unary):
+        return a.op == b.op and same_tree(a.operand, b.operand)
+    if isinstance(a, Binary):
+        return a.op == b.op and same_tree(a.left, b.left) and same_tree(a.right, b.right)
+    return a.function == b.function and len(a.args) == len(b.args) and all(map(same_tree, a.args, b.args))

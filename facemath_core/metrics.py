@@ -1,0 +1,80 @@
+"""Image and classifier metrics with their uncertainty, shared by the report and the benchmarks.
+
+Images are float arrays (N, H, W, 3) in [-1, 1]; every image metric returns one value per image so that callers
+can report a spread or a confidence interval, not only a mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Z_95 = 1.959964
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image PSNR in dB (measured on the [0, 1] scale)."""
+    mse = np.mean(((np.asarray(a) - np.asarray(b)) / 2.0) ** 2, axis=(1, 2, 3))
+    return 10.0 * np.log10(1.0 / np.maximum(mse, 1e-12))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image SSIM (tf.image.ssim, on the [0, 1] scale)."""
+    import tensorflow as tf
+
+    return tf.image.ssim(tf.constant((a + 1) / 2), tf.constant((b + 1) / 2), max_val=1.0).numpy()
+
+
+def l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image mean absolute error on the [0, 1] scale."""
+    return np.mean(np.abs(np.asarray(a) - np.asarray(b)) / 2.0, axis=(1, 2, 3))
+
+
+def laplacian_variance(images: np.ndarray) -> np.ndarray:
+    """Per-image variance of the 4-neighbour Laplacian of the grey image: a standard sharpness measure
+    (blur removes high frequencies, so the variance drops)."""
+    grey = np.asarray(images, np.float64) @ np.array([0.299, 0.587, 0.114])
+    lap = grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:] - 4.0 * grey[:, 1:-1, 1:-1]
+    return lap.reshape(len(lap), -1).var(axis=1)
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and the half-width of its normal 95% confidence interval."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return (float(values.mean()) if len(values) else float("nan")), float("nan")
+    return float(values.mean()), float(Z_95 * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def wilson(successes: int, total: int) -> tuple[float, float, float]:
+    """A proportion with its Wilson 95% interval (rate, low, high); sound for small n and rates near 0 or 1."""
+    if total == 0:
+        return float("nan"), float("nan"), float("nan")
+    p, z2 = successes / total, Z_95**2
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = Z_95 * math.sqrt(p * (1 - p) / total + z2 / (4 * total**2)) / (1 + z2 / total)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def roc_auc(scores, positive) -> tuple[float, float]:
+    """ROC AUC (the Mann-Whitney probability that a positive outscores a negative, ties count half) and its
+    standard error by Hanley & McNeil (1982)."""
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan"), float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over ties.
+    start = 0
+    for end in range(1, len(scores) + 1):
+        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0
+            start = end
+    auc = (ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    se = math.sqrt((auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg))
+    return float(auc), float(se)
