@@ -187,10 +187,22 @@ class Evaluator:
 
     def latent(self, expression: str) -> Vector:
         """Evaluate an expression that must give one latent vector."""
+        return self.terms(expression)[1]
+
+    def terms(self, expression: str) -> tuple[list[tuple[int, str, Vector]], Vector]:
+        """The top-level terms of a sum as (sign, text, value), and the result: a - b + c gives a, b and c.
+
+        Each term is evaluated on its own but with the columns it has in the whole expression, so a
+        mean(GROUP) term draws the same exemplars as it does inside the result."""
+        from facemath_core.expression import additive_terms, unparse
+
         tree = parse(expression)
         self.expression = expression
-        value = self._eval(tree)
-        return self._as_vector(value, tree, "the expression")
+        result = self._as_vector(self._eval(tree), tree, "the expression")
+        pairs = additive_terms(tree)
+        if len(pairs) == 1:
+            return [(1, unparse(tree), result)], result
+        return [(sign, unparse(node), self._eval(node)) for sign, node in pairs], result
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -370,24 +382,19 @@ class WorkedExample:
 
 
 def work_out(evaluator: Evaluator, expression: str, jitter: float = 0.25, variants: int = 8, seed: int = 0):
-    """Evaluate an expression term by term (a - b + c gives the terms a, b, c) and jitter its result."""
-    from facemath_core.expression import additive_terms, unparse
-
-    tree = parse(expression)
-    evaluator.expression = expression
-    pairs = additive_terms(tree)
-    terms = [evaluator._as_vector(evaluator._eval(node), node, "a term") for _, node in pairs]
-    result = evaluator._as_vector(evaluator._eval(tree), tree, "the expression")
+    """Evaluate an expression term by term and jitter its result."""
+    terms, result = evaluator.terms(expression)
     noise = np.random.default_rng(seed).uniform(-jitter, jitter, (variants, result.z.shape[0])).astype(np.float32)
+    rows = {r for _, _, term in terms for r in term.rows}
     return WorkedExample(
         expression,
-        [s for s, _ in pairs],
-        [unparse(node) for _, node in pairs],
-        terms,
+        [sign for sign, _, _ in terms],
+        [text for _, text, _ in terms],
+        [term for _, _, term in terms],
         result,
         result.z[None] + noise,
-        {r: evaluator.space.z[r] for t in terms for r in t.rows},
-        {r: evaluator.space.latents.names[r] for t in terms for r in t.rows},
+        {r: evaluator.space.z[r] for r in rows},
+        {r: evaluator.space.latents.names[r] for r in rows},
     )
 
 

@@ -1,0 +1,44 @@
+"""Metrics of the report: AUC, Wilson intervals, sharpness, reconstruction errors."""
+
+import numpy as np
+import pytest
+
+from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, roc_auc, wilson
+
+
+def test_roc_auc_is_the_pairwise_probability_with_ties_counting_half():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 60).astype(float)  # many ties
+    positive = rng.random(60) < 0.4
+    pairs = [(p > n) + 0.5 * (p == n) for p in scores[positive] for n in scores[~positive]]
+    auc, se = roc_auc(scores, positive)
+    assert auc == pytest.approx(np.mean(pairs))
+    assert 0 < se < 0.2
+    assert roc_auc([1, 2, 3, 4], [False, False, True, True])[0] == 1.0
+    assert roc_auc([4, 3, 2, 1], [False, False, True, True])[0] == 0.0
+    assert np.isnan(roc_auc([1, 2], [True, True])[0])
+
+
+def test_wilson_interval_known_values():
+    rate, low, high = wilson(8, 10)
+    assert rate == 0.8 and low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert wilson(0, 20)[1] == 0.0 and wilson(20, 20)[2] == 1.0
+    assert np.isnan(wilson(0, 0)[0])
+
+
+def test_mean_ci_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = mean_ci(rng.normal(size=20)), mean_ci(rng.normal(size=2000))
+    assert large[1] < small[1] / 5
+    assert mean_ci([1.0, np.nan, 3.0]) == (2.0, pytest.approx(1.959964))  # NaN dropped, std sqrt(2), n 2
+
+
+def test_blur_lowers_laplacian_variance_and_psnr():
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(2)
+    images = rng.uniform(-1, 1, (3, 32, 32, 3))
+    blurred = uniform_filter(images, size=(1, 3, 3, 1))
+    assert np.all(laplacian_variance(blurred) < 0.2 * laplacian_variance(images))
+    assert np.all(psnr(images, images) > 100) and np.all(psnr(blurred, images) < 20)
+    assert l1(images, images).max() == 0 and l1(np.ones((1, 2, 2, 3)), -np.ones((1, 2, 2, 3)))[0] == 1.0
