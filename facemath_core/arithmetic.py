@@ -121,9 +121,14 @@ def attribute_vectors(z: np.ndarray, labels: np.ndarray, names: Sequence[str], c
 
     Uncorrected, it is the balanced difference of means (faces with minus faces without). Attributes are often
     correlated in real data (Male and Wearing_Hat in CelebA), and then a difference of means carries the correlated
-    attribute along. White's bias correction removes that: the vectors of all attributes are estimated together, by
-    least squares of z on the attribute indicators, so each coefficient is the effect of its attribute with the
-    others held fixed. With independent, balanced attributes both give the same vectors.
+    attribute along. White's bias correction removes that: each vector is estimated by least squares of z on the
+    attribute indicators together, so its coefficient is the effect of its attribute with the others held fixed.
+    With independent, balanced attributes both give the same vectors.
+
+    Attributes that never occur together (two hair colours) are the exception: Blond_Hair cannot be switched on
+    with Black_Hair held fixed, so holding it fixed would leave the Black-to-Blond change out of the Blond vector
+    and adding it to a black-haired face would do little. Each attribute's regression therefore leaves out the
+    attributes it excludes; its vector then also switches them off, as the data says it must.
     """
     labels = np.asarray(labels, bool)
     counts = labels.sum(axis=0)
@@ -133,10 +138,15 @@ def attribute_vectors(z: np.ndarray, labels: np.ndarray, names: Sequence[str], c
         for k in np.flatnonzero(varies):
             vectors[k] = z[labels[:, k]].mean(axis=0) - z[~labels[:, k]].mean(axis=0)
         return vectors
-    # Constant attributes (nobody wears a hat in this folder) have no vector and stay out of the regression.
-    design = np.concatenate([np.ones((len(z), 1)), labels[:, varies].astype(np.float64)], axis=1)
-    coefficients, *_ = np.linalg.lstsq(design, z.astype(np.float64), rcond=None)
-    vectors[varies] = coefficients[1:]
+    # Constant attributes (nobody wears a hat in this folder) have no vector and stay out of the regressions.
+    both = labels.T.astype(np.int64) @ labels.astype(np.int64)
+    fits: dict[tuple[int, ...], np.ndarray] = {}  # attributes in the regression -> coefficients (one fit per set)
+    for k in np.flatnonzero(varies):
+        kept = tuple(int(j) for j in np.flatnonzero(varies) if j == k or both[k, j] > 0)
+        if kept not in fits:
+            design = np.concatenate([np.ones((len(z), 1)), labels[:, kept].astype(np.float64)], axis=1)
+            fits[kept], *_ = np.linalg.lstsq(design, z.astype(np.float64), rcond=None)
+        vectors[k] = fits[kept][1 + kept.index(int(k))]
     return vectors
 
 
