@@ -12,6 +12,13 @@ from pathlib import Path
 from facemath_core.errors import FacemathError
 
 
+def _permissions(directory: bool) -> int:
+    """What open() or mkdir() would give under the user's umask; mkstemp and mkdtemp give 0600 and 0700."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """Write to a temporary file beside `path`, then rename it into place; on error nothing is left behind."""
@@ -21,6 +28,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(tmp, _permissions(directory=False))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -49,6 +57,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
     try:
         yield tmp
+        os.chmod(tmp, _permissions(directory=True))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

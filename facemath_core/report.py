@@ -383,8 +383,9 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
         ("h2", "Attribute vectors"),
         (
             "p",
-            f"Vectors fitted on {1 - cfg['held_out']:.0%} of the faces (least squares over all labels: White's bias "
-            f"correction) and scored on the other {cfg['held_out']:.0%}: AUC of z . v as a classifier, then the vector "
+            f"Vectors fitted on {1 - cfg['held_out']:.0%} of the faces (least squares over the labels: White's bias "
+            "correction, leaving out attributes that never co-occur, such as two hair colours) and scored on the "
+            f"other {cfg['held_out']:.0%}: AUC of z . v as a classifier, then the vector "
             "added once to held-out faces that lack the attribute: success = the oracle now sees it, preserved = the "
             "share of the other attributes it reads unchanged. Mean ± 95% interval over attributes.",
         ),
