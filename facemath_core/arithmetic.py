@@ -10,6 +10,7 @@ attribute vector.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +36,19 @@ class LatentSpace:
     attribute_names: list[str] = field(default_factory=list)
     labels: np.ndarray | None = None  # (N, K) bool
     label_source: str = ""
+    labels_unusable: str = ""  # why an attribute file found next to the images could not label these latents
 
     @property
     def z(self) -> np.ndarray:
         return self.latents.z
 
-    @property
+    @functools.cached_property
     def stems(self) -> list[str]:
         return [Path(n).stem for n in self.latents.names]
 
     def require_labels(self, what: str) -> np.ndarray:
+        if self.labels is None and self.labels_unusable:
+            raise FacemathError(f"{what} needs attribute labels: {self.labels_unusable}")
         if self.labels is None:
             raise FacemathError(
                 f"{what} needs attribute labels, and no {ATTR_FILE} was found next to the latents' images; "
@@ -97,7 +101,12 @@ def find_attribute_file(latents: Latents, given: str | Path | None) -> Path | No
     folders = {Path(p).parent for p in latents.config.get("inputs", [])}
     candidates = {f / ATTR_FILE for f in folders} | {f.parent / ATTR_FILE for f in folders}
     found = sorted(c for c in candidates if c.is_file())
-    return found[0] if len(found) == 1 else None
+    if len(found) > 1:
+        raise FacemathError(
+            f"the latents' images come from folders with different attribute files ({', '.join(map(str, found))}); "
+            "choose one with --attributes FILE_OR_FOLDER"
+        )
+    return found[0] if found else None
 
 
 def open_space(files: Sequence[str | Path], attributes: str | Path | None = None) -> LatentSpace:
@@ -109,11 +118,22 @@ def open_space(files: Sequence[str | Path], attributes: str | Path | None = None
     by_name = dict(zip(rows, values, strict=True))
     missing = [n for n in latents.names if n not in by_name]
     if missing:
-        raise FacemathError(
-            f"{path}: has no labels for {len(missing)} of the {len(latents.names)} latents, e.g. {missing[0]!r}"
-        )
+        problem = f"{path}: has no labels for {len(missing)} of the {len(latents.names)} latents, e.g. {missing[0]!r}"
+        if attributes is not None:
+            raise FacemathError(problem)
+        # Found by itself, not asked for: expressions without groups or attr() still work; the rest say why not.
+        return LatentSpace(latents, labels_unusable=problem)
     labels = np.stack([by_name[n] for n in latents.names]) > 0
     return LatentSpace(latents, list(names), labels, str(path))
+
+
+def exclusive_with(labels: np.ndarray) -> np.ndarray:
+    """(K, K) bool: attribute j never co-occurs with attribute k although both occur (hair colours)."""
+    both = labels.T.astype(int) @ labels.astype(int)
+    present = labels.any(axis=0)
+    exclusive = (both == 0) & present[:, None] & present[None, :]
+    np.fill_diagonal(exclusive, False)
+    return exclusive
 
 
 def attribute_vectors(z: np.ndarray, labels: np.ndarray, names: Sequence[str], corrected: bool = True) -> np.ndarray:
@@ -139,10 +159,10 @@ def attribute_vectors(z: np.ndarray, labels: np.ndarray, names: Sequence[str], c
             vectors[k] = z[labels[:, k]].mean(axis=0) - z[~labels[:, k]].mean(axis=0)
         return vectors
     # Constant attributes (nobody wears a hat in this folder) have no vector and stay out of the regressions.
-    both = labels.T.astype(np.int64) @ labels.astype(np.int64)
+    exclusive = exclusive_with(labels)
     fits: dict[tuple[int, ...], np.ndarray] = {}  # attributes in the regression -> coefficients (one fit per set)
     for k in np.flatnonzero(varies):
-        kept = tuple(int(j) for j in np.flatnonzero(varies) if j == k or both[k, j] > 0)
+        kept = tuple(int(j) for j in np.flatnonzero(varies) if not exclusive[k, j])
         if kept not in fits:
             design = np.concatenate([np.ones((len(z), 1)), labels[:, kept].astype(np.float64)], axis=1)
             fits[kept], *_ = np.linalg.lstsq(design, z.astype(np.float64), rcond=None)
@@ -197,7 +217,9 @@ class Evaluator:
 
     def latent(self, expression: str) -> Vector:
         """Evaluate an expression that must give one latent vector."""
-        return self.terms(expression)[1]
+        tree = parse(expression)
+        self.expression = expression
+        return self._as_vector(self._eval(tree), tree, "the expression")
 
     def terms(self, expression: str) -> tuple[list[tuple[int, str, Vector]], Vector]:
         """The top-level terms of a sum as (sign, text, value), and the result: a - b + c gives a, b and c.
@@ -206,12 +228,10 @@ class Evaluator:
         mean(GROUP) term draws the same exemplars as it does inside the result."""
         from facemath_core.expression import additive_terms, unparse
 
-        tree = parse(expression)
-        self.expression = expression
-        result = self._as_vector(self._eval(tree), tree, "the expression")
-        pairs = additive_terms(tree)
+        result = self.latent(expression)
+        pairs = additive_terms(parse(expression))
         if len(pairs) == 1:
-            return [(1, unparse(tree), result)], result
+            return [(1, unparse(pairs[0][1]), result)], result
         return [(sign, unparse(node), self._eval(node)) for sign, node in pairs], result
 
     # --- helpers ------------------------------------------------------------------------------------------
@@ -256,8 +276,10 @@ class Evaluator:
         candidates = stems + space.attribute_names + list(self.operators) + list(BUILTIN_FUNCTIONS)
         close = difflib.get_close_matches(node.text, candidates, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        what = "latent or attribute" if space.labels is not None else "latent (no attribute file is loaded)"
-        raise self._error(node, f"unknown {what} {node.text!r}{hint}")
+        if space.labels is not None:
+            raise self._error(node, f"unknown latent or attribute {node.text!r}{hint}")
+        why = space.labels_unusable or "no attribute file is loaded"
+        raise self._error(node, f"unknown latent {node.text!r}{hint} (attributes: {why})")
 
     def _eval(self, node: Node) -> Value:
         if isinstance(node, Number):
@@ -290,14 +312,15 @@ class Evaluator:
                 self._as_vector(value, side, f"the operand of {node.op!r}")
         if isinstance(left, float) and isinstance(right, float):
             if node.op == "/" and right == 0:
-                raise self._error(node.right, "division by zero")
+                raise self._error(self._start(node.right), "division by zero")
             if node.op == "/":
                 return left / right
             return {"+": left + right, "-": left - right, "*": left * right}[node.op]
         if node.op in "+-":
             if not (isinstance(left, Vector) and isinstance(right, Vector)):
                 number = node.left if isinstance(left, float) else node.right
-                raise self._error(number, f"cannot {'add' if node.op == '+' else 'subtract'} a number and a latent")
+                verb = "add" if node.op == "+" else "subtract"
+                raise self._error(self._start(number), f"cannot {verb} a number and a latent")
             z = left.z + right.z if node.op == "+" else left.z - right.z
             return Vector(z, left.rows + right.rows)
         if node.op == "*":
@@ -306,9 +329,9 @@ class Evaluator:
             vector, number = (left, right) if isinstance(left, Vector) else (right, left)
             return Vector(vector.z * number, vector.rows)
         if not isinstance(right, float):
-            raise self._error(node.right, "can only divide by a number")
+            raise self._error(self._start(node.right), "can only divide by a number")
         if right == 0:
-            raise self._error(node.right, "division by zero")
+            raise self._error(self._start(node.right), "division by zero")
         return Vector(left.z / right, left.rows)
 
     def _call(self, node: Call) -> Value:
@@ -442,8 +465,6 @@ def example_grid(example: WorkedExample, render, max_exemplars: int = 5) -> np.n
         if i:
             sign = "+" if example.signs[i] > 0 else "-"
             draw.text((x - gutter + 5, bottom + size // 2 - 6), sign, fill="black")
-        elif example.signs[0] < 0:
-            draw.text((x, bottom - 12), "-", fill="black")
         for j, row in enumerate(term_rows):
             top = bottom - (len(term_rows) - j) * (size + pad)
             canvas.paste(Image.fromarray(exemplar_images[row]), (x, top))

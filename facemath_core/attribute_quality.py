@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from facemath_core.arithmetic import Evaluator, LatentSpace, attribute_vectors, work_out
+from facemath_core.arithmetic import Evaluator, LatentSpace, attribute_vectors, exclusive_with, work_out
 from facemath_core.errors import FacemathError
 from facemath_core.metrics import roc_auc, wilson
 
@@ -36,15 +36,6 @@ def split_rows(count: int, held_out: float, seed: int) -> tuple[np.ndarray, np.n
     if cut < 2:
         raise FacemathError(f"only {count} latents: too few to fit attribute vectors and hold some out")
     return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def exclusive_with(labels: np.ndarray) -> np.ndarray:
-    """(K, K) bool: attribute j never co-occurs with attribute k although both occur (hair colours)."""
-    both = labels.T.astype(int) @ labels.astype(int)
-    present = labels.any(axis=0)
-    exclusive = (both == 0) & present[:, None] & present[None, :]
-    np.fill_diagonal(exclusive, False)
-    return exclusive
 
 
 @dataclass

@@ -209,7 +209,10 @@ def unparse(node: Node) -> str:
     if isinstance(node, Number):
         return node.text
     if isinstance(node, Name):
-        return f"'{node.text}'" if node.quoted or not re.fullmatch(r"[A-Za-z_0-9]+", node.text) else node.text
+        if not node.quoted and re.fullmatch(r"[A-Za-z_0-9]+", node.text):
+            return node.text
+        quote = '"' if "'" in node.text else "'"  # a name cannot hold both: neither quote could enclose it
+        return f"{quote}{node.text}{quote}"
     if isinstance(node, Unary):
         return f"{node.op}{_wrapped(node.operand)}"
     if isinstance(node, Binary):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -34,6 +36,23 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def to_json(value) -> str:
+    """Strict JSON (what other languages' parsers accept): NaN and infinities become null, numpy numbers plain."""
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and not isinstance(v, str):  # numpy scalar
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(value), indent=2, allow_nan=False) + "\n"
 
 
 def check_new_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:

@@ -40,12 +40,16 @@ def laplacian_variance(images: np.ndarray) -> np.ndarray:
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and the half-width of its normal 95% confidence interval."""
+    """Mean and the half-width of its 95% confidence interval (Student's t: the report averages over as few as
+    six attributes, where the normal 1.96 would give an interval a quarter too narrow)."""
+    from scipy.stats import t
+
     values = np.asarray(values, np.float64)
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return (float(values.mean()) if len(values) else float("nan")), float("nan")
-    return float(values.mean()), float(Z_95 * values.std(ddof=1) / math.sqrt(len(values)))
+    quantile = t.ppf(0.975, len(values) - 1)
+    return float(values.mean()), float(quantile * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def wilson(successes: int, total: int) -> tuple[float, float, float]:
@@ -65,15 +69,9 @@ def roc_auc(scores, positive) -> tuple[float, float]:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan"), float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # Average ranks over ties.
-    start = 0
-    for end in range(1, len(scores) + 1):
-        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2.0
-            start = end
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)  # ties get their average rank
     auc = (ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     se = math.sqrt((auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg))

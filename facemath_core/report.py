@@ -10,7 +10,6 @@ report.html with figures. Every number comes with its sample size and a 95% inte
 from __future__ import annotations
 
 import html
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -23,6 +22,7 @@ from facemath_core.arithmetic import Evaluator, LatentSpace, example_grid, work_
 from facemath_core.attribute_quality import analogy_expression, score_analogies, score_vectors
 from facemath_core.dataset import open_faces
 from facemath_core.errors import FacemathError
+from facemath_core.files import to_json
 from facemath_core.images import from_unit, load_images, save_png
 from facemath_core.latents import Latents, save_latents
 from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, wilson
@@ -265,7 +265,7 @@ def _figures(result: dict, folder: Path) -> dict[str, str]:
         entry = result["methods"][m]
         edit = vector_summary(entry["vectors"])
         summaries = [analogy_summary(entry["analogies"][str(n)]) for n in result["config"]["exemplars"]]
-        # (value, error below, error above): a normal interval for edits, Wilson intervals for analogies.
+        # (value, error below, error above): a t interval for edits, Wilson intervals for analogies.
         success = [(edit["success"][0], edit["success"][1], edit["success"][1])] + [
             (s["success"][0], s["success"][0] - s["success"][1], s["success"][2] - s["success"][0]) for s in summaries
         ]
@@ -367,8 +367,8 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             f"(contextual + 0.1 perceptual, Adam lr 0.01, clipping) for up to {cfg['steps']} steps; the hybrid starts "
             f"the same projection at the VAE encoder's z; the VAE row is the encoder's posterior mean. Models: "
             + ", ".join(f"{k} v{v}" for k, v in result["models"].items())
-            + f". The attribute oracle judges every face. Intervals are 95%: mean ± 1.96 standard errors over faces "
-            f"(or attributes), and Wilson intervals for rates. Seed {cfg['seed']}.",
+            + f". The attribute oracle judges every face. Intervals are 95%: mean ± t standard errors over faces "
+            f"(or attributes; Student's t), and Wilson intervals for rates. Seed {cfg['seed']}.",
         ),
         ("h2", "Reconstruction"),
         ("table", reconstruction),
@@ -463,6 +463,6 @@ def write_report(result: dict, folder: Path) -> None:
     (folder / "report.md").write_text(_markdown(blocks))
     (folder / "report.html").write_text(_html(blocks))
     public = {k: v for k, v in result.items() if not k.startswith("_")}
-    (folder / "report.json").write_text(json.dumps(public, indent=2, default=float) + "\n")
+    (folder / "report.json").write_text(to_json(public))
     for method in result["methods"]:
         save_latents(folder / f"latents_{SLUG[method]}.npz", result["_arrays"][method]["space"].latents)

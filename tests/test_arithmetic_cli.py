@@ -193,3 +193,15 @@ def test_compare_needs_labelled_faces(tiny_export, tmp_path):
     result = run_cli("compare", "--data", str(folder), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
     assert result.returncode == 1 and "has no list_attr_celeba.txt" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--held-out", "1.5", "a fraction between 0 and 1"), ("--seed", "-1", "--seed"), ("--count", "0", "--count")],
+)
+def test_compare_checks_its_options_before_any_work(tiny_export, train_faces, tmp_path, option, value, message):
+    result = run_cli(
+        "compare", "--data", str(train_faces), "--models", str(tiny_export), "--out", str(tmp_path / "r"), option, value
+    )
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()

@@ -26,7 +26,7 @@ from facemath_core.plugins import load_registry
 
 # --- random trees ----------------------------------------------------------------------------------------------
 
-names = st.sampled_from(["a", "b", "c", "Smiling", "x_1", "face-2.png", "000007"])
+names = st.sampled_from(["a", "b", "c", "Smiling", "x_1", "face-2.png", "000007", "o'neil.png", 'say "hi"'])
 numbers = st.sampled_from(["0", "1", "2.5", ".5", "3e2", "0.25"])
 
 
@@ -190,6 +190,9 @@ def test_names_numbers_and_stems(operators):
         ("slerp(000001, 000002)", 1, "slerp takes 3 arguments, got 2"),
         ("slurp(000001, 000002, 0.5)", 1, "unknown function 'slurp'; did you mean slerp"),
         ("000001 / 0", 10, "division by zero"),
+        ("000001 / (1 - 1)", 11, "division by zero"),  # the start of the divisor, not its operator
+        ("000001 + 2 * 3", 10, "cannot add a number and a latent"),
+        ("000001 / (000002 - 000003)", 11, "can only divide by a number"),
         ("2 * 3", 1, "the number 6, not a latent"),
         ("attr(Smilin)", 6, "unknown attribute 'Smilin'; did you mean Smiling?"),
         ("attr(000001)", 1, "attr takes one attribute name"),
@@ -259,3 +262,52 @@ def test_constant_attributes_have_no_vector(operators):
     with pytest.raises(ExpressionError, match="every one of the 12 faces lacks it"):
         Evaluator(space, operators).latent("attr(Hat)")
     assert np.isfinite(Evaluator(space, operators).latent("attr(Smiling)").z).all()
+
+
+def _latents_from_folders(tmp_path, labelled):
+    """Two faces from each of two folders; `labelled` says which folders' attribute files cover their faces."""
+    from facemath_core.dataset import write_attribute_file
+    from facemath_core.latents import save_latents
+
+    names, inputs = [], []
+    for folder, covers in zip(("one", "two"), labelled, strict=True):
+        (tmp_path / folder).mkdir()
+        files = [f"{folder}_{i}.png" for i in range(2)]
+        names += files
+        inputs += [str(tmp_path / folder / f) for f in files]
+        listed = files if covers else ["someone_else.png"]
+        write_attribute_file(
+            tmp_path / folder / "list_attr_celeba.txt", listed, ["Smiling"], np.ones((len(listed), 1), int)
+        )
+    z = np.zeros((4, 3), np.float32)
+    latents = Latents(names, z, "vae", "vae_decoder", 1, "encoder", config={"inputs": inputs})
+    save_latents(tmp_path / "l.npz", latents)
+    return tmp_path / "l.npz"
+
+
+def test_two_attribute_files_are_an_error_not_a_silent_miss(tmp_path):
+    from facemath_core.arithmetic import open_space
+    from facemath_core.errors import FacemathError
+
+    path = _latents_from_folders(tmp_path, (True, True))
+    with pytest.raises(FacemathError, match="different attribute files .*one.*two.*--attributes"):
+        open_space([path])
+
+
+def test_a_found_attribute_file_that_misses_faces_only_stops_what_needs_labels(tmp_path, operators):
+    from facemath_core.arithmetic import open_space
+    from facemath_core.errors import FacemathError
+
+    (tmp_path / "faces").mkdir()
+    path = _latents_from_folders(tmp_path / "faces", (True, False))
+    (tmp_path / "faces" / "two" / "list_attr_celeba.txt").unlink()  # only folder one's file is found
+    space = open_space([path])
+    assert space.labels is None
+    evaluator = Evaluator(space, operators)
+    assert evaluator.latent("one_0 - one_1 + two_0").z.shape == (3,)  # plain arithmetic needs no labels
+    with pytest.raises(ExpressionError, match="has no labels for 2 of the 4 latents"):
+        evaluator.latent("mean(Smiling)")
+    with pytest.raises(FacemathError, match="needs attribute labels: .*has no labels for 2 of the 4"):
+        evaluator.latent("attr(Smiling)")
+    with pytest.raises(FacemathError, match="has no labels for 2 of the 4"):  # asked for by name: an error at once
+        open_space([path], tmp_path / "faces" / "one")

@@ -32,3 +32,18 @@ def test_a_failed_write_leaves_nothing(tmp_path):
         (folder / "half.txt").write_text("y")
         raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_outputs_are_strict():
+    import json
+
+    import numpy as np
+
+    from facemath_core.files import to_json
+
+    text = to_json({"auc": np.float32(0.5), "success": float("nan"), "rows": [np.int64(3), float("inf")]})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}")) == {
+        "auc": 0.5,
+        "success": None,
+        "rows": [3, None],
+    }

@@ -30,7 +30,8 @@ def test_mean_ci_shrinks_with_n():
     rng = np.random.default_rng(1)
     small, large = mean_ci(rng.normal(size=20)), mean_ci(rng.normal(size=2000))
     assert large[1] < small[1] / 5
-    assert mean_ci([1.0, np.nan, 3.0]) == (2.0, pytest.approx(1.959964))  # NaN dropped, std sqrt(2), n 2
+    assert mean_ci([1.0, np.nan, 3.0]) == (2.0, pytest.approx(12.7062))  # NaN dropped, std sqrt(2), n 2, t(1)
+    assert mean_ci(np.arange(10_000.0))[1] == pytest.approx(1.96 * np.arange(10_000.0).std(ddof=1) / 100, rel=1e-3)
 
 
 def test_blur_lowers_laplacian_variance_and_psnr():

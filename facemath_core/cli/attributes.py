@@ -19,21 +19,19 @@ def attributes_command(
     raw: Annotated[
         bool, typer.Option("--raw", help="Plain difference of means, without White's bias correction.")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the fit / held-out split.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the fit / held-out split.")] = 0,
     models: ModelsOption = Path("exported_models"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ):
     """Fit an attribute vector per attribute and score it on held-out latents: AUC as a linear classifier,
     and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
-    import json
-
     import numpy as np
 
     from facemath_core import signatures as S
     from facemath_core.arithmetic import open_space
-    from facemath_core.attribute_quality import score_vectors
+    from facemath_core.attribute_quality import score_vectors, split_rows
     from facemath_core.backends import open_backend
-    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.files import atomic_dir, check_new_dir, to_json
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latents import decode
     from facemath_core.report import markdown_table
@@ -63,11 +61,16 @@ def attributes_command(
         for s in scores
     ]
     # One row per judged attribute: four faces without it, then the same faces with the vector added.
+    # Faces from the held-out part (the ones scored) first, topped up from the fitted part; rows of fewer than
+    # four faces are left out so every row lines up.
     examples = []
     names = space.attribute_names
+    fit, test = split_rows(len(space.z), held_out, seed)
     for s in [s for s in scores if s.edited][:12]:
         k = names.index(s.attribute)
-        lacking = np.flatnonzero(~space.labels[:, k])[:4]
+        lacking = np.concatenate([test[~space.labels[test, k]], fit[~space.labels[fit, k]]])[:4]
+        if len(lacking) < 4:
+            continue
         examples.append(from_unit(render(np.concatenate([space.z[lacking], space.z[lacking] + scale * vectors[k]]))))
     with atomic_dir(out) as tmp:
         np.savez(
@@ -87,7 +90,7 @@ def attributes_command(
             "seed": seed,
             "scores": [s.as_dict() for s in scores],
         }
-        (tmp / "attributes.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (tmp / "attributes.json").write_text(to_json(summary))
         (tmp / "attributes.md").write_text(
             f"# Attribute vectors ({space.latents.family} latents, {len(space.z)} faces, "
             f"{held_out:.0%} held out)\n\n" + markdown_table(rows) + "\n"

@@ -22,7 +22,7 @@ def compare_command(
     exemplars: Annotated[str, typer.Option(help="Exemplar counts per concept to compare, comma-separated.")] = "1,3",
     held_out: Annotated[float, typer.Option(help="Share of the faces kept out of fitting attribute vectors.")] = 0.3,
     pivot: Annotated[str, typer.Option(help="The attribute analogies carry over (smiling woman -> man).")] = "Male",
-    seed: Annotated[int, typer.Option(help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
     models: ModelsOption = Path("exported_models"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ):
@@ -41,9 +41,11 @@ def compare_command(
         ) from None
     if not counts or min(counts) < 1:
         raise typer.BadParameter(f"{exemplars!r}: each count must be 1 or more", param_hint="--exemplars")
-    for value, name in ((steps, "--steps"), (trials, "--trials")):
+    for value, name in ((count, "--count"), (steps, "--steps"), (trials, "--trials")):
         if value < 1:
             raise typer.BadParameter(f"{value}: must be 1 or more", param_hint=name)
+    if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
+        raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
     check_new_dir(out, overwrite)
     config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
     registry = load_registry(ctx.obj["plugins"])

@@ -16,7 +16,7 @@ app = typer.Typer(
 def synth(
     count: Annotated[int, typer.Option("--count", "-n", help="How many faces to render.")] = 1000,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (CelebA layout).")] = Path("faces"),
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed renders the same faces.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed renders the same faces.")] = 0,
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
     freq: Annotated[
         list[str] | None,

@@ -44,7 +44,7 @@ def math_command(
         int, typer.Option(help="Faces that mean(GROUP) averages, drawn at random from the group; 0 = all.")
     ] = 3,
     jitter: Annotated[float, typer.Option(help="Half-width of the uniform noise of the jittered variants.")] = 0.25,
-    seed: Annotated[int, typer.Option(help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     models: ModelsOption = Path("exported_models"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ):
@@ -110,7 +110,7 @@ def analogy_command(
     steps: Annotated[int, typer.Option(help="Faces along each edge, corners included.")] = 5,
     attributes: AttributesOption = None,
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed for exemplars drawn from groups.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     models: ModelsOption = Path("exported_models"),
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.

@@ -41,7 +41,7 @@ def project_command(
     model: Annotated[str, typer.Option(help="Project through the gan generator or the vae decoder.")] = "gan",
     out: Annotated[Path, typer.Option("--out", "-o", help="Result folder.")] = Path("projections"),
     models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
-    seed: Annotated[int, typer.Option(help="Random seed (initial z, random masks, stochastic clipping).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (initial z, random masks, stochastic clipping).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images optimised together.")] = 64,
     patience: Annotated[int, typer.Option(help="Stop an image after this many steps without improvement.")] = 200,
     no_resize: Annotated[

@@ -34,7 +34,7 @@ def train_command(
     instance_noise: Annotated[float, typer.Option(help="GAN: std of instance noise, decaying to 0.")] = 0.0,
     spectral_norm: Annotated[bool, typer.Option(help="GAN: spectral normalisation in D instead of BN.")] = False,
     beta: Annotated[float, typer.Option(help="VAE: weight of the KL term.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed repeats a run.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed repeats a run.")] = 0,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps.")] = 1000,
 ):
