@@ -320,7 +320,7 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             "sharpness / original": _ci(e["sharpness_ratio"]),
             "oracle agreement": _ci(e["oracle_agreement"], 3),
             "agreement with labels": _ci(e["label_agreement"], 3),
-            "s / image": f"{e['seconds_per_image']:.3f}",
+            "s / image": f"{e['seconds_per_image']:.3g}",
         }
         for m, e in methods.items()
     ]
