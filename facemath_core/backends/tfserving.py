@@ -46,6 +46,7 @@ class TFServingBackend(Backend):
         tls_ca: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        tls_server_name: str | None = None,
         in_flight: int | None = None,
     ):
         import grpc
@@ -62,6 +63,8 @@ class TFServingBackend(Backend):
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.enable_retries", 0),
         ]  # facemath retries itself, with its own backoff and messages
+        if tls_server_name:  # the name the server's certificate carries, when it is not the address's host
+            options.append(("grpc.ssl_target_name_override", tls_server_name))
         credentials = None
         if tls_ca or tls_cert:
             read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
@@ -214,6 +217,20 @@ class TFServingBackend(Backend):
             return True
         except FacemathError:
             return False
+
+    def available_versions(self, model: str) -> list[int]:
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self._model_name(model)
+        response = self._rpc("GetModelStatus", model, "GetModelStatus", "model", request)
+        return sorted(s.version for s in response.model_version_status if s.state == 30)  # 30: AVAILABLE
+
+    def use_version(self, model: str, version: int) -> None:
+        # A pin, like the one taken from the first answer; an explicit --model-version/--model-label still wins.
+        self._pinned[model] = int(version)
+        self._checked.discard(model)
+        self._metadata.pop(model, None)
 
     def call(self, model, signature, inputs, outputs=None):
         self._check_signatures(model)

@@ -8,19 +8,23 @@ from typing import Annotated
 import numpy as np
 import typer
 
-LatentsOption = Annotated[
-    list[Path],
-    typer.Option("--latents", help="latents.npz from `project` or `encode`; repeat to join files of one model."),
-]
-AttributesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--attributes",
-        help="An attribute file (list_attr_celeba.txt format) or a folder holding one; "
-        "default: the one next to the latents' images.",
-    ),
-]
-ModelsOption = Annotated[Path, typer.Option(help="Model base path of the embedded backend.")]
+from facemath_core.cli.options import (
+    AttributesOption,
+    LabelOption,
+    LatentsOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+    latents_origin,
+    note,
+)
 
 
 def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
@@ -45,8 +49,16 @@ def math_command(
     ] = 3,
     jitter: Annotated[float, typer.Option(help="Half-width of the uniform noise of the jittered variants.")] = 0.25,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
-    models: ModelsOption = Path("exported_models"),
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
 
@@ -56,7 +68,6 @@ def math_command(
     import json
 
     from facemath_core.arithmetic import example_grid, work_out
-    from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import Latents, decode, save_latents
@@ -64,10 +75,12 @@ def math_command(
     if jitter < 0:
         raise typer.BadParameter(f"{jitter}: must be >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
     space = evaluator.space.latents
-    backend = open_backend(str(models))
+    backend = source.open_for(space, latents_origin(latents), note)
 
     def render(z):
         return decode(backend, space, z)
@@ -111,14 +124,21 @@ def analogy_command(
     attributes: AttributesOption = None,
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
-    models: ModelsOption = Path("exported_models"),
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
 
     The cell at (row i, column j) is A + j/(n-1) (B - A) + i/(n-1) (C - A), so the far corner is B + C - A: the
     analogy "A is to B as C is to ?".
     """
-    from facemath_core.backends import open_backend
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latents import decode
 
@@ -126,10 +146,13 @@ def analogy_command(
         raise typer.BadParameter(f"{steps}: at least 2", param_hint="--steps")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
-    images = from_unit(decode(open_backend(str(models)), evaluator.space.latents, cells.reshape(-1, za.shape[0])))
+    images = from_unit(decode(backend, evaluator.space.latents, cells.reshape(-1, za.shape[0])))
     save_png(out, image_grid(images, steps))
     typer.echo(f"wrote {out} ({steps}x{steps}; far corner = B + C - A)")
