@@ -1,0 +1,151 @@
+"""Every model-running command takes the shared model-source options; decoding uses the latents' own version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemath_core.latents import Latents, load_latents, save_latents
+
+from .conftest import run_cli
+
+FACES = Path(__file__).parent.parent / "examples" / "faces"
+
+
+def _errors(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+
+
+def _pixels(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p), np.int16) for p in sorted(folder.glob("*.png"))}
+
+
+def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(tiny_export, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_export, models)
+    z = np.random.default_rng(0).uniform(-1, 1, (2, 8)).astype(np.float32)
+    latents = Latents(["a.png", "b.png"], z, "gan", "generator", 1, "projection", models={"generator": 1})
+    save_latents(tmp_path / "l.npz", latents)
+    base = ["render", str(tmp_path / "l.npz"), "--models", str(models)]
+
+    only_v1 = run_cli(*base, "--out", str(tmp_path / "v1"))
+    assert only_v1.returncode == 0 and not _errors(only_v1), only_v1.stderr
+    # A newer generator arrives: a different network (the VAE decoder takes the same z).
+    shutil.copytree(models / "vae_decoder" / "1", models / "generator" / "2")
+    again = run_cli(*base, "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    (note,) = _errors(again)
+    assert note.startswith("note: ") and "generator version 1" in note and "newest: 2" in note
+    assert _pixels(tmp_path / "again").keys() == {"a.png", "b.png"}
+    for name, image in _pixels(tmp_path / "v1").items():
+        assert np.abs(_pixels(tmp_path / "again")[name] - image).max() <= 1
+    asked = run_cli(*base, "--model-version", "2", "--out", str(tmp_path / "v2"))
+    assert asked.returncode == 0 and "decoding with version 2 as asked" in asked.stderr, asked.stderr
+    assert np.abs(_pixels(tmp_path / "v2")["a.png"] - _pixels(tmp_path / "v1")["a.png"]).max() > 10
+
+    shutil.rmtree(models / "generator" / "1")
+    gone = run_cli(*base, "--out", str(tmp_path / "gone"))
+    (error,) = _errors(gone)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert error.startswith("error: ") and "generator version 1" in error and "it has 2" in error
+    assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--label", "stable"], "only with --server"),
+        (["--tls-ca", "ca.pem"], "only with --server"),
+        (["--server", "localhost:1", "--models", "m"], "not both"),
+        (["--server", "localhost:1", "--tls-cert", "c.pem"], "mutual TLS needs both"),
+        (["--model-version", "0"], "--model-version"),
+    ],
+)
+def test_model_source_options_that_cannot_work_are_refused_up_front(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run_cli("project", str(FACES / "000001.png"), "--out", str(out), *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_export):
+    """The stand-in TF Serving server over the tiny models, in this process; its HOST:PORT."""
+    from facemath_core.model_config import entries_for_folder
+    from facemath_core.standin_server import build_server
+
+    grpc_server, port, _ = build_server(entries_for_folder(tiny_export), port=0)
+    yield f"127.0.0.1:{port}"
+    grpc_server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def encoded(server, tiny_export, train_faces, tmp_path_factory):
+    """Labelled faces encoded twice: through the server and in-process."""
+    root = tmp_path_factory.mktemp("source")
+    for name, source in (("remote", ["--server", server]), ("local", ["--models", str(tiny_export)])):
+        result = run_cli("encode", str(train_faces), *source, "--out", str(root / name))
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_encode_and_render_through_the_server_match_embedded(encoded, server, tiny_export, tmp_path):
+    remote, local = load_latents(encoded / "remote" / "latents.npz"), load_latents(encoded / "local" / "latents.npz")
+    np.testing.assert_allclose(remote.z, local.z, atol=1e-4)
+    assert remote.config["backend"] == f"tfserving at {server}" and remote.model_version == 1
+    names = "--names", ",".join(remote.names[:4])
+    for name, source in (("remote", ["--server", server]), ("local", ["--models", str(tiny_export)])):
+        file = str(encoded / "local" / "latents.npz")
+        result = run_cli("render", file, *names, *source, "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+    remote_images, local_images = _pixels(tmp_path / "remote"), _pixels(tmp_path / "local")
+    assert len(remote_images) == 4 and remote_images.keys() == local_images.keys()
+    assert all(np.abs(remote_images[k] - local_images[k]).max() <= 1 for k in remote_images)
+
+
+def test_every_model_command_runs_through_the_server(encoded, server, train_faces, tmp_path):
+    latents = str(encoded / "remote" / "latents.npz")
+    names = load_latents(latents).names
+    a, b = Path(names[0]).stem, Path(names[1]).stem
+    face = str(FACES / "000001.png")
+    remote = ["--server", server, "--timeout", "30"]
+    commands = {
+        "project": ["project", face, "--steps", "2", "--out", str(tmp_path / "p")],
+        "complete": ["complete", face, "--steps", "2", "--out", str(tmp_path / "c")],
+        "interpolate": ["interpolate", a, b, "--latents", latents, "--steps", "3", "--out", str(tmp_path / "i.png")],
+        "math": ["math", f"{a} + {b} - {a}", "--latents", latents, "--out", str(tmp_path / "m")],
+        "analogy": ["analogy", a, b, a, "--latents", latents, "--steps", "2", "--out", str(tmp_path / "j.png")],
+        "attributes": ["attributes", "--latents", latents, "--out", str(tmp_path / "attr")],
+        "compare": [
+            "compare",
+            "--data",
+            str(train_faces),
+            "--count",
+            "40",
+            "--steps",
+            "2",
+            "--trials",
+            "2",
+            "--out",
+            str(tmp_path / "report"),
+        ],  # fmt: skip
+    }
+    results = {name: run_cli(*args, *remote) for name, args in commands.items()}
+    for name, result in results.items():
+        assert result.returncode == 0, (name, result.stderr)
+    assert f"with generator version 1 (tfserving at {server}" in results["project"].stdout
+    assert (tmp_path / "p" / "latents.npz").exists() and (tmp_path / "c" / "latents.npz").exists()
+    assert json.loads((tmp_path / "m" / "terms.json").read_text())["expression"] == f"{a} + {b} - {a}"
+    width, height = Image.open(tmp_path / "j.png").size  # 2x2 faces
+    assert width == height >= 64
+    width, height = Image.open(tmp_path / "i.png").size  # 3 faces in a row
+    assert width >= 3 * 32 and 2.5 * height < width < 3.5 * height
+    assert (tmp_path / "attr" / "vectors.npz").exists() and (tmp_path / "report" / "report.md").exists()
+    shown = run_cli("info", *remote)
+    assert shown.returncode == 0 and f"models: tfserving at {server} (from --server)" in shown.stdout, shown.stderr
+    assert "generator  serving 1" in shown.stdout
