@@ -162,3 +162,14 @@ def test_version_and_module_entry_points():
     for module in ("facemath", "facemath_core"):
         result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
         assert result.returncode == 0 and result.stdout.strip() == f"facemath {__version__}", result.stderr
+
+
+def test_export_into_a_folder_with_versions_says_what_it_added(tiny_runs, tmp_path):
+    models = tmp_path / "models"
+    first = run_cli("export", str(tiny_runs["oracle"]), "--to", str(models))
+    assert first.returncode == 0 and "beside" not in first.stdout, first.stderr
+    second = run_cli("export", str(tiny_runs["oracle"]), "--to", str(models))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == f"wrote {models / 'attribute_oracle' / '2'} (added beside version 1)"
+    assert existing_versions(models / "attribute_oracle") == [1, 2]
+    assert read_metadata(models / "attribute_oracle" / "2")["training"]["run"] == str(tiny_runs["oracle"].resolve())
