@@ -223,7 +223,10 @@ class TFServingBackend(Backend):
 
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = self._model_name(model)
-        response = self._rpc("GetModelStatus", model, "GetModelStatus", "model", request)
+        try:
+            response = self._rpc("GetModelStatus", model, "GetModelStatus", "model", request)
+        except FacemathError:
+            return []  # e.g. a proxy that forwards only the prediction service: predictions will tell
         return sorted(s.version for s in response.model_version_status if s.state == 30)  # 30: AVAILABLE
 
     def use_version(self, model: str, version: int) -> None:

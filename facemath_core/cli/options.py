@@ -37,8 +37,8 @@ ModelVersionOption = Annotated[
     typer.Option(
         "--model-version",
         min=1,
-        help="Run this model version (default: the newest; with --server the first one seen is pinned; decoding "
-        "latents uses the version recorded in them).",
+        help="Run this model version. Default: the newest (with --server: the first one served, pinned for the "
+        "run); latents decode with the version recorded in them.",
         rich_help_panel=SOURCE,
     ),
 ]
@@ -148,9 +148,8 @@ class ModelSource:
         from facemath_core.model_source import use_recorded_version
 
         backend = self.open()
-        note = use_recorded_version(
-            backend, latents.model, latents.model_version, origin, explicit=self.model_version is not None
-        )
+        explicit = self.model_version is not None or self.label is not None  # asked for on purpose: it wins
+        note = use_recorded_version(backend, latents.model, latents.model_version, origin, explicit=explicit)
         if note:
             warn(note)
         return backend
