@@ -149,3 +149,58 @@ def test_every_model_command_runs_through_the_server(encoded, server, train_face
     shown = run_cli("info", *remote)
     assert shown.returncode == 0 and f"models: tfserving at {server} (from --server)" in shown.stdout, shown.stderr
     assert "generator  serving 1" in shown.stdout
+
+
+def _openssl(*args, cwd):
+    import subprocess
+
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate valid only for the name facemath.test, and a client certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    root = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=facemath test CA", cwd=root)  # fmt: skip
+    (root / "san.cnf").write_text("subjectAltName=DNS:facemath.test\n")
+    for name, subject in (("server", "/CN=facemath.test"), ("client", "/CN=facemath client")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", subject, cwd=root)  # fmt: skip
+        extra = ["-extfile", "san.cnf"] if name == "server" else []
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "2", *extra, cwd=root)  # fmt: skip
+    return root
+
+
+def test_mutual_tls_options_reach_the_server(pki, tiny_export, tmp_path):
+    """The server only accepts clients with a certificate from the CA, and its own certificate names only
+    facemath.test, not 127.0.0.1: a render that succeeds used --tls-ca, --tls-cert/--tls-key and --tls-server-name."""
+    import grpc
+
+    from facemath_core.model_config import entries_for_folder
+    from facemath_core.standin_server import build_server
+
+    credentials = grpc.ssl_server_credentials(
+        [((pki / "server.key").read_bytes(), (pki / "server.pem").read_bytes())],
+        root_certificates=(pki / "ca.pem").read_bytes(),
+        require_client_auth=True,
+    )
+    grpc_server, port, _ = build_server(entries_for_folder(tiny_export), port=0, credentials=credentials)
+    try:
+        z = np.random.default_rng(1).uniform(-1, 1, (2, 8)).astype(np.float32)
+        save_latents(tmp_path / "l.npz", Latents(["a.png", "b.png"], z, "gan", "generator", 1, "projection"))
+        tls = ["--tls-ca", str(pki / "ca.pem"), "--tls-cert", str(pki / "client.pem")]
+        tls += ["--tls-key", str(pki / "client.key"), "--tls-server-name", "facemath.test"]
+        remote = run_cli("render", str(tmp_path / "l.npz"), "--server", f"127.0.0.1:{port}", *tls,
+                         "--out", str(tmp_path / "remote"))  # fmt: skip
+        assert remote.returncode == 0, remote.stderr
+    finally:
+        grpc_server.stop(0)
+    local = run_cli("render", str(tmp_path / "l.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    remote_images, local_images = _pixels(tmp_path / "remote"), _pixels(tmp_path / "local")
+    assert remote_images.keys() == local_images.keys() == {"a.png", "b.png"}
+    assert all(np.abs(remote_images[k] - local_images[k]).max() <= 1 for k in remote_images)
