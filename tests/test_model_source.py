@@ -63,6 +63,7 @@ def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(ti
         (["--tls-ca", "ca.pem"], "only with --server"),
         (["--server", "localhost:1", "--models", "m"], "not both"),
         (["--server", "localhost:1", "--tls-cert", "c.pem"], "mutual TLS needs both"),
+        (["--server", "localhost:1", "--tls-server-name", "x"], "needs TLS"),
         (["--model-version", "0"], "--model-version"),
     ],
 )

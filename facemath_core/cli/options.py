@@ -116,6 +116,8 @@ class ModelSource:
                 raise typer.BadParameter("only with --server", param_hint=given[0])
         if self.model_version is not None and self.label is not None:
             raise typer.BadParameter("give one or the other", param_hint="--model-version/--label")
+        if self.tls_server_name is not None and self.tls_ca is None and self.tls_cert is None:
+            raise typer.BadParameter("a name to check needs TLS: add --tls-ca", param_hint="--tls-server-name")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise typer.BadParameter("mutual TLS needs both", param_hint="--tls-cert/--tls-key")
 
