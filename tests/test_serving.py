@@ -39,7 +39,8 @@ def served(tiny_export, tmp_path_factory):
         e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
         for e in entries_for_folder(base)
     ]
-    server, port, store = build_server(entries, "127.0.0.1", 0)
+    # A labelled config at start-up needs the flag, as with tensorflow_model_server (tests/tfserving_reference.py).
+    server, port, store = build_server(entries, "127.0.0.1", 0, allow_version_labels_for_unavailable_models=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield {
         "port": port,
