@@ -528,29 +528,26 @@ def build_server(
     return server, bound, store
 
 
-def start_subprocess(models: str | Path, port: int = 0):
-    """Run `facemath serve --models MODELS` in a child process (for tests and benchmarks); returns the process
-    and its "127.0.0.1:PORT" once it listens."""
+def start_subprocess(models: str | Path | None = None, port: int = 0, args: list[str] | None = None):
+    """Run `facemath serve --models MODELS` (or `facemath serve ARGS`) in a child process, for tests and
+    benchmarks; returns the process and its "127.0.0.1:PORT" once it listens."""
     import subprocess
     import sys
+    import tempfile
 
+    command = list(args) if args is not None else ["--models", str(models), "--port", str(port)]
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a long-running server must never block on stderr
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from facemath_core.cli import main; main()",
-            "serve",
-            "--models",
-            str(models),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-c", "from facemath_core.cli import main; main()", "serve", *command],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
     )
     line = process.stdout.readline().strip()
     if not line.startswith("listening on"):
         process.kill()
-        raise RuntimeError(f"the stand-in server for {models} did not start")
+        process.wait()
+        log.seek(0)
+        last = [x for x in log.read().splitlines() if x.strip()][-1:] or ["(no output)"]
+        raise RuntimeError(f"the stand-in server did not start: {last[0]}")
     return process, line.split()[-1]
