@@ -29,6 +29,9 @@ from facemath_core.errors import FacemathError
 RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive limit
 MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
+# A server started with --enable_batching refuses a request of more rows than its max_batch_size (128 in
+# serving/batching_parameters.txt; tests/tfserving_reference.py: batching-max-batch-size), so no request is larger.
+MAX_ROWS_PER_REQUEST = 128
 AVAILABLE_STATE = 30  # ModelVersionStatus.State.AVAILABLE (get_model_status.proto)
 
 
@@ -215,7 +218,7 @@ class TFServingBackend(Backend):
         inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         rows = len(next(iter(inputs.values())))
         per_row = self._row_bytes(model, signature, inputs)
-        step = max(1, MESSAGE_BUDGET // per_row)
+        step = max(1, min(MESSAGE_BUDGET // per_row, MAX_ROWS_PER_REQUEST))
         step = max(1, min(step, -(-rows // self.in_flight)))  # at least `in_flight` pieces when rows allow
         if rows <= step:
             return self._predict(model, signature, inputs, outputs)
