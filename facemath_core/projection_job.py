@@ -265,9 +265,9 @@ class ProjectionJob:
                 results.append(result)
         latents, failures = self._collect(inputs, chunks, results)
         if failures and len(failures) == len(latents.names):
+            first = failures[0].split(";")[0]  # "face0.png: the loss became NaN or infinite at step 3"
             raise AllFailedError(
-                f"every image failed: the loss became NaN or infinite ({failures[0]}); nothing was written "
-                f"(try a smaller --lr or smaller loss weights)"
+                f"every image failed ({first}); nothing was written (try a smaller --lr or smaller loss weights)"
             )
         for line in failures:
             warn(line)
