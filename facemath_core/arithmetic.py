@@ -147,7 +147,17 @@ class Evaluator:
         return self._call(node)
 
     def _binary(self, node: Binary) -> Value:
-        left, right = self._eval(node.left), self._eval(node.right)
+        # A long chain (a + b + c + ...) is deep on the left: fold it with a loop, not recursion.
+        spine = []
+        while isinstance(node, Binary):
+            spine.append(node)
+            node = node.left
+        value = self._eval(node)
+        for parent in reversed(spine):
+            value = self._combine(parent, value, self._eval(parent.right))
+        return value
+
+    def _combine(self, node: Binary, left: Value, right: Value) -> Value:
         if node.op in "&|":
             a, b = self._as_group(left, node.left, node.op), self._as_group(right, node.right, node.op)
             mask = a.mask & b.mask if node.op == "&" else a.mask | b.mask

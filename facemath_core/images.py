@@ -168,6 +168,8 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray, compress_level: int = 6) 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
     """Tile (N, H, W, 3) uint8 images into one picture, row by row, with `pad` pixels between them."""
+    if columns < 1:
+        raise FacemathError(f"{columns} columns: a grid needs at least 1")
     count, height, width = images.shape[:3]
     rows = max(1, -(-count // columns))
     grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, 3), fill, np.uint8)
