@@ -228,7 +228,12 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
         for path in (to / n for n in names.values()):
             for leftover in path.glob(f".{version}.*.part"):
                 shutil.rmtree(leftover, ignore_errors=True)
-    return [final for _, final in staged]
+    written = [final for _, final in staged]
+    if S.GENERATOR in models:  # and the composite projector built from this generator + discriminator
+        from facemath_core.projector_export import export_projector
+
+        written.append(export_projector(to, version, prefix))
+    return written
 
 
 def read_metadata(version_dir: str | Path) -> dict:

@@ -38,7 +38,7 @@ def _flags(args):
 
 def test_models_config_lists_every_model():
     entries = parse_config((SERVING / "models.config").read_text())
-    assert sorted(e.name for e in entries) == sorted(S.MODEL_NAMES)
+    assert sorted(e.name for e in entries) == sorted(S.MODEL_NAMES + S.COMPOSITE_NAMES)
     assert all(e.base_path == f"/models/{e.name}" and e.policy == "latest" for e in entries)
 
 
@@ -165,7 +165,7 @@ def _snapshot(root: Path) -> dict:
 def test_deploy_copies_versions_and_writes_a_config(source, tmp_path):
     base = tmp_path / "models"
     result = deploy(source, base, label="stable")
-    assert sorted(p.parent.name for p in result.copied) == sorted(S.MODEL_NAMES)
+    assert sorted(p.parent.name for p in result.copied) == sorted(S.MODEL_NAMES + S.COMPOSITE_NAMES)
     entries = {e.name: e for e in read_config(result.config_path)}
     assert entries["generator"].versions == (1,) and entries["generator"].labels == {"stable": 1}
     assert Path(entries["generator"].base_path) == (base / "generator").resolve()
@@ -179,7 +179,7 @@ def test_deploy_copies_versions_and_writes_a_config(source, tmp_path):
 
 def test_deploy_base_path_as_the_server_sees_it(source, tmp_path):
     result = deploy(source, tmp_path / "m", base_path_in_server="/models")
-    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in S.MODEL_NAMES}
+    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in S.MODEL_NAMES + S.COMPOSITE_NAMES}
 
 
 FOREIGN = """
