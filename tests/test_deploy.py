@@ -179,7 +179,8 @@ def test_deploy_copies_versions_and_writes_a_config(source, tmp_path):
 
 def test_deploy_base_path_as_the_server_sees_it(source, tmp_path):
     result = deploy(source, tmp_path / "m", base_path_in_server="/models")
-    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in S.MODEL_NAMES + S.COMPOSITE_NAMES}
+    names = S.MODEL_NAMES + S.COMPOSITE_NAMES
+    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in names}
 
 
 FOREIGN = """

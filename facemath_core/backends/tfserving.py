@@ -52,6 +52,7 @@ class TFServingBackend(Backend):
         tls_cert: str | None = None,
         tls_key: str | None = None,
         in_flight: int | None = None,
+        projector: bool = True,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -87,6 +88,7 @@ class TFServingBackend(Backend):
         # to the replica count behind a dns:/// target.
         self.in_flight = max(1, in_flight or len(endpoints))
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.in_flight))
+        self.use_projector = projector  # False: always the three-request path (vjp + grad)
         self.calls = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -253,7 +255,7 @@ class TFServingBackend(Backend):
         import tensorflow as tf
 
         columns = _projector_columns(terms)
-        if model != S.GENERATOR or columns is None or not self.has(S.PROJECTOR):
+        if not self.use_projector or model != S.GENERATOR or columns is None or not self.has(S.PROJECTOR):
             return None
         components = self.metadata(S.PROJECTOR).get("components", {})
         if components.get(S.GENERATOR, {}).get("version") != self.version(S.GENERATOR):
