@@ -201,9 +201,28 @@ def test_backend_matches_embedded_and_splits_large_batches(served, tiny_export):
 
 
 def test_round_robin_over_a_list_of_endpoints(served):
-    backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{served['port']}")
-    assert len(backend.channels) == 2
-    backend.generate(np.zeros((2, 8), np.float32))
+    """Two servers listed: each one's own count of the model specs it resolved shows that both got traffic."""
+    second, port, store = build_server(entries_for_folder(served["base"]), "127.0.0.1", 0)
+    resolved = {"first": 0, "second": 0}
+
+    def counting(which, resolve):
+        def resolve_and_count(spec):
+            resolved[which] += 1
+            return resolve(spec)
+
+        return resolve_and_count
+
+    served["store"].resolve = counting("first", served["store"].resolve)
+    store.resolve = counting("second", store.resolve)
+    try:
+        backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{port}")
+        assert len(backend.channels) == 2
+        for _ in range(4):
+            backend.generate(np.zeros((2, 8), np.float32))
+    finally:
+        del served["store"].resolve  # the class's method again
+        second.stop(0)
+    assert resolved["first"] >= 2 and resolved["second"] >= 2, resolved
 
 
 def test_unreachable_server_is_one_clear_error():

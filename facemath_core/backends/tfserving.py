@@ -131,7 +131,8 @@ class TFServingBackend(Backend):
         for attempt in range(self.retries + 1):
             try:
                 response = getattr(self._stub(kind), method)(request, timeout=self.timeout)
-                self.calls += 1
+                with self._lock:  # calls come from the thread pool too
+                    self.calls += 1
                 return response
             except grpc.RpcError as exc:
                 code = exc.code().name if exc.code() else "UNKNOWN"
@@ -190,9 +191,11 @@ class TFServingBackend(Backend):
         request.output_filter.extend(outputs or [])
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ascontiguousarray(value)))
-        self.bytes_sent += request.ByteSize()
+        with self._lock:
+            self.bytes_sent += request.ByteSize()
         response = self._rpc(f"Predict {signature}", model, "Predict", "predict", request)
-        self.bytes_received += response.ByteSize()
+        with self._lock:
+            self.bytes_received += response.ByteSize()
         self._pin(model, response.model_spec.version.value)
         return {alias: _to_numpy(proto) for alias, proto in response.outputs.items()}
 

@@ -86,9 +86,9 @@ def interpolate_command(
     import numpy as np
 
     from facemath_core.backends import open_backend
-    from facemath_core.files import atomic_file
+    from facemath_core.files import atomic_file, check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
-    from facemath_core.latents import decode, find, load_latents
+    from facemath_core.latents import check_frames, decode, find, load_latents
     from facemath_core.plugins import load_registry
 
     if len(names) < 2:
@@ -98,14 +98,17 @@ def interpolate_command(
     if out.suffix.lower() not in (".png", ".gif"):
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
+    check_new_file(out)
     latents = load_latents(latents_file)
+    backend = open_backend(str(models))
+    check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
     path = [
         np.asarray(operator.function(a, b, t), np.float32)
         for a, b in zip(anchors, anchors[1:], strict=False)
         for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
     ]
-    frames = from_unit(decode(open_backend(str(models)), latents, np.stack(path)))
+    frames = from_unit(decode(backend, latents, np.stack(path)))
     if out.suffix.lower() == ".gif":
         from PIL import Image
 
