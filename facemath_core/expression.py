@@ -214,7 +214,8 @@ class _Parser:
         raise self.error(f"unexpected {token.text!r}; expected a name, number or '('")
 
     def call(self, name: Token) -> Call:
-        self.enter(self.expect("("))
+        self.expect("(")
+        self.enter(name)
         args = []
         if not self.at(")"):
             args.append(self.binary_level(0))

@@ -673,3 +673,19 @@ def test_fuzz_synth(tmp_path_factory, options, extra):
     # Keep successful renders small: at most 4 faces of 16..64 pixels.
     flat += ["--count", "4"] if not any(o == "--count" for o, _ in options) else []
     assert_contract(cli("data", "synth", "--out", out, *flat, *extra), out)
+
+
+def test_resume_cuts_the_history_back_to_the_checkpoint(tmp_path):
+    """A killed run logged steps after its last checkpoint (and maybe half a line); resuming must not repeat them."""
+    from facemath_core.projection_job import truncate_history
+
+    history = tmp_path / "history.jsonl"
+    lines = [json.dumps({"batch": 0, "step": s, "loss": 1.0}) for s in range(1, 151)]
+    lines += [json.dumps({"batch": 1, "step": s, "loss": 1.0}) for s in range(1, 31)]
+    history.write_text("\n".join(lines) + '\n{"batch": 1, "st')
+    truncate_history(history, {"c0.step": np.array(150), "c1.step": np.array(20)}, batches=3)
+    kept = [(r["batch"], r["step"]) for r in map(json.loads, history.read_text().splitlines())]
+    assert kept == [(0, s) for s in range(1, 151)] + [(1, s) for s in range(1, 21)]
+    truncate_history(history, {"c0.step": np.array(100)}, batches=2)
+    assert [json.loads(x)["step"] for x in history.read_text().splitlines()] == list(range(1, 101))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]
