@@ -246,6 +246,7 @@ class Projector:
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         if config.init == "encoder" and not backend.has(S.VAE_ENCODER):
             raise FacemathError("--init encoder needs a vae_encoder model beside the generator")
+        self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
 
     # --- initialisation -------------------------------------------------------------------------------------
 
@@ -303,6 +304,28 @@ class Projector:
 
         return step
 
+    def _loop(self, n: int):
+        """The variables, optimizer and step function for batches of `n` images, built once per batch size and
+        reset for every batch, so that tf.function traces one step per shape rather than one per batch."""
+        import keras
+        import tensorflow as tf
+
+        if n not in self._loops:
+            variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
+            active = tf.Variable(np.ones(n, np.float32), name="active")
+            generator = tf.random.Generator.from_seed(self.config.seed)
+            optimizer = self.optimizer_component.function(**self.optimizer_params)
+            optimizer.build([variable])
+            fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
+            step = self._make_step(variable, optimizer, active, generator)
+            self._loops[n] = (variable, active, generator, optimizer, fresh, step)
+        variable, active, generator, optimizer, fresh, step = self._loops[n]
+        active.assign(np.ones(n, np.float32))
+        generator.reset_from_seed(self.config.seed)
+        for var, value in zip(optimizer.variables, fresh, strict=True):
+            var.assign(value)
+        return variable, active, generator, optimizer, step
+
     def project(
         self,
         targets: np.ndarray,
@@ -324,11 +347,8 @@ class Projector:
         cfg = self.config
         n = len(targets)
         start_value = np.arctanh(np.clip(z0 / self.bound, -0.999, 0.999)) if cfg.constraint == "tanh" else z0
-        variable = tf.Variable(start_value.astype(np.float32), name="z")
-        active = tf.Variable(np.ones(n, np.float32), name="active")
-        generator = tf.random.Generator.from_seed(cfg.seed)
-        optimizer = self.optimizer_component.function(**self.optimizer_params)
-        optimizer.build([variable])
+        variable, active, generator, optimizer, step_fn = self._loop(n)
+        variable.assign(start_value.astype(np.float32))
         best_z = z0.astype(np.float32).copy()
         best_total = np.full(n, np.inf, np.float32)
         best_terms = {spec.name: np.full(n, np.nan, np.float32) for spec, _, _ in self.terms}
@@ -347,7 +367,6 @@ class Projector:
             failed = {int(r): int(s) for r, s in state["failed"]}
         target = tf.constant(targets, tf.float32)
         mask = tf.constant(masks[..., None], tf.float32)
-        step_fn = self._make_step(variable, optimizer, active, generator)
 
         def snapshot(step_done):
             return {

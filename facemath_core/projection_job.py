@@ -31,12 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from facemath_core import signatures as S
-from facemath_core.dataset import IMAGE_DIR
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.images import (
-    IMAGE_SUFFIXES,
     BadImagesError,
+    collect_image_paths,
     crop_and_resize,
     from_unit,
     image_grid,
@@ -57,29 +56,6 @@ class JobInputs:
     paths: list[str]
     images: np.ndarray  # (N, S, S, 3) in [-1, 1]
     resized: list[str]
-
-
-def collect_image_paths(arguments: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their images (sorted); a missing path is an error."""
-    paths: list[Path] = []
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_dir() and (path / IMAGE_DIR).is_dir():
-            path = path / IMAGE_DIR  # a CelebA-layout folder (img_align_celeba/ + list_attr_celeba.txt)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
-            if not found:
-                raise FacemathError(f"{path}: folder has no images")
-            paths.extend(found)
-        elif path.exists():
-            paths.append(path)
-        else:
-            raise FacemathError(f"{path}: no such file or folder")
-    if not paths:
-        raise FacemathError("no images given")
-    return paths
 
 
 def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInputs:

@@ -24,7 +24,8 @@ ModelsOption = Annotated[Path, typer.Option(help="Model base path of the embedde
 
 
 def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
-    from facemath_core.arithmetic import Evaluator, open_space
+    from facemath_core.arithmetic import Evaluator
+    from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
 
     if exemplars < 0:
@@ -55,11 +56,11 @@ def math_command(
     """
     import json
 
-    from facemath_core.arithmetic import example_grid, work_out
     from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import Latents, decode, save_latents
+    from facemath_core.worked_example import example_grid, work_out
 
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
