@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import struct
@@ -48,6 +49,8 @@ def cli(*args, env: dict | None = None) -> Result:
     from facemath_core import cli as cli_module
 
     cli_module._state["debug"] = False
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level  # main() quiets TensorFlow's logger; other tests in this process may read it
     out, err = io.StringIO(), io.StringIO()
     argv = ["facemath", *map(str, args)]
     with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, env or {}):
@@ -57,6 +60,8 @@ def cli(*args, env: dict | None = None) -> Result:
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                tf_logger.setLevel(level)
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -689,3 +694,25 @@ def test_resume_cuts_the_history_back_to_the_checkpoint(tmp_path):
     truncate_history(history, {"c0.step": np.array(100)}, batches=2)
     assert [json.loads(x)["step"] for x in history.read_text().splitlines()] == list(range(1, 101))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]
+
+
+def test_a_plugin_failing_inside_a_run_leaves_no_partial_folder(ws, faces, tiny_export):
+    """The failure comes inside the run (the loss is traced there), before any checkpoint: nothing is resumable,
+    so nothing is kept; the bug is one `internal error` line with exit 70."""
+    plugin = ws / "raising.py"
+    plugin.write_text(
+        "from facemath_core import hookimpl\n"
+        "from facemath_core.components import LossTerm\n\n"
+        "def raising(target, generated, mask, disc_logits=None):\n"
+        "    raise ValueError('loss plugin bug')\n\n"
+        "@hookimpl\n"
+        "def facemath_loss_terms():\n"
+        "    return [LossTerm('raising', 'Raises.', raising)]\n"
+    )
+    before = snapshot(ws)
+    args = ["--plugin", plugin, "project", faces, "--models", tiny_export, "--steps", "3", "--out", ws / "out"]
+    result = cli(*args, "--loss-plugin", "raising=1")
+    assert result.code == 70 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("internal error:")]
+    assert lines == ["internal error: ValueError: loss plugin bug; rerun with --debug for the traceback"]
+    assert snapshot(ws) == before
