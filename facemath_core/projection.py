@@ -50,6 +50,9 @@ class ProjectionConfig:
     tolerance: float = 1e-4
     preset: str | None = None
 
+    def __post_init__(self):
+        check_numbers(self)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["losses"] = [asdict(spec) for spec in self.losses]
@@ -62,24 +65,59 @@ class ProjectionConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+# Optimizer parameters that are fractions (a decay rate of 1 or more never forgets; below 0 is meaningless).
+_FRACTIONS = ("beta_1", "beta_2", "momentum")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_numbers(config: ProjectionConfig) -> None:
+    """Refuse numbers no run can use, naming the option: counts below 1, a learning rate that is not a finite
+    number > 0, NaN or infinite weights and parameters (a NaN learning rate silently fails every image)."""
+    for option, value in (
+        ("--steps", config.steps),
+        ("--restarts", config.restarts),
+        ("--batch-size", config.batch_size),
+        ("--patience", config.patience),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FacemathError(f"{option} {value}: must be a whole number of at least 1")
+    if not isinstance(config.seed, int) or config.seed < 0:
+        raise FacemathError(f"--seed {config.seed}: must be a whole number >= 0")
+    if not _finite(config.tolerance) or config.tolerance < 0:
+        raise FacemathError(f"tolerance {config.tolerance}: must be a finite number >= 0")
+    for spec in config.losses:
+        if not _finite(spec.weight) or spec.weight < 0:
+            raise FacemathError(f"--loss-plugin {spec.name}={spec.weight}: the weight must be a finite number >= 0")
+    lr = config.optimizer_params.get("lr")
+    if lr is not None and (not _finite(lr) or lr <= 0):
+        raise FacemathError(f"--lr {lr}: the learning rate must be a finite number > 0")
+    groups = [(config.optimizer, config.optimizer_params), (config.mask, config.mask_params)]
+    groups += [(spec.name, spec.params) for spec in config.losses]
+    for name, params in groups:
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FacemathError(f"--param {name}.{key}={value}: must be a finite number")
+    for key in _FRACTIONS:
+        value = config.optimizer_params.get(key)
+        if _finite(value) and not 0 <= value < 1:
+            raise FacemathError(f"--param {config.optimizer}.{key}={value}: must lie in [0, 1)")
+
+
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
 # Amos 2016 (dcgan-completion): contextual + 0.1 perceptual, Adam lr 0.01, clipping;
 # Sirer 2016 ("Face Math"): l2 + 0.1 perceptual, momentum 0.75 at lr 5e-4.
+_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip")  # Amos's and Yeh's
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
-        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
-        steps=1000,
-        constraint="clip",
-        blend="overlay",
+        _ADAM_CLIPPED, losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)), steps=1000, blend="overlay"
     ),
     "yeh2017": dict(
+        _ADAM_CLIPPED,
         losses=(LossSpec("weighted-contextual", 1.0), LossSpec("perceptual", 0.003, {"form": "saturating"})),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
         steps=1500,
-        constraint="clip",
         blend="poisson",
     ),
     "sirer2016": dict(
@@ -199,9 +237,11 @@ class Projector:
         self.optimizer_component = opt
         self.optimizer_params = _check_params("optimizer", opt, config.optimizer_params, "--param")
         self.decoder = backend.differentiable_decoder(self.model)
+        self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         if config.init == "encoder" and not backend.has(S.VAE_ENCODER):
             raise FacemathError("--init encoder needs a vae_encoder model beside the generator")
+        self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
 
     # --- initialisation -------------------------------------------------------------------------------------
 
@@ -222,7 +262,7 @@ class Projector:
         bound = self.bound
         constraint = self.config.constraint
         terms = self.terms
-        decoder, discriminator = self.decoder, self.discriminator
+        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
 
         def to_z(v):
             return bound * tf.tanh(v) if constraint == "tanh" else v
@@ -232,13 +272,16 @@ class Projector:
             old = tf.identity(variable)
             with tf.GradientTape() as tape:
                 z = to_z(variable)
-                images = decoder(z)
-                logits = discriminator(images) if discriminator is not None else None
-                values = {
-                    spec.name: component.function(target, images, mask, logits, **params)
-                    for spec, component, params in terms
-                }
-                total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
+                if fused is not None:
+                    values, total = fused(z, target, mask)
+                else:
+                    images = decoder(z)
+                    logits = discriminator(images) if discriminator is not None else None
+                    values = {
+                        spec.name: component.function(target, images, mask, logits, **params)
+                        for spec, component, params in terms
+                    }
+                    total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
                 # Rows are independent: the gradient of the sum is every image's own gradient.
                 objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
             finite = tf.math.is_finite(total) & (active > 0)
@@ -258,6 +301,28 @@ class Projector:
             return values, total, to_z(old)
 
         return step
+
+    def _loop(self, n: int):
+        """The variables, optimizer and step function for batches of `n` images, built once per batch size and
+        reset for every batch, so that tf.function traces one step per shape rather than one per batch."""
+        import keras
+        import tensorflow as tf
+
+        if n not in self._loops:
+            variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
+            active = tf.Variable(np.ones(n, np.float32), name="active")
+            generator = tf.random.Generator.from_seed(self.config.seed)
+            optimizer = self.optimizer_component.function(**self.optimizer_params)
+            optimizer.build([variable])
+            fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
+            step = self._make_step(variable, optimizer, active, generator)
+            self._loops[n] = (variable, active, generator, optimizer, fresh, step)
+        variable, active, generator, optimizer, fresh, step = self._loops[n]
+        active.assign(np.ones(n, np.float32))
+        generator.reset_from_seed(self.config.seed)
+        for var, value in zip(optimizer.variables, fresh, strict=True):
+            var.assign(value)
+        return variable, active, generator, optimizer, step
 
     def project(
         self,
@@ -280,11 +345,8 @@ class Projector:
         cfg = self.config
         n = len(targets)
         start_value = np.arctanh(np.clip(z0 / self.bound, -0.999, 0.999)) if cfg.constraint == "tanh" else z0
-        variable = tf.Variable(start_value.astype(np.float32), name="z")
-        active = tf.Variable(np.ones(n, np.float32), name="active")
-        generator = tf.random.Generator.from_seed(cfg.seed)
-        optimizer = self.optimizer_component.function(**self.optimizer_params)
-        optimizer.build([variable])
+        variable, active, generator, optimizer, step_fn = self._loop(n)
+        variable.assign(start_value.astype(np.float32))
         best_z = z0.astype(np.float32).copy()
         best_total = np.full(n, np.inf, np.float32)
         best_terms = {spec.name: np.full(n, np.nan, np.float32) for spec, _, _ in self.terms}
@@ -303,7 +365,6 @@ class Projector:
             failed = {int(r): int(s) for r, s in state["failed"]}
         target = tf.constant(targets, tf.float32)
         mask = tf.constant(masks[..., None], tf.float32)
-        step_fn = self._make_step(variable, optimizer, active, generator)
 
         def snapshot(step_done):
             return {

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facemath_core.arithmetic import Evaluator, LatentSpace, attribute_vectors
+from facemath_core.arithmetic import Evaluator
+from facemath_core.attribute_vectors import attribute_vectors
 from facemath_core.expression import (
     Binary,
     Call,
@@ -21,6 +22,7 @@ from facemath_core.expression import (
     tokenize,
     unparse,
 )
+from facemath_core.latent_space import LatentSpace
 from facemath_core.latents import Latents
 from facemath_core.plugins import load_registry
 
@@ -286,8 +288,8 @@ def _latents_from_folders(tmp_path, labelled):
 
 
 def test_two_attribute_files_are_an_error_not_a_silent_miss(tmp_path):
-    from facemath_core.arithmetic import open_space
     from facemath_core.errors import FacemathError
+    from facemath_core.latent_space import open_space
 
     path = _latents_from_folders(tmp_path, (True, True))
     with pytest.raises(FacemathError, match="different attribute files .*one.*two.*--attributes"):
@@ -295,8 +297,8 @@ def test_two_attribute_files_are_an_error_not_a_silent_miss(tmp_path):
 
 
 def test_a_found_attribute_file_that_misses_faces_only_stops_what_needs_labels(tmp_path, operators):
-    from facemath_core.arithmetic import open_space
     from facemath_core.errors import FacemathError
+    from facemath_core.latent_space import open_space
 
     (tmp_path / "faces").mkdir()
     path = _latents_from_folders(tmp_path / "faces", (True, False))
@@ -311,3 +313,48 @@ def test_a_found_attribute_file_that_misses_faces_only_stops_what_needs_labels(t
         evaluator.latent("attr(Smiling)")
     with pytest.raises(FacemathError, match="has no labels for 2 of the 4"):  # asked for by name: an error at once
         open_space([path], tmp_path / "faces" / "one")
+
+
+# --- limits: long chains, deep nesting ---------------------------------------------------------------------------
+
+
+def test_long_flat_sums_parse_print_and_evaluate_without_recursion(operators):
+    """5000 names: parsing, unparse, additive_terms and evaluation loop over the chain; the sum matches numpy's."""
+    from facemath_core.expression import MAX_DEPTH
+
+    space = make_space()
+    stems = [f"{i % 12:06d}" for i in range(5000)]
+    text = " + ".join(stems[:2500]) + " - " + " - ".join(stems[2500:])
+    tree = parse(text)
+    assert same_tree(parse(unparse(tree)), tree)
+    assert len(additive_terms(tree)) == 5000
+    signs = np.array([1.0] * 2500 + [-1.0] * 2500)
+    rows = [i % 12 for i in range(5000)]
+    expected = (signs[:, None] * space.latents.z[rows]).sum(axis=0)
+    value = Evaluator(space, operators).latent(text)
+    np.testing.assert_allclose(value.z, expected, rtol=1e-4, atol=1e-3)
+    assert MAX_DEPTH == 100
+
+
+@pytest.mark.parametrize(
+    "make, column",
+    [
+        (lambda n: "(" * n + "a" + ")" * n, 101),
+        (lambda n: "a + " + "-" * n + "b", 105),
+        (lambda n: "mean(" * n + "a" + ")" * n, 501),
+        (lambda n: "~" * n + "Smiling", 101),
+    ],
+)
+def test_nesting_is_limited_at_the_column_where_it_passes_100(make, column):
+    parse(make(100))  # exactly the limit parses
+    with pytest.raises(ExpressionError) as info:
+        parse(make(150))
+    assert info.value.column == column and "nested more than 100 levels" in str(info.value)
+
+
+def test_unparse_drops_only_the_parentheses_the_grammar_does_not_need():
+    assert unparse(parse("(a - b) - c")) == "a - b - c"
+    assert unparse(parse("a - (b - c)")) == "a - (b - c)"
+    assert unparse(parse("(a + b) * c")) == "(a + b) * c"
+    assert unparse(parse("(a & b) | c")) == "a & b | c"
+    assert unparse(parse("(a | b) & c")) == "(a | b) & c"

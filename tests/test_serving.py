@@ -4,6 +4,7 @@ tfserving backend; parity with the embedded backend; a server restart in the mid
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -39,7 +40,8 @@ def served(tiny_export, tmp_path_factory):
         e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
         for e in entries_for_folder(base)
     ]
-    server, port, store = build_server(entries, "127.0.0.1", 0)
+    # A labelled config at start-up needs the flag, as with tensorflow_model_server (tests/tfserving_reference.py).
+    server, port, store = build_server(entries, "127.0.0.1", 0, allow_version_labels_for_unavailable_models=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield {
         "port": port,
@@ -199,9 +201,28 @@ def test_backend_matches_embedded_and_splits_large_batches(served, tiny_export):
 
 
 def test_round_robin_over_a_list_of_endpoints(served):
-    backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{served['port']}")
-    assert len(backend.channels) == 2
-    backend.generate(np.zeros((2, 8), np.float32))
+    """Two servers listed: each one's own count of the model specs it resolved shows that both got traffic."""
+    second, port, store = build_server(entries_for_folder(served["base"]), "127.0.0.1", 0)
+    resolved = {"first": 0, "second": 0}
+
+    def counting(which, resolve):
+        def resolve_and_count(spec):
+            resolved[which] += 1
+            return resolve(spec)
+
+        return resolve_and_count
+
+    served["store"].resolve = counting("first", served["store"].resolve)
+    store.resolve = counting("second", store.resolve)
+    try:
+        backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{port}")
+        assert len(backend.channels) == 2
+        for _ in range(4):
+            backend.generate(np.zeros((2, 8), np.float32))
+    finally:
+        del served["store"].resolve  # the class's method again
+        second.stop(0)
+    assert resolved["first"] >= 2 and resolved["second"] >= 2, resolved
 
 
 def test_unreachable_server_is_one_clear_error():
@@ -389,3 +410,174 @@ def test_cli_with_a_server_that_is_down(tmp_path):
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"server 127.0.0.1:{port}, model generator" in lines[0] and "UNAVAILABLE" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def _openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for localhost and a client certificate, both signed by the CA."""
+    d = tmp_path_factory.mktemp("pki")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=facemath test CA",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.pem"),
+    )
+    extensions = {"server": "subjectAltName=DNS:localhost,IP:127.0.0.1", "client": "extendedKeyUsage=clientAuth"}
+    for name, extension in extensions.items():
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
+        (d / f"{name}.ext").write_text(extension + "\n")
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.pem"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.pem"),
+        )
+    return d
+
+
+def test_mutual_tls_on_serve_deploy_reload_and_wait(tiny_export, tmp_path, pki):
+    """`facemath serve --tls-client-ca` requires a client certificate; the backend, `deploy --reload` and
+    wait_until_available connect with one, and without one the handshake fails."""
+    from facemath_core.backends.tfserving import wait_until_available
+    from facemath_core.deploy import deploy, reload_server
+    from facemath_core.standin_server import start_subprocess
+
+    process, address = start_subprocess(
+        args=[
+            "--models",
+            str(tiny_export),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(pki / "server.pem"),
+            "--tls-key",
+            str(pki / "server.key"),
+            "--tls-client-ca",
+            str(pki / "ca.pem"),
+        ]
+    )
+    target = address.replace("127.0.0.1", "localhost")
+    tls = dict(tls_ca=str(pki / "ca.pem"), tls_cert=str(pki / "client.pem"), tls_key=str(pki / "client.key"))
+    try:
+        assert TFServingBackend(target, **tls).generate(np.zeros((1, 8), np.float32)).shape == (1, 32, 32, 3)
+        no_client_cert = TFServingBackend(target, tls_ca=tls["tls_ca"], retries=0, timeout=5)
+        with pytest.raises(FacemathError, match="UNAVAILABLE"):
+            no_client_cert.generate(np.zeros((1, 8), np.float32))
+        result = deploy(tiny_export, tmp_path / "models", label="stable")
+        assert reload_server(target, result, 60, **tls) == 2  # versions, then the label
+        wait_until_available(target, [S.GENERATOR], 30, version=1, **tls)
+        assert TFServingBackend(target, label="stable", **tls).version(S.GENERATOR) == 1
+        with pytest.raises(FacemathError, match="--reload"):
+            reload_server(target, result, 5, tls_ca=tls["tls_ca"])
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def with_projector(tiny_export):
+    """The tiny export (which holds the projector built from its generator and discriminator) on loopback."""
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0)
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def _project(backend, losses, steps=15, n=4, tiny_export=None):
+    from dataclasses import replace
+
+    from facemath_core.plugins import load_registry
+    from facemath_core.projection import ProjectionConfig, Projector
+
+    config = replace(ProjectionConfig(steps=steps, patience=1000), losses=losses)
+    local = EmbeddedBackend(tiny_export)
+    targets = local.generate(np.random.default_rng(3).uniform(-1, 1, (n, 8)).astype(np.float32))
+    masks = np.ones((n, 32, 32), np.float32)
+    masks[:, 8:20, 10:22] = 0  # a hole, so weighted-contextual has weights to apply
+    projector = Projector(backend, load_registry(), config)
+    z0 = projector.initial_z(targets, np.random.default_rng(0))
+    return projector, projector.project(targets, masks, z0)
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        ("contextual", 1.0, {}, "perceptual", 0.1, {"form": "nonsaturating"}),
+        ("weighted-contextual", 1.0, {"window": 7}, "perceptual", 0.003, {"form": "saturating"}),
+        ("l2", 1.0, {}, "lowres", 0.5, {"factor": 4}),
+    ],
+)
+def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_projector, tiny_export, losses):
+    """Same seed, same terms: the z and every term agree with the embedded backend's (autodiff in-process) to
+    float32 accuracy, and each step is exactly one Predict."""
+    from facemath_core.projection import LossSpec
+
+    specs = (LossSpec(losses[0], losses[1], losses[2]), LossSpec(losses[3], losses[4], losses[5]))
+    _, local = _project(EmbeddedBackend(tiny_export), specs, tiny_export=tiny_export)
+    remote_backend = TFServingBackend(with_projector)
+    projector, remote = _project(remote_backend, specs, tiny_export=tiny_export)
+    assert projector.fused is not None
+    np.testing.assert_allclose(remote.state["variable"], local.state["variable"], atol=1e-4)
+    for name in local.terms:
+        np.testing.assert_allclose(remote.terms[name], local.terms[name], rtol=1e-4, atol=1e-3)
+    before = remote_backend.calls
+    _project(remote_backend, specs, steps=5, tiny_export=tiny_export)
+    assert remote_backend.calls - before == 5
+
+
+def test_other_terms_fall_back_to_the_three_request_path(with_projector, tiny_export):
+    """A term the projector does not contain (other parameters, a third-party plugin) still works remotely,
+    through vjp + grad, and matches embedded."""
+    from facemath_core.plugins import load_registry
+    from facemath_core.projection import LossSpec, ProjectionConfig, Projector
+
+    backend = TFServingBackend(with_projector)
+    other_params = (LossSpec("weighted-contextual", 1.0, {"window": 5}),)
+    assert _project(backend, other_params, steps=2, tiny_export=tiny_export)[0].fused is None
+    plugin = Path(__file__).parent.parent / "examples" / "facemath-tv-loss" / "facemath_tv.py"
+    registry = load_registry([str(plugin)])
+    specs = (LossSpec("contextual", 1.0), LossSpec("tv", 0.5))  # the example third-party plugin
+    config = ProjectionConfig(steps=3, patience=1000, losses=specs)
+    targets = EmbeddedBackend(tiny_export).generate(np.zeros((2, 8), np.float32))
+    masks = np.ones((2, 32, 32), np.float32)
+    results = []
+    for b in (backend, EmbeddedBackend(tiny_export)):
+        projector = Projector(b, registry, config)
+        z0 = projector.initial_z(targets, np.random.default_rng(0))
+        results.append((projector.fused, projector.project(targets, masks, z0).state["variable"]))
+    assert results[0][0] is None
+    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-4)

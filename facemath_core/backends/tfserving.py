@@ -29,6 +29,11 @@ from facemath_core.errors import FacemathError
 RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive limit
 MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
+REQUEST_BUDGET = 48 * 1024 * 1024  # requests: under the 64 MiB send limit of our channels
+# A server started with --enable_batching refuses a request of more rows than its max_batch_size (128 in
+# serving/batching_parameters.txt; tests/tfserving_reference.py: batching-max-batch-size), so no request is larger.
+MAX_ROWS_PER_REQUEST = 128
+AVAILABLE_STATE = 30  # ModelVersionStatus.State.AVAILABLE (get_model_status.proto)
 
 
 class TFServingBackend(Backend):
@@ -48,6 +53,7 @@ class TFServingBackend(Backend):
         tls_key: str | None = None,
         tls_server_name: str | None = None,
         in_flight: int | None = None,
+        projector: bool = True,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -65,13 +71,7 @@ class TFServingBackend(Backend):
         ]  # facemath retries itself, with its own backoff and messages
         if tls_server_name:  # the name the server's certificate carries, when it is not the address's host
             options.append(("grpc.ssl_target_name_override", tls_server_name))
-        credentials = None
-        if tls_ca or tls_cert:
-            read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
-            try:
-                credentials = grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
-            except OSError as exc:
-                raise FacemathError(f"--tls-ca/--tls-cert: cannot read {exc.filename}") from None
+        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
         endpoints = [t.strip() for t in target.split(",") if t.strip()] if not target.startswith("dns:") else [target]
         if not endpoints:
             raise FacemathError(f"--server {target!r}: no endpoint given")
@@ -91,6 +91,7 @@ class TFServingBackend(Backend):
         # to the replica count behind a dns:/// target.
         self.in_flight = max(1, in_flight or len(endpoints))
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.in_flight))
+        self.use_projector = projector  # False: always the three-request path (vjp + grad)
         self.calls = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -133,7 +134,8 @@ class TFServingBackend(Backend):
         for attempt in range(self.retries + 1):
             try:
                 response = getattr(self._stub(kind), method)(request, timeout=self.timeout)
-                self.calls += 1
+                with self._lock:  # calls come from the thread pool too
+                    self.calls += 1
                 return response
             except grpc.RpcError as exc:
                 code = exc.code().name if exc.code() else "UNKNOWN"
@@ -192,9 +194,11 @@ class TFServingBackend(Backend):
         request.output_filter.extend(outputs or [])
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ascontiguousarray(value)))
-        self.bytes_sent += request.ByteSize()
+        with self._lock:
+            self.bytes_sent += request.ByteSize()
         response = self._rpc(f"Predict {signature}", model, "Predict", "predict", request)
-        self.bytes_received += response.ByteSize()
+        with self._lock:
+            self.bytes_received += response.ByteSize()
         self._pin(model, response.model_spec.version.value)
         return {alias: _to_numpy(proto) for alias, proto in response.outputs.items()}
 
@@ -211,12 +215,8 @@ class TFServingBackend(Backend):
             self._metadata[model] = json.loads(answer[S.METADATA_JSON][0])
         return self._metadata[model]
 
-    def has(self, model: str) -> bool:
-        try:
-            self._check_signatures(model)
-            return True
-        except FacemathError:
-            return False
+    def require(self, model: str) -> None:
+        self._check_signatures(model)
 
     def available_versions(self, model: str) -> list[int]:
         from tensorflow_serving.apis import get_model_status_pb2
@@ -240,7 +240,7 @@ class TFServingBackend(Backend):
         inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         rows = len(next(iter(inputs.values())))
         per_row = self._row_bytes(model, signature, inputs)
-        step = max(1, MESSAGE_BUDGET // per_row)
+        step = max(1, min(MESSAGE_BUDGET // per_row, MAX_ROWS_PER_REQUEST))
         step = max(1, min(step, -(-rows // self.in_flight)))  # at least `in_flight` pieces when rows allow
         if rows <= step:
             return self._predict(model, signature, inputs, outputs)
@@ -254,14 +254,66 @@ class TFServingBackend(Backend):
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _row_bytes(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> int:
+        """Bytes per row, scaled so one budget serves both directions: answers must stay under the client's 4 MiB
+        receive limit, requests under REQUEST_BUDGET (the server itself accepts up to 2 GiB)."""
         size = self.metadata(model)["image_size"] if signature != S.METADATA else 1
         out_floats = {
             S.DEFAULT: 3 * size * size,
             S.VJP: 3 * size * size + 512,
             S.GRAD: 3 * size * size + 1,
+            S.STEP: len(S.PROJECTOR_TERMS) + 1 + 512,  # losses, total, z_grad (images are filtered out)
         }.get(signature, 3 * size * size)
         in_bytes = sum(v[0].nbytes for v in inputs.values()) if inputs else 0
-        return max(in_bytes, 4 * out_floats) + 64
+        return max(in_bytes * MESSAGE_BUDGET // REQUEST_BUDGET, 4 * out_floats) + 64
+
+    # --- one request per projection step -----------------------------------------------------------------------
+
+    def fused_objective(self, model, terms):
+        """The projector's `step` signature as the whole step objective, when the server has a projector built
+        from the generator version in use and every term of the run is one of its columns; otherwise None."""
+        import tensorflow as tf
+
+        columns = _projector_columns(terms)
+        if not self.use_projector or model != S.GENERATOR or columns is None or not self.has(S.PROJECTOR):
+            return None
+        components = self.metadata(S.PROJECTOR).get("components", {})
+        if components.get(S.GENERATOR, {}).get("version") != self.version(S.GENERATOR):
+            return None  # built from another generator version: its numbers would not be this run's
+        weights = np.zeros(len(S.PROJECTOR_TERMS), np.float32)
+        for (spec, _, _), column in zip(terms, columns, strict=True):
+            weights[column] = spec.weight
+        z_dim = self.metadata(S.GENERATOR)["z_dim"]
+
+        def step(z, target, mask):
+            rows = {
+                S.Z: z,
+                S.TARGET: target,
+                S.MASK: mask,
+                S.LOSS_WEIGHTS: np.broadcast_to(weights, (len(z), len(weights))),
+            }
+            out = self.batched(S.PROJECTOR, S.STEP, rows, [S.LOSSES, S.TOTAL, S.Z_GRAD])
+            return out[S.LOSSES], out[S.TOTAL], out[S.Z_GRAD]
+
+        def objective(z, target, mask):
+            @tf.custom_gradient
+            def run(z):
+                losses, total, z_grad = tf.numpy_function(
+                    step, [z, target, mask], [tf.float32, tf.float32, tf.float32], stateful=False
+                )
+                losses = tf.ensure_shape(losses, [None, len(S.PROJECTOR_TERMS)])
+                total, z_grad = tf.ensure_shape(total, [None]), tf.ensure_shape(z_grad, [None, z_dim])
+
+                def grad(d_total, d_losses):
+                    # The step's objective reaches z only through the weighted total (the values are reported).
+                    return d_total[:, None] * z_grad
+
+                return (total, losses), grad
+
+            total, losses = run(z)
+            values = {spec.name: tf.stop_gradient(losses[:, c]) for (spec, _, _), c in zip(terms, columns, strict=True)}
+            return values, total
+
+        return objective
 
 
 def _to_numpy(proto) -> np.ndarray:
@@ -277,33 +329,91 @@ def _to_numpy(proto) -> np.ndarray:
     return tf.make_ndarray(proto)
 
 
-def wait_until_available(target: str, models: list[str], timeout: float = 60.0, version: int | None = None) -> None:
-    """Poll GetModelStatus until every model (at `version`, or any) is AVAILABLE."""
+def _projector_columns(terms) -> list[int] | None:
+    """The projector column of each (spec, component, params) term, or None if any term is not one of them
+    (a third-party loss, other parameters)."""
+    columns = []
+    for spec, component, params in terms:
+        if getattr(component.function, "__module__", "") != "facemath_plugins.losses":
+            return None
+        found = [i for i, (_, term, fixed) in enumerate(S.PROJECTOR_TERMS) if term == spec.name and fixed == params]
+        if not found:
+            return None
+        columns.append(found[0])
+    return columns
+
+
+def channel_credentials(tls_ca: str | None, tls_cert: str | None, tls_key: str | None, option: str = "--tls-ca"):
+    """gRPC channel credentials for TLS (a CA to verify the server) and mutual TLS (a client certificate and key);
+    None for a plaintext channel."""
+    import grpc
+
+    if not (tls_ca or tls_cert or tls_key):
+        return None
+    if bool(tls_cert) != bool(tls_key):
+        raise FacemathError(f"{option}: mutual TLS needs both --tls-cert and --tls-key")
+
+    def read(path):
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise FacemathError(f"{option}: cannot read {path} ({exc.strerror})") from None
+
+    return grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
+
+
+def open_channel(
+    target: str, tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None, option="--server"
+):
+    """A gRPC channel to `target`, TLS when any TLS file is given (usable as a context manager)."""
+    import grpc
+
+    credentials = channel_credentials(tls_ca, tls_cert, tls_key, option)
+    return grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+
+
+def wait_for_versions(channel, target: str, wanted: dict[str, list[int]], timeout: float = 60.0) -> None:
+    """Poll GetModelStatus until every model has each listed version (or, for an empty list, any version)
+    AVAILABLE."""
     import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-    channel = grpc.insecure_channel(target)
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
     deadline = time.monotonic() + timeout
-    pending = list(models)
+    pending = sorted(wanted)
     last = ""
-    try:
-        while pending and time.monotonic() < deadline:
-            name = pending[0]
-            request = get_model_status_pb2.GetModelStatusRequest()
-            request.model_spec.name = name
-            if version is not None:
-                request.model_spec.version.value = version
-            try:
-                response = stub.GetModelStatus(request, timeout=5)
-                if any(s.state == 30 for s in response.model_version_status):
-                    pending.pop(0)
-                    continue
-                last = f"{name}: state {[s.state for s in response.model_version_status]}"
-            except grpc.RpcError as exc:
-                last = f"{name}: {exc.code().name}: {exc.details()}"
-            time.sleep(0.5)
-    finally:
-        channel.close()
+    while pending and time.monotonic() < deadline:
+        name = pending[0]
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        try:
+            response = stub.GetModelStatus(request, timeout=5)
+            available = {s.version for s in response.model_version_status if s.state == AVAILABLE_STATE}
+            if (set(wanted[name]) <= available) if wanted[name] else available:
+                pending.pop(0)
+                continue
+            last = f"{name}: states {sorted((s.version, s.state) for s in response.model_version_status)}"
+        except grpc.RpcError as exc:
+            code = exc.code().name if exc.code() else "UNKNOWN"
+            if code == "UNAVAILABLE" and "ssl" in (exc.details() or "").lower():
+                raise FacemathError(f"server {target}: TLS handshake failed: {exc.details()}") from None
+            last = f"{name}: {code}: {' '.join((exc.details() or '').split())}"
+        time.sleep(0.5)
     if pending:
         raise FacemathError(f"server {target}: models not AVAILABLE after {timeout:.0f} s ({last})")
+
+
+def wait_until_available(
+    target: str,
+    models: list[str],
+    timeout: float = 60.0,
+    version: int | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    """Poll GetModelStatus until every model (at `version`, or any) is AVAILABLE; over TLS when TLS files are given."""
+    with open_channel(target, tls_ca, tls_cert, tls_key) as channel:
+        wait_for_versions(channel, target, {m: [version] if version is not None else [] for m in models}, timeout)

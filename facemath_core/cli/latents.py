@@ -128,9 +128,9 @@ def interpolate_command(
     """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
     import numpy as np
 
-    from facemath_core.files import atomic_file
+    from facemath_core.files import atomic_file, check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
-    from facemath_core.latents import decode, find, load_latents
+    from facemath_core.latents import check_frames, decode, find, load_latents
     from facemath_core.plugins import load_registry
 
     if len(names) < 2:
@@ -142,14 +142,17 @@ def interpolate_command(
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
+    check_new_file(out)
     latents = load_latents(latents_file)
+    backend = source.open_for(latents, str(latents_file), note)
+    check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
     path = [
         np.asarray(operator.function(a, b, t), np.float32)
         for a, b in zip(anchors, anchors[1:], strict=False)
         for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
     ]
-    frames = from_unit(decode(source.open_for(latents, str(latents_file), note), latents, np.stack(path)))
+    frames = from_unit(decode(backend, latents, np.stack(path)))
     if out.suffix.lower() == ".gif":
         from PIL import Image
 

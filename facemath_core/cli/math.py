@@ -28,7 +28,8 @@ from facemath_core.cli.options import (
 
 
 def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
-    from facemath_core.arithmetic import Evaluator, open_space
+    from facemath_core.arithmetic import Evaluator
+    from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
 
     if exemplars < 0:
@@ -67,13 +68,13 @@ def math_command(
     """
     import json
 
-    from facemath_core.arithmetic import example_grid, work_out
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import Latents, decode, save_latents
+    from facemath_core.worked_example import example_grid, work_out
 
-    if jitter < 0:
-        raise typer.BadParameter(f"{jitter}: must be >= 0", param_hint="--jitter")
+    if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
+        raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
@@ -139,17 +140,20 @@ def analogy_command(
     The cell at (row i, column j) is A + j/(n-1) (B - A) + i/(n-1) (C - A), so the far corner is B + C - A: the
     analogy "A is to B as C is to ?".
     """
+    from facemath_core.files import check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
-    from facemath_core.latents import decode
+    from facemath_core.latents import check_frames, decode
 
     if steps < 2:
         raise typer.BadParameter(f"{steps}: at least 2", param_hint="--steps")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
+    check_new_file(out)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
+    check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--steps")
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)

@@ -164,11 +164,12 @@ def project_command(
             warn=lambda line: console.print(f"[yellow]warning:[/yellow] {line}", highlight=False),
         )
         bar.update(task, completed=len(chunks) * config.steps)
-    total = latents.losses["total"]
+    total, failed = latents.losses["total"], int(latents.failed.sum())
+    failures = f"; {failed} of {len(latents.names)} failed, see the warnings" if failed else ""
     name = S.model_name(latents.model, getattr(backend, "prefix", ""))
     typer.echo(
         f"projected {len(latents.names)} images into {out} with {name} version {latents.model_version} "
-        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g})"
+        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g}{failures})"
     )
 
 
