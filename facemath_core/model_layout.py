@@ -84,12 +84,21 @@ def describe_models(root: str | Path) -> list[ModelInfo]:
     for name in model_names(root):
         versions = tuple(existing_versions(root / name))
         try:
-            training = read_metadata(root / name / str(versions[-1])).get("training") or {}
-            run, error = run_summary(training), ""
+            run, error = origin_summary(read_metadata(root / name / str(versions[-1]))), ""
         except FacemathError as exc:
             run, error = "", str(exc)
         infos.append(ModelInfo(name, versions, versions[-1], run, error))
     return infos
+
+
+def origin_summary(metadata: dict) -> str:
+    """Where a model came from: its training run, or for a composite (the projector) the models it joins."""
+    components = metadata.get("components")
+    if isinstance(components, dict) and not metadata.get("training"):
+        parts = [f"{name} version {c.get('version')}" for name, c in sorted(components.items())]
+        first = next(iter(components.values()), {})
+        return f"composed of {' + '.join(parts)}; {run_summary(first.get('training') or {})}"
+    return run_summary(metadata.get("training") or {})
 
 
 def run_summary(training: dict) -> str:

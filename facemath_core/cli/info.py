@@ -57,19 +57,19 @@ def info_command(
 def _server_info(source: ModelSource) -> None:
     from facemath_core import signatures as S
     from facemath_core.errors import FacemathError
-    from facemath_core.model_layout import run_summary
+    from facemath_core.model_layout import origin_summary
 
     backend = source.open()
     typer.echo(f"models: {backend.describe()} (from --server)")
     try:
-        for model in S.MODEL_NAMES:
+        for model in (*S.MODEL_NAMES, *S.COMPOSITE_NAMES):
             if not backend.has(model):
                 continue
             versions = ", ".join(str(v) for v in backend.available_versions(model))
             try:
-                training = backend.metadata(model).get("training") or {}
+                origin = origin_summary(backend.metadata(model))
             except FacemathError as exc:
-                training = {"run": str(exc)}
-            typer.echo(f"  {model}  serving {backend.version(model)} (available {versions})  {run_summary(training)}")
+                origin = str(exc)
+            typer.echo(f"  {model}  serving {backend.version(model)} (available {versions})  {origin}")
     finally:
         backend.close()

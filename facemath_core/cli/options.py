@@ -140,7 +140,7 @@ class ModelSource:
         backend = open_backend(str(resolve_models(self.models).path), None)
         if self.model_version is not None:
             # Like a server's model_spec.version: every model at this version.
-            for model in S.MODEL_NAMES:
+            for model in (*S.MODEL_NAMES, *S.COMPOSITE_NAMES):
                 if backend.available_versions(model):
                     backend.use_version(model, self.model_version)
         return backend
