@@ -34,7 +34,7 @@ LossPluginOption = Annotated[
 ]
 OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (default adam).")]
 LrOption = Annotated[float | None, typer.Option(help="Learning rate of the optimizer.")]
-StepsOption = Annotated[int | None, typer.Option(min=1, help="Optimisation steps (default 1000).")]
+StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
 InitOption = Annotated[str, typer.Option(help="Initial z: uniform, normal or encoder (VAE encoder, iGAN's hybrid).")]
 RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
 ConstraintOption = Annotated[str | None, typer.Option(help="clip, stochastic (Lipton & Tripathi), tanh or none.")]
