@@ -237,6 +237,7 @@ class Projector:
         self.optimizer_component = opt
         self.optimizer_params = _check_params("optimizer", opt, config.optimizer_params, "--param")
         self.decoder = backend.differentiable_decoder(self.model)
+        self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         if config.init == "encoder" and not backend.has(S.VAE_ENCODER):
             raise FacemathError("--init encoder needs a vae_encoder model beside the generator")
@@ -261,7 +262,7 @@ class Projector:
         bound = self.bound
         constraint = self.config.constraint
         terms = self.terms
-        decoder, discriminator = self.decoder, self.discriminator
+        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
 
         def to_z(v):
             return bound * tf.tanh(v) if constraint == "tanh" else v
@@ -271,13 +272,16 @@ class Projector:
             old = tf.identity(variable)
             with tf.GradientTape() as tape:
                 z = to_z(variable)
-                images = decoder(z)
-                logits = discriminator(images) if discriminator is not None else None
-                values = {
-                    spec.name: component.function(target, images, mask, logits, **params)
-                    for spec, component, params in terms
-                }
-                total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
+                if fused is not None:
+                    values, total = fused(z, target, mask)
+                else:
+                    images = decoder(z)
+                    logits = discriminator(images) if discriminator is not None else None
+                    values = {
+                        spec.name: component.function(target, images, mask, logits, **params)
+                        for spec, component, params in terms
+                    }
+                    total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
                 # Rows are independent: the gradient of the sum is every image's own gradient.
                 objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
             finite = tf.math.is_finite(total) & (active > 0)

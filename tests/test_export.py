@@ -40,7 +40,7 @@ def test_layout_is_tf_serving_s(tiny_export):
         version = tiny_export / name / "1"
         assert (version / "saved_model.pb").exists() and (version / "variables" / "variables.index").exists()
         assert (version / "assets.extra" / "tf_serving_warmup_requests").exists()
-    assert sorted(p.name for p in tiny_export.iterdir()) == sorted(S.MODEL_NAMES)  # no temporary leftovers
+    assert sorted(p.name for p in tiny_export.iterdir()) == sorted(S.MODEL_NAMES + S.COMPOSITE_NAMES)  # no leftovers
 
 
 @pytest.mark.parametrize("name", S.MODEL_NAMES)

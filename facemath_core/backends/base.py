@@ -50,6 +50,12 @@ class Backend:
     def describe(self) -> str:
         return self.name
 
+    def fused_objective(self, model: str, terms) -> Callable | None:
+        """A backend that can run a whole projection step in one call returns `(z, target, mask) -> (values,
+        total)` for these `(spec, component, params)` terms, with the gradient of `total` for z; None otherwise
+        (the projection loop then composes the differentiable decoder and discriminator itself)."""
+        return None
+
     def close(self) -> None:
         pass
 
