@@ -109,21 +109,15 @@ def check_numbers(config: ProjectionConfig) -> None:
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
 # Amos 2016 (dcgan-completion): contextual + 0.1 perceptual, Adam lr 0.01, clipping;
 # Sirer 2016 ("Face Math"): l2 + 0.1 perceptual, momentum 0.75 at lr 5e-4.
+_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip")  # Amos's and Yeh's
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
-        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
-        steps=1000,
-        constraint="clip",
-        blend="overlay",
+        _ADAM_CLIPPED, losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)), steps=1000, blend="overlay"
     ),
     "yeh2017": dict(
+        _ADAM_CLIPPED,
         losses=(LossSpec("weighted-contextual", 1.0), LossSpec("perceptual", 0.003, {"form": "saturating"})),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
         steps=1500,
-        constraint="clip",
         blend="poisson",
     ),
     "sirer2016": dict(
@@ -243,6 +237,7 @@ class Projector:
         self.optimizer_component = opt
         self.optimizer_params = _check_params("optimizer", opt, config.optimizer_params, "--param")
         self.decoder = backend.differentiable_decoder(self.model)
+        self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         if config.init == "encoder" and not backend.has(S.VAE_ENCODER):
             raise FacemathError("--init encoder needs a vae_encoder model beside the generator")
@@ -267,7 +262,7 @@ class Projector:
         bound = self.bound
         constraint = self.config.constraint
         terms = self.terms
-        decoder, discriminator = self.decoder, self.discriminator
+        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
 
         def to_z(v):
             return bound * tf.tanh(v) if constraint == "tanh" else v
@@ -277,13 +272,16 @@ class Projector:
             old = tf.identity(variable)
             with tf.GradientTape() as tape:
                 z = to_z(variable)
-                images = decoder(z)
-                logits = discriminator(images) if discriminator is not None else None
-                values = {
-                    spec.name: component.function(target, images, mask, logits, **params)
-                    for spec, component, params in terms
-                }
-                total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
+                if fused is not None:
+                    values, total = fused(z, target, mask)
+                else:
+                    images = decoder(z)
+                    logits = discriminator(images) if discriminator is not None else None
+                    values = {
+                        spec.name: component.function(target, images, mask, logits, **params)
+                        for spec, component, params in terms
+                    }
+                    total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
                 # Rows are independent: the gradient of the sum is every image's own gradient.
                 objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
             finite = tf.math.is_finite(total) & (active > 0)
