@@ -6,3 +6,7 @@ class FacemathError(Exception):
 
     The CLI prints the message as one red line and exits 1; it never shows a traceback for these.
     """
+
+
+class PluginError(FacemathError):
+    """Plugin code failed or broke its contract; the message names the component and the plugin providing it."""
