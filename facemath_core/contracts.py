@@ -80,8 +80,10 @@ def check_loss_term(component, params: dict, image_size: int) -> None:
 
     @tf.function
     def traced(target, mask):
-        disc_logits = logits if component.needs_discriminator else None
-        return calls.call(component, target, generated, mask, disc_logits, **params)
+        # Symbolic tensors computed from the variables, as G(z) and D(G(z)) are in the step.
+        images = tf.identity(generated)
+        disc_logits = tf.identity(logits) if component.needs_discriminator else None
+        return calls.call(component, target, images, mask, disc_logits, **params)
 
     with calls.guard("on a check batch"), tf.GradientTape(persistent=True) as tape:
         value = traced(tf.constant(target), tf.constant(mask))

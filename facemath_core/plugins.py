@@ -81,7 +81,7 @@ def plugin_error(component: Component, exc: BaseException, what: str = "") -> Pl
     if "SymbolicTensor" in message or "Tensor-typed variable initializers" in message:
         message += " (this runs inside tf.function: use TensorFlow ops, not .numpy() or Python conditions on tensors)"
     doing = f" {what}" if what else ""
-    return PluginError(f"{component.label}{doing} failed: {type(exc).__name__}: {message}")
+    return PluginError(f"{component.label} failed{doing}: {type(exc).__name__}: {message}")
 
 
 @contextmanager
@@ -358,6 +358,9 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._by_kind[kind])
+
+    def all_names(self) -> list[str]:
+        return sorted({name for by_name in self._by_kind.values() for name in by_name})
 
     def find(self, name: str) -> list[Component]:
         """Every component called `name`, of any kind (what `--param NAME.KEY=...` can mean)."""

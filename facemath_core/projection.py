@@ -182,7 +182,7 @@ def apply_params(
                 f"{shown}: {elsewhere[0].label} is not used in this run"
                 + (f" (the {kind} is {chosen})" if chosen and kind != "loss" else "")
             )
-        close = difflib.get_close_matches(name, list(used), n=1)
+        close = difflib.get_close_matches(name, [*used, *registry.all_names()], n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; this run uses {', '.join(used)}"
         raise FacemathError(f"{shown}: no component called {name!r}{hint}")
 

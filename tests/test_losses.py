@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from facemath_core.plugins import load_registry
 
-REGISTRY = load_registry()
+REGISTRY = load_registry(builtins_only=True)  # independent of whatever else is installed
 TERMS = REGISTRY.names("loss")
 SIZE = 16
 

@@ -5,7 +5,7 @@ from PIL import Image
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import load_registry
 
-REGISTRY = load_registry()
+REGISTRY = load_registry(builtins_only=True)  # independent of whatever else is installed
 
 
 def mask(name, shape=(16, 16), **params):
