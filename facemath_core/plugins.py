@@ -323,6 +323,22 @@ def _components(result, hook_name: str, where: str, kind: str) -> list[Component
     return list(result)
 
 
+def call_hook(manager: pluggy.PluginManager, hook_name: str, **kwargs):
+    """`manager.hook.<hook_name>(**kwargs)`. Implementations are guarded one by one; what still escapes comes from
+    a hook wrapper, so the error names the plugins that wrap this hook."""
+    hook = getattr(manager.hook, hook_name)
+    try:
+        return hook(**kwargs)
+    except FacemathError:
+        raise
+    except Exception as exc:
+        wrappers = [i.plugin_name for i in hook.get_hookimpls() if i.wrapper or i.hookwrapper] or ["none"]
+        raise PluginError(
+            f"{hook_name}() failed in a hook wrapper (wrapping plugins: {', '.join(wrappers)}): "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+
+
 # --- the registry ---------------------------------------------------------------------------------------------
 
 
@@ -334,7 +350,7 @@ class Registry:
         self.manager = manager
         self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in HOOK_OF_KIND}
         for kind, hook_name in HOOK_OF_KIND.items():
-            for provided in getattr(manager.hook, hook_name)():
+            for provided in call_hook(manager, hook_name):
                 # A hook wrapper may add components the per-implementation guard never saw: check them again.
                 for component in _components(provided, hook_name, f"a {hook_name} hook wrapper", kind):
                     self._add(kind, component)

@@ -343,6 +343,25 @@ def test_hook_wrappers_and_ordering_work(tmp_path):
     assert "grid" not in registry.names("mask") and "center" in registry.names("mask")
 
 
+def test_a_failing_hook_wrapper_is_named(tmp_path):
+    plugin = write_plugin(
+        tmp_path / "bad_wrapper.py",
+        """
+        from facemath_core import hookimpl
+
+        @hookimpl(wrapper=True)
+        def facemath_blenders():
+            results = yield
+            return results[0].name  # a list has no name
+        """,
+    )
+    with pytest.raises(
+        PluginError,
+        match=r"facemath_blenders\(\) failed in a hook wrapper \(wrapping plugins: .*bad_wrapper.py\): AttributeError",
+    ):
+        load_registry([str(plugin)], builtins_only=True)
+
+
 @pytest.mark.parametrize("how", ["--trace-plugins", "FACEMATH_TRACE_PLUGINS=1"])
 def test_tracing_shows_every_hook_call(how):
     args, env = (["--trace-plugins"], {}) if how.startswith("--") else ([], {"FACEMATH_TRACE_PLUGINS": "1"})

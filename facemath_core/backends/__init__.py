@@ -14,9 +14,9 @@ __all__ = ["Backend", "EmbeddedBackend", "open_backend"]
 def open_backend(models: str = "exported_models", server: str | None = None, **options) -> Backend:
     """The backend the plugins choose for `server` (None: the embedded backend over the `models` base path)."""
     from facemath_core.errors import FacemathError
-    from facemath_core.plugins import current_manager
+    from facemath_core.plugins import call_hook, current_manager
 
-    backend = current_manager().hook.facemath_open_backend(models=str(models), server=server, options=options)
+    backend = call_hook(current_manager(), "facemath_open_backend", models=str(models), server=server, options=options)
     if backend is None:
         raise FacemathError(
             f"--server {server}: no backend plugin accepts this target "
