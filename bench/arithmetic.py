@@ -36,9 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from facemath_core import signatures as S
-    from facemath_core.arithmetic import open_space
     from facemath_core.attribute_quality import score_analogies, score_vectors
     from facemath_core.backends import EmbeddedBackend
+    from facemath_core.latent_space import open_space
     from facemath_core.metrics import mean_ci, wilson
     from facemath_core.plugins import load_registry
     from facemath_core.runtime import import_tensorflow_quietly

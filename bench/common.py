@@ -53,16 +53,10 @@ def forward_macs(model) -> int:
 
 
 def print_table(title: str, rows: list[dict]) -> None:
-    if not rows:
-        return
-    columns = list(rows[0])
-    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print(f"\n{title}")
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    from facemath_core.tables import markdown_table
+
+    if rows:
+        print(f"\n{title}\n{markdown_table(rows, cell=_fmt, align=True)}")
 
 
 def _fmt(value) -> str:

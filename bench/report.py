@@ -9,23 +9,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from facemath_core.tables import markdown_table
+
 ROOT = Path(__file__).parent.parent
 RESULTS = Path(__file__).parent / "results"
 
 
+def cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
 def table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no rows)\n"
-    columns = list(rows[0])
-
-    def cell(value):
-        if isinstance(value, float):
-            return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
-        return "" if value is None else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(rows, cell=cell) + "\n"
 
 
 def load(name: str) -> dict | None:

@@ -1,182 +1,27 @@
-"""Evaluating face arithmetic: latents, groups of faces chosen by attribute, attribute vectors, operators.
+"""Evaluating face arithmetic: an expression tree from `facemath_core.expression` walked over a latent space.
 
-`LatentSpace` joins one or more latents files (all from the same model) with the attribute labels of their
-images. `Evaluator` walks an expression tree from `facemath_core.expression` over that space. Values are numbers,
-latent vectors (`Vector`, which remembers the faces it was made from, for the grid) or groups of faces (`Group`,
-a boolean row mask: `Smiling & ~Male`). Groups only become latents through `mean(...)`; `attr(Smiling)` is the
-attribute vector.
+Values are numbers, latent vectors (`Vector`, which remembers the faces it was made from, for the grid) or groups
+of faces (`Group`, a boolean row mask: `Smiling & ~Male`). Groups only become latents through `mean(...)`;
+`attr(Smiling)` is the attribute vector. The space comes from `facemath_core.latent_space`, attribute vectors from
+`facemath_core.attribute_vectors`, and the picture of a result from `facemath_core.worked_example`.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from facemath_core.dataset import ATTR_FILE, read_attribute_file
+from facemath_core.attribute_vectors import attribute_vectors, check_vector
 from facemath_core.errors import FacemathError
 from facemath_core.expression import Binary, Call, ExpressionError, Name, Node, Number, Unary, parse
-from facemath_core.latents import Latents, load_latents
+from facemath_core.latent_space import LatentSpace
 
 BUILTIN_FUNCTIONS = {
     "mean": "mean(a, b, ...) of latents, or mean(GROUP) of --exemplars faces of a group such as Smiling & ~Male",
     "attr": "attr(ATTRIBUTE): the attribute vector, bias-corrected against the other attributes (White 2016)",
 }
-
-
-@dataclass
-class LatentSpace:
-    """Latents (N, D) with their names, and optionally attribute labels (N, K) as booleans."""
-
-    latents: Latents
-    attribute_names: list[str] = field(default_factory=list)
-    labels: np.ndarray | None = None  # (N, K) bool
-    label_source: str = ""
-    labels_unusable: str = ""  # why an attribute file found next to the images could not label these latents
-
-    @property
-    def z(self) -> np.ndarray:
-        return self.latents.z
-
-    @functools.cached_property
-    def stems(self) -> list[str]:
-        return [Path(n).stem for n in self.latents.names]
-
-    def require_labels(self, what: str) -> np.ndarray:
-        if self.labels is None and self.labels_unusable:
-            raise FacemathError(f"{what} needs attribute labels: {self.labels_unusable}")
-        if self.labels is None:
-            raise FacemathError(
-                f"{what} needs attribute labels, and no {ATTR_FILE} was found next to the latents' images; "
-                f"give one with --attributes FILE_OR_FOLDER"
-            )
-        return self.labels
-
-
-def merge_latents(files: Sequence[str | Path]) -> Latents:
-    """Several latents files as one; all must come from the same model with the same z size."""
-    if not files:
-        raise FacemathError("--latents: give at least one latents.npz")
-    parts = [(str(f), load_latents(f)) for f in files]
-    first_path, first = parts[0]
-    names, seen = [], {}
-    for path, part in parts:
-        if (part.family, part.model, part.z.shape[1]) != (first.family, first.model, first.z.shape[1]):
-            raise FacemathError(
-                f"{path}: latents of the {part.family} model {part.model} ({part.z.shape[1]} dims) cannot be mixed "
-                f"with {first_path} ({first.family} model {first.model}, {first.z.shape[1]} dims)"
-            )
-        for name in part.names:
-            if name in seen:
-                raise FacemathError(f"{path}: the name {name!r} is also in {seen[name]}; names must be unique")
-            seen[name] = path
-            names.append(name)
-    if len(parts) == 1:
-        return first
-    inputs = [p for _, part in parts for p in part.config.get("inputs", [])]
-    return Latents(
-        names=names,
-        z=np.concatenate([part.z for _, part in parts]),
-        family=first.family,
-        model=first.model,
-        model_version=first.model_version,
-        source="+".join(sorted({part.source for _, part in parts})),
-        config={"inputs": inputs, "merged_from": [p for p, _ in parts]},
-        models=first.models,
-    )
-
-
-def find_attribute_file(latents: Latents, given: str | Path | None) -> Path | None:
-    """The attribute file: --attributes (a file or a folder holding one), else the one next to the images."""
-    if given is not None:
-        path = Path(given)
-        path = path / ATTR_FILE if path.is_dir() else path
-        if not path.is_file():
-            raise FacemathError(f"--attributes {given}: no such attribute file")
-        return path
-    folders = {Path(p).parent for p in latents.config.get("inputs", [])}
-    candidates = {f / ATTR_FILE for f in folders} | {f.parent / ATTR_FILE for f in folders}
-    found = sorted(c for c in candidates if c.is_file())
-    if len(found) > 1:
-        raise FacemathError(
-            f"the latents' images come from folders with different attribute files ({', '.join(map(str, found))}); "
-            "choose one with --attributes FILE_OR_FOLDER"
-        )
-    return found[0] if found else None
-
-
-def open_space(files: Sequence[str | Path], attributes: str | Path | None = None) -> LatentSpace:
-    latents = merge_latents(files)
-    path = find_attribute_file(latents, attributes)
-    if path is None:
-        return LatentSpace(latents)
-    rows, names, values = read_attribute_file(path)
-    by_name = dict(zip(rows, values, strict=True))
-    missing = [n for n in latents.names if n not in by_name]
-    if missing:
-        problem = f"{path}: has no labels for {len(missing)} of the {len(latents.names)} latents, e.g. {missing[0]!r}"
-        if attributes is not None:
-            raise FacemathError(problem)
-        # Found by itself, not asked for: expressions without groups or attr() still work; the rest say why not.
-        return LatentSpace(latents, labels_unusable=problem)
-    labels = np.stack([by_name[n] for n in latents.names]) > 0
-    return LatentSpace(latents, list(names), labels, str(path))
-
-
-def exclusive_with(labels: np.ndarray) -> np.ndarray:
-    """(K, K) bool: attribute j never co-occurs with attribute k although both occur (hair colours)."""
-    both = labels.T.astype(int) @ labels.astype(int)
-    present = labels.any(axis=0)
-    exclusive = (both == 0) & present[:, None] & present[None, :]
-    np.fill_diagonal(exclusive, False)
-    return exclusive
-
-
-def attribute_vectors(z: np.ndarray, labels: np.ndarray, names: Sequence[str], corrected: bool = True) -> np.ndarray:
-    """One vector per attribute (K, D): the change of z when that attribute is switched on.
-
-    Uncorrected, it is the balanced difference of means (faces with minus faces without). Attributes are often
-    correlated in real data (Male and Wearing_Hat in CelebA), and then a difference of means carries the correlated
-    attribute along. White's bias correction removes that: each vector is estimated by least squares of z on the
-    attribute indicators together, so its coefficient is the effect of its attribute with the others held fixed.
-    With independent, balanced attributes both give the same vectors.
-
-    Attributes that never occur together (two hair colours) are the exception: Blond_Hair cannot be switched on
-    with Black_Hair held fixed, so holding it fixed would leave the Black-to-Blond change out of the Blond vector
-    and adding it to a black-haired face would do little. Each attribute's regression therefore leaves out the
-    attributes it excludes; its vector then also switches them off, as the data says it must.
-    """
-    labels = np.asarray(labels, bool)
-    counts = labels.sum(axis=0)
-    varies = (counts > 0) & (counts < len(labels))
-    vectors = np.full((labels.shape[1], z.shape[1]), np.nan, np.float32)
-    if not corrected:
-        for k in np.flatnonzero(varies):
-            vectors[k] = z[labels[:, k]].mean(axis=0) - z[~labels[:, k]].mean(axis=0)
-        return vectors
-    # Constant attributes (nobody wears a hat in this folder) have no vector and stay out of the regressions.
-    exclusive = exclusive_with(labels)
-    fits: dict[tuple[int, ...], np.ndarray] = {}  # attributes in the regression -> coefficients (one fit per set)
-    for k in np.flatnonzero(varies):
-        kept = tuple(int(j) for j in np.flatnonzero(varies) if not exclusive[k, j])
-        if kept not in fits:
-            design = np.concatenate([np.ones((len(z), 1)), labels[:, kept].astype(np.float64)], axis=1)
-            fits[kept], *_ = np.linalg.lstsq(design, z.astype(np.float64), rcond=None)
-        vectors[k] = fits[kept][1 + kept.index(int(k))]
-    return vectors
-
-
-def check_vector(vectors: np.ndarray, labels: np.ndarray, names: Sequence[str], name: str) -> np.ndarray:
-    """The vector of one attribute, or a clear error when every face has (or lacks) it."""
-    k = list(names).index(name)
-    if np.isnan(vectors[k]).any():
-        state = "has" if labels[:, k].all() else "lacks"
-        raise FacemathError(f"attribute {name}: every one of the {len(labels)} faces {state} it, so it has no vector")
-    return vectors[k]
 
 
 @dataclass
@@ -302,7 +147,17 @@ class Evaluator:
         return self._call(node)
 
     def _binary(self, node: Binary) -> Value:
-        left, right = self._eval(node.left), self._eval(node.right)
+        # A long chain (a + b + c + ...) is deep on the left: fold it with a loop, not recursion.
+        spine = []
+        while isinstance(node, Binary):
+            spine.append(node)
+            node = node.left
+        value = self._eval(node)
+        for parent in reversed(spine):
+            value = self._combine(parent, value, self._eval(parent.right))
+        return value
+
+    def _combine(self, node: Binary, left: Value, right: Value) -> Value:
         if node.op in "&|":
             a, b = self._as_group(left, node.left, node.op), self._as_group(right, node.right, node.op)
             mask = a.mask & b.mask if node.op == "&" else a.mask | b.mask
@@ -398,80 +253,3 @@ class Evaluator:
             return Vector(check_vector(self._attr_vectors, labels, self.space.attribute_names, name.text))
         except FacemathError as exc:
             raise self._error(name, str(exc)) from None
-
-
-@dataclass
-class WorkedExample:
-    """An evaluated expression ready to draw: its top-level terms, the result and the jittered variants."""
-
-    expression: str
-    signs: list[int]  # +1 / -1 per term
-    term_texts: list[str]
-    terms: list[Vector]
-    result: Vector
-    jittered: np.ndarray  # (J, D): result + U(-jitter, +jitter) noise, as the DCGAN paper shows
-    faces: dict[int, np.ndarray]  # row -> z of every face the terms were made from
-    names: dict[int, str]  # row -> latent name
-
-
-def work_out(evaluator: Evaluator, expression: str, jitter: float = 0.25, variants: int = 8, seed: int = 0):
-    """Evaluate an expression term by term and jitter its result."""
-    terms, result = evaluator.terms(expression)
-    noise = np.random.default_rng(seed).uniform(-jitter, jitter, (variants, result.z.shape[0])).astype(np.float32)
-    rows = {r for _, _, term in terms for r in term.rows}
-    return WorkedExample(
-        expression,
-        [sign for sign, _, _ in terms],
-        [text for _, text, _ in terms],
-        [term for _, _, term in terms],
-        result,
-        result.z[None] + noise,
-        {r: evaluator.space.z[r] for r in rows},
-        {r: evaluator.space.latents.names[r] for r in rows},
-    )
-
-
-def example_grid(example: WorkedExample, render, max_exemplars: int = 5) -> np.ndarray:
-    """The picture of a worked example (uint8).
-
-    Left: one column per term, its exemplar faces on top (the faces a mean averaged, or the named face) and the
-    term's own render in the bottom row, with +, - and = drawn between the columns. Right: a 3x3 block whose centre
-    is the result and whose other cells are the jittered variants.
-    """
-    from PIL import Image, ImageDraw
-
-    from facemath_core.images import from_unit
-
-    space_rows = [list(t.rows[:max_exemplars]) if len(t.rows) > 1 else [] for t in example.terms]
-    exemplar_rows = max((len(r) for r in space_rows), default=0)
-    term_images = from_unit(render(np.stack([t.z for t in example.terms])))
-    block = np.concatenate([example.jittered[:4], example.result.z[None], example.jittered[4:8]])
-    block_images = from_unit(render(block))
-    all_rows = sorted({r for rows in space_rows for r in rows})
-    exemplar_images = {}
-    if all_rows:
-        rendered = from_unit(render(np.stack([example.faces[r] for r in all_rows])))
-        exemplar_images = dict(zip(all_rows, rendered, strict=True))
-
-    size, pad, gutter = term_images.shape[1], 2, 18
-    rows = max(exemplar_rows + 1, 3)
-    height = pad + rows * (size + pad)
-    width = pad + len(example.terms) * (size + pad) + len(example.terms) * gutter + 3 * (size + pad)
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = pad
-    bottom = pad + (rows - 1) * (size + pad)
-    for i, (term_rows, image) in enumerate(zip(space_rows, term_images, strict=True)):
-        if i:
-            sign = "+" if example.signs[i] > 0 else "-"
-            draw.text((x - gutter + 5, bottom + size // 2 - 6), sign, fill="black")
-        for j, row in enumerate(term_rows):
-            top = bottom - (len(term_rows) - j) * (size + pad)
-            canvas.paste(Image.fromarray(exemplar_images[row]), (x, top))
-        canvas.paste(Image.fromarray(image), (x, bottom))
-        x += size + pad + gutter
-    draw.text((x - gutter + 5, bottom + size // 2 - 6), "=", fill="black")
-    for k, image in enumerate(block_images):
-        r, c = divmod(k, 3)
-        canvas.paste(Image.fromarray(image), (x + c * (size + pad), height - 3 * (size + pad) + r * (size + pad)))
-    return np.asarray(canvas)

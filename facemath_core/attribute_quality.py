@@ -19,9 +19,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from facemath_core.arithmetic import Evaluator, LatentSpace, attribute_vectors, exclusive_with, work_out
+from facemath_core.arithmetic import Evaluator
+from facemath_core.attribute_vectors import attribute_vectors, exclusive_with
 from facemath_core.errors import FacemathError
+from facemath_core.latent_space import LatentSpace
 from facemath_core.metrics import roc_auc, wilson
+from facemath_core.worked_example import work_out
 
 Render = Callable[[np.ndarray], np.ndarray]  # z (N, D) -> images (N, H, W, 3) in [-1, 1]
 Judge = Callable[[np.ndarray], np.ndarray]  # images -> (N, K_oracle) logits

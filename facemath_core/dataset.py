@@ -17,7 +17,7 @@ import numpy as np
 
 from facemath_core.errors import FacemathError
 from facemath_core.files import atomic_file
-from facemath_core.images import list_images, load_images
+from facemath_core.images import list_images, load_images, to_unit
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -172,7 +172,6 @@ def make_dataset(images_uint8: np.ndarray, batch_size: int, seed: int, shuffle: 
     ds = ds.batch(batch_size, drop_remainder=shuffle)
 
     def scale(x, *rest):
-        x = tf.cast(x, tf.float32) / 127.5 - 1.0
-        return (x, *rest) if rest else x
+        return (to_unit(x), *rest) if rest else to_unit(x)
 
     return ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

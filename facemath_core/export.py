@@ -6,15 +6,14 @@ for every signature in `assets.extra/tf_serving_warmup_requests`.
 
 Keras 3 models are exported with `keras.export.ExportArchive`: `tf.saved_model.save` of a tf.Module wrapping a
 Keras 3 model wrote SavedModels whose variables the TF1 loader (the path TF Serving takes) could not find.
-A version folder appears only when complete: everything is written under a hidden temporary name, then renamed.
+A version folder appears only when complete (`files.atomic_dir`), and the models of one run appear together.
+Which networks a run has, and the names they are served under, come from `model_kinds.KINDS`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,9 @@ from facemath_core import __version__
 from facemath_core import signatures as S
 from facemath_core.architectures import ArchConfig
 from facemath_core.errors import FacemathError
-from facemath_core.training import read_run
+from facemath_core.files import atomic_dir
+from facemath_core.model_kinds import KINDS
+from facemath_core.training import TrainOptions, read_run
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -32,30 +33,20 @@ def restore_run_models(run_dir: str | Path) -> tuple[dict, ArchConfig, dict]:
     """Rebuild the networks of a training run and load its latest checkpoint: (record, config, {name: model})."""
     import tensorflow as tf
 
-    from facemath_core import architectures as A
-
     run_dir = Path(run_dir)
     record = read_run(run_dir)
     cfg = ArchConfig.from_dict(record["arch"])
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     if latest is None:
         raise FacemathError(f"{run_dir}: the run has no checkpoint to export (train it first)")
-    kind = record["kind"]
-    if kind == "gan":
-        models = {S.GENERATOR: A.build_generator(cfg), S.DISCRIMINATOR: A.build_discriminator(cfg)}
-        objects = {"generator": models[S.GENERATOR], "discriminator": models[S.DISCRIMINATOR]}
-    elif kind == "vae":
-        models = {S.VAE_ENCODER: A.build_encoder(cfg), S.VAE_DECODER: A.build_decoder(cfg)}
-        objects = {"encoder": models[S.VAE_ENCODER], "decoder": models[S.VAE_DECODER]}
-    elif kind == "oracle":
-        models = {S.ORACLE: A.build_oracle(cfg)}
-        objects = {"classifier": models[S.ORACLE]}
-    else:
-        raise FacemathError(f"{run_dir}/run.json: unknown kind {kind!r}")
-    # Optimizer state is in the checkpoint too; only the networks are needed here.
-    tf.train.Checkpoint(**objects).restore(latest).expect_partial().assert_existing_objects_matched()
+    kind = KINDS.get(record["kind"])
+    if kind is None:
+        raise FacemathError(f"{run_dir}/run.json: unknown kind {record['kind']!r}")
+    networks = kind.build(cfg, TrainOptions()).networks()
+    # Optimizer state and the noise's state are in the checkpoint too; only the networks are needed here.
+    tf.train.Checkpoint(**networks).restore(latest).expect_partial().assert_existing_objects_matched()
     record = {**record, "checkpoint": Path(latest).name}
-    return record, cfg, models
+    return record, cfg, {kind.served[key]: network for key, network in networks.items()}
 
 
 def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
@@ -195,8 +186,8 @@ def existing_versions(model_dir: Path) -> list[int]:
 def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, prefix: str = "") -> list[Path]:
     """Export every network of a run; returns the version folders written.
 
-    All models are written to temporary folders first and renamed into place only when all succeeded, so a
-    failure leaves the model base path as it was. An existing version is never overwritten.
+    Every model is built in its own `atomic_dir`; the folders are renamed into place only when all of them are
+    written, so a failure leaves the model base path as it was. An existing version is never overwritten.
     """
     if prefix and not prefix.replace("-", "").replace("_", "").isalnum():
         raise FacemathError(f"--prefix {prefix!r}: use letters, digits, '-' and '_'")
@@ -210,25 +201,15 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
     for name in names.values():
         if (to / name / str(version)).exists():
             raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
-    staged: list[tuple[Path, Path]] = []
-    try:
+    written = []
+    with contextlib.ExitStack() as publish:  # leaving it renames every folder into place, or removes every one
         for base, model in models.items():
             name = names[base]
-            (to / name).mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=to / name, prefix=f".{version}.", suffix=".part"))
-            write_saved_model(model, name, cfg, model_metadata(name, cfg, record), tmp)
-            staged.append((tmp, to / name / str(version)))
-        for tmp, final in staged:
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        for path in (to / n for n in names.values()):
-            for leftover in path.glob(f".{version}.*.part"):
-                shutil.rmtree(leftover, ignore_errors=True)
-    return [final for _, final in staged]
+            final = to / name / str(version)
+            folder = publish.enter_context(atomic_dir(final))
+            write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
+            written.append(final)
+    return written
 
 
 def read_metadata(version_dir: str | Path) -> dict:

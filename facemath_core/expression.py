@@ -14,6 +14,10 @@ evaluated (`facemath_core.arithmetic`). Names that are not identifiers (`'000001
 bare number that is exactly the stem of a latent (`000001`) is that latent; write `1.0` for the number.
 
 Every node keeps the 1-based column where it starts, so errors can point at it.
+
+Limits: a chain of one operator (`a + b + c + ...`, any length) is parsed, printed and evaluated with loops, never
+recursion; nesting (parentheses, function calls, signs such as `--a`) deeper than MAX_DEPTH levels is refused at
+the column where the level is exceeded, so no input can exhaust Python's stack.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ import re
 from dataclasses import dataclass
 
 from facemath_core.errors import FacemathError
+
+MAX_DEPTH = 100
+
+# Binding strength of the binary operators, loosest first (the grammar above).
+_LEVEL = {"|": 0, "&": 1, "+": 2, "-": 2, "*": 3, "/": 3}
 
 
 class ExpressionError(FacemathError):
@@ -113,6 +122,17 @@ class _Parser:
         self.expression = expression
         self.tokens = tokenize(expression)
         self.position = 0
+        self.depth = 0
+
+    def enter(self, token: Token) -> None:
+        """One level deeper (a parenthesis, a call or a sign); refused beyond MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(
+                f"nested more than {MAX_DEPTH} levels deep (parentheses, function calls and signs); "
+                f"simplify the expression",
+                token,
+            )
 
     @property
     def current(self) -> Token:
@@ -157,10 +177,15 @@ class _Parser:
     def unary(self) -> Node:
         if self.at("-", "~"):
             op = self.take()
-            return Unary(op.text, self.unary(), op.column)
+            self.enter(op)
+            node = Unary(op.text, self.unary(), op.column)
+            self.depth -= 1
+            return node
         if self.at("+"):
-            self.take()
-            return self.unary()
+            self.enter(self.take())
+            node = self.unary()
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
@@ -179,16 +204,17 @@ class _Parser:
                 return self.call(token)
             return Name(token.text, token.column)
         if self.at("("):
-            self.take()
+            self.enter(self.take())
             node = self.binary_level(0)
             self.expect(")")
+            self.depth -= 1
             return node
         if token.kind == "end":
             raise self.error("the expression ends too early; a name, number or '(' is missing")
         raise self.error(f"unexpected {token.text!r}; expected a name, number or '('")
 
     def call(self, name: Token) -> Call:
-        self.expect("(")
+        self.enter(self.expect("("))
         args = []
         if not self.at(")"):
             args.append(self.binary_level(0))
@@ -196,6 +222,7 @@ class _Parser:
                 self.take()
                 args.append(self.binary_level(0))
         self.expect(")")
+        self.depth -= 1
         return Call(name.text, tuple(args), name.column)
 
 
@@ -205,7 +232,19 @@ def parse(expression: str) -> Node:
 
 
 def unparse(node: Node) -> str:
-    """Text that parses back to the same tree (fully parenthesised where needed)."""
+    """Text that parses back to the same tree, parenthesised only where the grammar needs it."""
+    if isinstance(node, Binary):
+        # Walk the left spine with a loop: a sum of 500 names is 500 levels deep on the left.
+        spine = []
+        while isinstance(node, Binary):
+            spine.append(node)
+            node = node.left
+        text = unparse(node)
+        for child, parent in zip([node, *reversed(spine)], reversed(spine), strict=False):
+            if isinstance(child, Binary) and _LEVEL[child.op] < _LEVEL[parent.op]:
+                text = f"({text})"  # a looser operator on the left: (a + b) * c
+            text = f"{text} {parent.op} {_wrapped(parent.right)}"
+        return text
     if isinstance(node, Number):
         return node.text
     if isinstance(node, Name):
@@ -215,8 +254,6 @@ def unparse(node: Node) -> str:
         return f"{quote}{node.text}{quote}"
     if isinstance(node, Unary):
         return f"{node.op}{_wrapped(node.operand)}"
-    if isinstance(node, Binary):
-        return f"{_wrapped(node.left)} {node.op} {_wrapped(node.right)}"
     return f"{node.function}({', '.join(unparse(a) for a in node.args)})"
 
 
@@ -227,22 +264,37 @@ def _wrapped(node: Node) -> str:
 
 def additive_terms(node: Node) -> list[tuple[int, Node]]:
     """The top-level terms of a sum with their signs: a - b + c -> [(+1, a), (-1, b), (+1, c)]."""
-    if isinstance(node, Binary) and node.op in "+-":
-        right_sign = 1 if node.op == "+" else -1
-        return [*additive_terms(node.left), (right_sign, node.right)]
-    return [(1, node)]
+    terms = []
+    while isinstance(node, Binary) and node.op in "+-":
+        terms.append((1 if node.op == "+" else -1, node.right))
+        node = node.left
+    terms.append((1, node))
+    return terms[::-1]
 
 
 def same_tree(a: Node, b: Node) -> bool:
-    """Structural equality that ignores columns (used by the property tests)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, Number):
-        return a.value == b.value
-    if isinstance(a, Name):
-        return a.text == b.text
-    if isinstance(a, Unary):
-        return a.op == b.op and same_tree(a.operand, b.operand)
-    if isinstance(a, Binary):
-        return a.op == b.op and same_tree(a.left, b.left) and same_tree(a.right, b.right)
-    return a.function == b.function and len(a.args) == len(b.args) and all(map(same_tree, a.args, b.args))
+    """Structural equality that ignores columns (used by the property tests); a loop, not recursion."""
+    pending = [(a, b)]
+    while pending:
+        a, b = pending.pop()
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, Number):
+            if a.value != b.value:
+                return False
+        elif isinstance(a, Name):
+            if a.text != b.text:
+                return False
+        elif isinstance(a, Unary):
+            if a.op != b.op:
+                return False
+            pending.append((a.operand, b.operand))
+        elif isinstance(a, Binary):
+            if a.op != b.op:
+                return False
+            pending += [(a.left, b.left), (a.right, b.right)]
+        else:
+            if a.function != b.function or len(a.args) != len(b.args):
+                return False
+            pending += list(zip(a.args, b.args, strict=True))
+    return True

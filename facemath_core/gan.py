@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from facemath_core.architectures import ArchConfig, build_discriminator, build_generator
+from facemath_core.trainable import TrainableModel
 
 
 def discriminator_loss(real_logits, fake_logits, real_label: float = 1.0):
@@ -24,36 +25,42 @@ def generator_loss(fake_logits):
     return tf.reduce_mean(keras.losses.binary_crossentropy(tf.ones_like(fake_logits), fake_logits, from_logits=True))
 
 
-class DCGAN(keras.Model):
+class DCGAN(TrainableModel):
     def __init__(
         self,
         cfg: ArchConfig,
+        seed: int = 0,
         label_smoothing: float = 0.0,
         instance_noise: float = 0.0,
         noise_decay_steps: int = 20_000,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.cfg = cfg
+        super().__init__(cfg, seed, **kwargs)
         self.generator = build_generator(cfg)
         self.discriminator = build_discriminator(cfg)
         self.real_label = 1.0 - label_smoothing
         self.instance_noise = instance_noise
         self.noise_decay_steps = noise_decay_steps
-        self.seed_generator = keras.random.SeedGenerator(1337)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="D(x)")
-        self.d_fake_tracker = keras.metrics.Mean(name="D(G(z))")
+        self.trackers = [
+            keras.metrics.Mean(name="d_loss"),
+            keras.metrics.Mean(name="g_loss"),
+            keras.metrics.Mean(name="D(x)"),
+            keras.metrics.Mean(name="D(G(z))"),
+        ]
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False):
         super().compile(jit_compile=jit_compile)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
 
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+    def networks(self):
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimized(self):
+        return {
+            "g_optimizer": (self.g_optimizer, self.generator.trainable_variables),
+            "d_optimizer": (self.d_optimizer, self.discriminator.trainable_variables),
+        }
 
     def sample_latents(self, n):
         shape = (n, self.cfg.z_dim)
@@ -77,23 +84,18 @@ class DCGAN(keras.Model):
             real_logits = self.discriminator(self._noisy(real_images), training=True)
             fake_logits = self.discriminator(self._noisy(fake_images), training=True)
             d_loss = discriminator_loss(real_logits, fake_logits, self.real_label)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
+        self.descend(tape, d_loss, self.discriminator.trainable_variables, self.d_optimizer)
 
         z = self.sample_latents(batch)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self._noisy(self.generator(z, training=True)), training=True)
             g_loss = generator_loss(fake_logits)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
+        self.descend(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
+        return self.report(
+            d_loss, g_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))
+        )
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
-
-    # The hooks training.train drives every model kind through.
+    # The hooks training.train drives every model kind through (the rest are TrainableModel's defaults).
 
     @property
     def step_counter(self):
@@ -104,28 +106,8 @@ class DCGAN(keras.Model):
 
         self.grid_z = sample_z(self.cfg, 64, seed=options.seed + 1)
 
-    def dataset(self, images, labels, options):
-        from facemath_core.dataset import make_dataset
-
-        return make_dataset(images, options.batch_size, options.seed).repeat()
-
-    def build_for_restore(self):
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-
     def sample_grid_images(self):
         return self.generator(self.grid_z, training=False).numpy()
-
-    def summary_record(self, data_dir: str, options) -> dict:
-        return {}
-
-    def checkpoint_objects(self) -> dict:
-        return {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "g_optimizer": self.g_optimizer,
-            "d_optimizer": self.d_optimizer,
-        }
 
     def sample_images(self, z):
         return self.generator(z, training=False)

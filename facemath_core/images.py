@@ -112,6 +112,29 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def collect_image_paths(arguments: list[str]) -> list[Path]:
+    """Files as given, folders expanded to their images (sorted); a missing path is an error."""
+    from facemath_core.dataset import IMAGE_DIR  # dataset reads its folders with this module
+
+    paths: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir() and (path / IMAGE_DIR).is_dir():
+            path = path / IMAGE_DIR  # a CelebA-layout folder (img_align_celeba/ + list_attr_celeba.txt)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise FacemathError(f"{path}: folder has no images")
+            paths.extend(found)
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise FacemathError(f"{path}: no such file or folder")
+    if not paths:
+        raise FacemathError("no images given")
+    return paths
+
+
 def load_images(paths: Iterable[Path], size: int, crop: str = "auto", workers: int = 4) -> np.ndarray:
     """Read, crop and resize many images into one (N, size, size, 3) uint8 array.
 
@@ -145,6 +168,8 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray, compress_level: int = 6) 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
     """Tile (N, H, W, 3) uint8 images into one picture, row by row, with `pad` pixels between them."""
+    if columns < 1:
+        raise FacemathError(f"{columns} columns: a grid needs at least 1")
     count, height, width = images.shape[:3]
     rows = max(1, -(-count // columns))
     grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, 3), fill, np.uint8)
@@ -155,9 +180,14 @@ def image_grid(images: np.ndarray, columns: int, pad: int = 2, fill: int = 255) 
     return grid
 
 
-def to_unit(images_uint8: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], the models' value range."""
-    return images_uint8.astype(np.float32) / 127.5 - 1.0
+def to_unit(images_uint8):
+    """uint8 [0, 255] -> float32 [-1, 1], the models' value range; a numpy array or a TensorFlow tensor (the
+    training pipeline converts each batch as it goes)."""
+    if isinstance(images_uint8, np.ndarray):
+        return images_uint8.astype(np.float32) / 127.5 - 1.0
+    import tensorflow as tf
+
+    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
 
 
 def from_unit(images: np.ndarray) -> np.ndarray:

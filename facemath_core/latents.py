@@ -7,12 +7,14 @@ does arithmetic on faces. A file records its model family, so mixing models in o
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from facemath_core.errors import FacemathError
+from facemath_core.errors import BadFileError, FacemathError, describe_os_error
 from facemath_core.files import atomic_file
 
 
@@ -50,29 +52,131 @@ def save_latents(path: str | Path, latents: Latents) -> None:
         np.savez(handle, **arrays)
 
 
-def load_latents(path: str | Path) -> Latents:
+def read_npz(path: str | Path, what: str = "latents file") -> dict[str, np.ndarray]:
+    """Every array of a .npz archive, or a one-line BadFileError naming the file: missing, unreadable, truncated,
+    not a zip archive, a lone .npy array, or holding pickled Python objects (refused: loading a pickle runs code)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise FacemathError(f"{path}: no such latents file") from None
-    except (OSError, ValueError) as exc:
-        raise FacemathError(f"{path}: not a latents file ({exc})") from None
+        raise FacemathError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise FacemathError(f"{path}: is a folder, not a {what}") from None
+    except PermissionError as exc:
+        raise FacemathError(describe_os_error(exc, path)) from None
+    except ValueError as exc:
+        if "pickle" in str(exc):  # neither .npz nor .npy: numpy would try to unpickle it
+            raise BadFileError(f"{path}: not a {what} (not a .npz archive)") from None
+        raise BadFileError(f"{path}: not a {what} ({_reason(exc)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise BadFileError(f"{path}: not a {what}: truncated or corrupt ({_reason(exc)})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BadFileError(f"{path}: a single .npy array, not a {what} (a .npz archive of named arrays)")
+    try:
+        with data:
+            # numpy reads only an array's bytes and so skips the zip's CRC check: check every member first.
+            damaged = data.zip.testzip()
+            if damaged is not None:
+                raise BadFileError(f"{path}: not a {what}: corrupt (member {damaged} fails its checksum)")
+            return {key: data[key] for key in data.files}
+    except ValueError as exc:
+        if "pickle" in str(exc) or "Object arrays" in str(exc):
+            raise BadFileError(
+                f"{path}: holds pickled Python objects, which facemath refuses to load (they can run code); "
+                f"a {what} holds plain arrays only"
+            ) from None
+        raise BadFileError(f"{path}: not a {what}: corrupt ({_reason(exc)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BadFileError(f"{path}: not a {what}: truncated or corrupt ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def text_field(path: Path, arrays: dict, key: str, default: str | None = None) -> str:
+    """A string stored as a 0-d text array; anything else names the file and the field."""
+    if key not in arrays:
+        if default is None:
+            raise BadFileError(f"{path}: field {key!r} is missing")
+        return default
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind not in "US":
+        raise BadFileError(f"{path}: field {key!r} should be one text value, found a {value.dtype} array {value.shape}")
+    return str(value)
+
+
+def json_field(path: Path, arrays: dict, key: str) -> dict:
+    """A JSON object stored as text; bad JSON or another JSON type names the file and the field."""
+    text = text_field(path, arrays, key, default="{}")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise BadFileError(f"{path}: field {key!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise BadFileError(f"{path}: field {key!r} should be a JSON object, found {type(value).__name__}")
+    return value
+
+
+def text_list(path: Path, arrays: dict, key: str) -> list[str]:
+    """A 1-d array of strings (file names, paths)."""
+    value = arrays.get(key)
+    if value is None:
+        raise BadFileError(f"{path}: field {key!r} is missing")
+    if value.ndim != 1 or value.dtype.kind not in "US":
+        raise BadFileError(f"{path}: field {key!r} should be a list of text, found a {value.dtype} array {value.shape}")
+    return [str(v) for v in value]
+
+
+def finite_matrix(path: Path, arrays: dict, key: str, rows: int) -> np.ndarray:
+    """A (rows, D) array of finite numbers, as float32: NaN or infinite latents would render as noise."""
+    value = arrays[key]
+    if value.ndim != 2 or value.dtype.kind not in "fiu":
+        raise BadFileError(f"{path}: field {key!r} should be a 2-d array of numbers, found {value.dtype} {value.shape}")
+    if value.shape[0] != rows:
+        raise BadFileError(f"{path}: {rows} names but {value.shape[0]} rows of {key!r}")
+    with np.errstate(over="ignore"):
+        value = value.astype(np.float32)
+    bad = ~np.isfinite(value).all(axis=1)
+    if bad.any():
+        raise BadFileError(
+            f"{path}: {int(bad.sum())} row(s) of {key!r} hold NaN or infinite values (first: row {int(np.argmax(bad))})"
+        )
+    return value
+
+
+def load_latents(path: str | Path) -> Latents:
+    path = Path(path)
+    arrays = read_npz(path)
     missing = {"names", "z", "family", "model"} - set(arrays)
     if missing:
-        raise FacemathError(f"{path}: not a facemath latents file (missing {', '.join(sorted(missing))})")
+        raise BadFileError(f"{path}: not a facemath latents file (missing {', '.join(sorted(missing))})")
+    names = text_list(path, arrays, "names")
+    z = finite_matrix(path, arrays, "z", len(names))
+    version = arrays.get("model_version", np.array(0))
+    if version.ndim != 0 or version.dtype.kind not in "iu":
+        raise BadFileError(f"{path}: field 'model_version' should be one whole number, found {version.dtype}")
+    failed = arrays.get("failed")
+    if failed is not None and (failed.dtype.kind != "b" or failed.shape != (len(names),)):
+        raise BadFileError(f"{path}: field 'failed' should be {len(names)} true/false values")
+    losses = {k[5:]: v for k, v in arrays.items() if k.startswith("loss_")}
+    for name, value in losses.items():
+        if value.dtype.kind not in "fiu" or value.shape != (len(names),):
+            raise BadFileError(f"{path}: field 'loss_{name}' should be {len(names)} numbers")
+    models = json_field(path, arrays, "models")
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in models.items()):
+        raise BadFileError(f"{path}: field 'models' should map model names to version numbers")
     return Latents(
-        names=[str(n) for n in arrays["names"]],
-        z=arrays["z"].astype(np.float32),
-        family=str(arrays["family"]),
-        model=str(arrays["model"]),
-        model_version=int(arrays.get("model_version", 0)),
-        source=str(arrays.get("source", "")),
-        losses={k[5:]: v for k, v in arrays.items() if k.startswith("loss_")},
-        failed=arrays.get("failed"),
-        config=json.loads(str(arrays.get("config", "{}"))),
-        models=json.loads(str(arrays.get("models", "{}"))),
+        names=names,
+        z=z,
+        family=text_field(path, arrays, "family"),
+        model=text_field(path, arrays, "model"),
+        model_version=int(version),
+        source=text_field(path, arrays, "source", default=""),
+        losses=losses,
+        failed=failed,
+        config=json_field(path, arrays, "config"),
+        models=models,
     )
 
 
@@ -108,9 +212,27 @@ def encode_images(backend, names: list[str], paths: list[str], images: np.ndarra
     )
 
 
-def decode(backend, latents: Latents, z: np.ndarray) -> np.ndarray:
+# Decoded frames are held in memory together: float32 from the model, uint8 for saving, and the drawn grid.
+MAX_FRAME_BYTES = 2 * 1024**3
+
+
+def check_frames(count: int, image_size: int, option: str = "frames") -> None:
+    """Refuse a frame count whose images would not fit the memory budget, before computing any of them."""
+    per_frame = image_size * image_size * 3 * (4 + 1 + 1)
+    if count * per_frame > MAX_FRAME_BYTES:
+        raise FacemathError(
+            f"{option}: {count:,} frames of {image_size}x{image_size} would need about "
+            f"{count * per_frame / 2**30:.1f} GiB of memory; at most {MAX_FRAME_BYTES // per_frame:,} frames"
+        )
+
+
+def decode(backend, latents: Latents, z: np.ndarray, option: str = "frames") -> np.ndarray:
     """Images for z with the model that made the latents; a z size that model cannot take is an error."""
-    expected = backend.metadata(latents.model)["z_dim"]
+    meta = backend.metadata(latents.model)
+    check_frames(len(z), meta["image_size"], option)
+    if not np.isfinite(z).all():
+        raise FacemathError(f"{option}: the latents to render hold NaN or infinite values (an overflow?)")
+    expected = meta["z_dim"]
     if z.shape[-1] != expected:
         raise FacemathError(
             f"latents of {z.shape[-1]} dimensions, but the {latents.model} model takes {expected}: "

@@ -20,6 +20,7 @@ class ModelEntry:
     num_versions: int = 1  # for latest
     versions: tuple[int, ...] = ()  # for specific
     labels: dict[str, int] = field(default_factory=dict)
+    platform: str = "tensorflow"
 
     def served_versions(self, available: list[int]) -> list[int]:
         """Which of the versions on disk this policy serves (TF Serving's semantics)."""
@@ -32,6 +33,11 @@ class ModelEntry:
 
 
 def parse_config(text: str, origin: str = "models.config") -> list[ModelEntry]:
+    return [entry_from_proto(c) for c in parse_config_proto(text, origin).model_config_list.config]
+
+
+def parse_config_proto(text: str, origin: str = "models.config"):
+    """The `ModelServerConfig` message itself, every field kept (what `facemath deploy` round-trips)."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
@@ -39,8 +45,22 @@ def parse_config(text: str, origin: str = "models.config") -> list[ModelEntry]:
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
-        raise FacemathError(f"{origin}: not a ModelServerConfig text proto ({exc})") from None
-    return [entry_from_proto(c) for c in config.model_config_list.config]
+        raise FacemathError(f"{origin}: not a ModelServerConfig text proto ({' '.join(str(exc).split())})") from None
+    if config.WhichOneof("config") == "custom_model_config":
+        raise FacemathError(f"{origin}: holds a custom_model_config; facemath reads and writes model_config_list only")
+    return config
+
+
+def read_config_proto(path: str | Path, option: str = "--to"):
+    """The config file at `path` (which must exist) as a message; one clear line for unreadable or non-UTF-8 files."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FacemathError(f"{option}: {path} is not UTF-8 text (byte {exc.start}); fix or move it first") from None
+    except OSError as exc:
+        raise FacemathError(f"{option}: cannot read {path} ({exc.strerror})") from None
+    return parse_config_proto(text, str(path))
 
 
 def entry_from_proto(c) -> ModelEntry:
@@ -52,6 +72,7 @@ def entry_from_proto(c) -> ModelEntry:
         num_versions=c.model_version_policy.latest.num_versions or 1,
         versions=tuple(c.model_version_policy.specific.versions),
         labels=dict(c.version_labels),
+        platform=c.model_platform,
     )
 
 
@@ -63,7 +84,7 @@ def to_proto(entries: list[ModelEntry]):
         c = config.model_config_list.config.add()
         c.name = entry.name
         c.base_path = entry.base_path
-        c.model_platform = "tensorflow"
+        c.model_platform = entry.platform
         if entry.policy == "all":
             c.model_version_policy.all.SetInParent()
         elif entry.policy == "specific":
@@ -75,17 +96,18 @@ def to_proto(entries: list[ModelEntry]):
     return config
 
 
-def format_config(entries: list[ModelEntry]) -> str:
+def format_config(entries) -> str:
+    """Text proto of a list of entries or of a `ModelServerConfig` message."""
     from google.protobuf import text_format
 
-    return text_format.MessageToString(to_proto(entries))
+    return text_format.MessageToString(to_proto(entries) if isinstance(entries, list) else entries)
 
 
 def read_config(path: str | Path) -> list[ModelEntry]:
     path = Path(path)
     if not path.exists():
         raise FacemathError(f"--model-config-file {path}: no such file")
-    return parse_config(path.read_text(), str(path))
+    return [entry_from_proto(c) for c in read_config_proto(path, "--model-config-file").model_config_list.config]
 
 
 def entries_for_folder(models: str | Path) -> list[ModelEntry]:

@@ -11,20 +11,22 @@ import numpy as np
 import tensorflow as tf
 
 from facemath_core.architectures import ArchConfig, build_oracle
+from facemath_core.trainable import TrainableModel
 
 
-class Oracle(keras.Model):
-    def __init__(self, cfg: ArchConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.cfg = cfg
+class Oracle(TrainableModel):
+    uses_labels = True
+
+    def __init__(self, cfg: ArchConfig, seed: int = 0, **kwargs):
+        super().__init__(cfg, seed, **kwargs)
         self.classifier = build_oracle(cfg)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.accuracy_tracker = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)
-        self.seed_generator = keras.random.SeedGenerator(11)
+        self.trackers = [
+            keras.metrics.Mean(name="loss"),
+            keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
+        ]
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.accuracy_tracker]
+    def networks(self):
+        return {"classifier": self.classifier}
 
     def train_step(self, data):
         images, labels = data
@@ -35,31 +37,10 @@ class Oracle(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.classifier(images, training=True)
             loss = tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
-        variables = self.classifier.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+        self.descend(tape, loss, self.classifier.trainable_variables)
+        return self.report(loss, (labels, logits))
 
-    # The hooks training.train drives every model kind through.
-
-    @property
-    def step_counter(self):
-        return self.optimizer.iterations
-
-    def prepare(self, images, labels, options):
-        pass
-
-    def dataset(self, images, labels, options):
-        from facemath_core.dataset import make_dataset
-
-        return make_dataset(images, options.batch_size, options.seed, labels=labels).repeat()
-
-    def build_for_restore(self):
-        self.optimizer.build(self.classifier.trainable_variables)
-
-    def sample_grid_images(self):
-        return None
+    # The hooks training.train drives every model kind through (the rest are TrainableModel's defaults).
 
     def predict_attributes(self, images_unit: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.concatenate(
@@ -83,6 +64,3 @@ class Oracle(keras.Model):
             "held_out_images": len(held_out.paths),
             "held_out_accuracy": {name: float(correct[:, i].mean()) for i, name in enumerate(held_out.attribute_names)},
         }
-
-    def checkpoint_objects(self) -> dict:
-        return {"classifier": self.classifier, "optimizer": self.optimizer}

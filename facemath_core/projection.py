@@ -53,6 +53,9 @@ class ProjectionConfig:
     tolerance: float = 1e-4
     preset: str | None = None
 
+    def __post_init__(self):
+        check_numbers(self)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["losses"] = [asdict(spec) for spec in self.losses]
@@ -63,6 +66,49 @@ class ProjectionConfig:
         d = dict(d)
         d["losses"] = tuple(LossSpec(**spec) for spec in d["losses"])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+# Optimizer parameters that are fractions (a decay rate of 1 or more never forgets; below 0 is meaningless).
+_FRACTIONS = ("beta_1", "beta_2", "momentum")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_numbers(config: ProjectionConfig) -> None:
+    """Refuse numbers no run can use, naming the option: counts below 1, a learning rate that is not a finite
+    number > 0, NaN or infinite weights and parameters (a NaN learning rate silently fails every image)."""
+    for option, value in (
+        ("--steps", config.steps),
+        ("--restarts", config.restarts),
+        ("--batch-size", config.batch_size),
+        ("--patience", config.patience),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FacemathError(f"{option} {value}: must be a whole number of at least 1")
+    if not isinstance(config.seed, int) or config.seed < 0:
+        raise FacemathError(f"--seed {config.seed}: must be a whole number >= 0")
+    if not _finite(config.tolerance) or config.tolerance < 0:
+        raise FacemathError(f"tolerance {config.tolerance}: must be a finite number >= 0")
+    for spec in config.losses:
+        if not _finite(spec.weight) or spec.weight < 0:
+            raise FacemathError(f"--loss-plugin {spec.name}={spec.weight}: the weight must be a finite number >= 0")
+    lr = config.optimizer_params.get("lr")
+    if lr is not None and (not _finite(lr) or lr <= 0):
+        raise FacemathError(f"--lr {lr}: the learning rate must be a finite number > 0")
+    groups = [(config.optimizer, config.optimizer_params), (config.mask, config.mask_params)]
+    groups += [(config.blend, config.blend_params), (config.init, config.init_params)]
+    groups += [(config.constraint, config.constraint_params)]
+    groups += [(spec.name, spec.params) for spec in config.losses]
+    for name, params in groups:
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FacemathError(f"--param {name}.{key}={value}: must be a finite number")
+    for key in _FRACTIONS:
+        value = config.optimizer_params.get(key)
+        if _finite(value) and not 0 <= value < 1:
+            raise FacemathError(f"--param {config.optimizer}.{key}={value}: must lie in [0, 1)")
 
 
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
@@ -274,6 +320,8 @@ class Projector:
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
+        self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
+        self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
 
     def check_contracts(self) -> None:
         """Each loss term, the optimizer and the constraint once on tiny inputs: a broken plugin is one line
@@ -292,9 +340,10 @@ class Projector:
 
     # --- the step -------------------------------------------------------------------------------------------
 
-    def _make_step(self, variable, optimizer, active, generator, calls: TracedCalls) -> Callable:
+    def _make_step(self, variable, optimizer, active, generator) -> Callable:
         import tensorflow as tf
 
+        calls = self._calls
         bound = self.bound
         constraint, constraint_params = self.constraint, self.constraint_params
         terms = self.terms
@@ -331,6 +380,29 @@ class Projector:
 
         return step
 
+    def _loop(self, n: int):
+        """The variables, optimizer and step function for batches of `n` images, built once per batch size and
+        reset for every batch, so that tf.function traces one step per shape rather than one per batch."""
+        import keras
+        import tensorflow as tf
+
+        if n not in self._loops:
+            variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
+            active = tf.Variable(np.ones(n, np.float32), name="active")
+            generator = tf.random.Generator.from_seed(self.config.seed)
+            optimizer = contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
+            with guard(self.optimizer_component, "building its state"):
+                optimizer.build([variable])
+            fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
+            step = self._make_step(variable, optimizer, active, generator)
+            self._loops[n] = (variable, active, generator, optimizer, fresh, step)
+        variable, active, generator, optimizer, fresh, step = self._loops[n]
+        active.assign(np.ones(n, np.float32))
+        generator.reset_from_seed(self.config.seed)
+        for var, value in zip(optimizer.variables, fresh, strict=True):
+            var.assign(value)
+        return variable, active, generator, optimizer, step
+
     def project(
         self,
         targets: np.ndarray,
@@ -355,13 +427,8 @@ class Projector:
         if self.constraint.from_z is not None:
             with guard(self.constraint, "mapping the starting z"):
                 start_value = self.constraint.from_z(z0, self.bound, **self.constraint_params)
-        variable = tf.Variable(np.asarray(start_value, np.float32), name="z")
-        active = tf.Variable(np.ones(n, np.float32), name="active")
-        generator = tf.random.Generator.from_seed(cfg.seed)
-        # A fresh optimizer per batch: its state (Adam's moments) belongs to these images.
-        optimizer = contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
-        with guard(self.optimizer_component, "building its state"):
-            optimizer.build([variable])
+        variable, active, generator, optimizer, step_fn = self._loop(n)
+        variable.assign(np.asarray(start_value, np.float32))
         best_z = z0.astype(np.float32).copy()
         best_total = np.full(n, np.inf, np.float32)
         best_terms = {spec.name: np.full(n, np.nan, np.float32) for spec, _, _ in self.terms}
@@ -381,8 +448,6 @@ class Projector:
             failed = {int(r): int(s) for r, s in state["failed"]}
         target = tf.constant(targets, tf.float32)
         mask = tf.constant(masks[..., None], tf.float32)
-        calls = TracedCalls()
-        step_fn = self._make_step(variable, optimizer, active, generator, calls)
 
         def snapshot(step_done):
             return {
@@ -401,7 +466,7 @@ class Projector:
         steps_done = start
         for step in range(start, cfg.steps):
             was_active = active.numpy() > 0
-            with calls.guard("in a projection step"):
+            with self._calls.guard("in a projection step"):
                 values, total, z_before = step_fn(target, mask)
             total, z_before = total.numpy(), z_before.numpy()
             steps_done = step + 1

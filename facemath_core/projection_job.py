@@ -8,15 +8,23 @@ The result folder:
     history.jsonl       per step and batch: the mean of every loss term
     resume.npz          optimizer state, so `--resume` can continue with more steps
 
-Work happens in `<out>.partial/`, which is renamed to `<out>` when everything is written; an interrupted job
-leaves only the `.partial` folder, and `--resume <out>` picks it up from the last checkpoint.
+Work happens in `<out>.partial/`, which is renamed to `<out>` when everything is written (`files.publish`). A
+checkpoint (resume.npz) is written there every 100 steps and after each batch. What a failed run leaves:
+- Ctrl-C or SIGTERM: the `.partial` folder if it holds a checkpoint (the message says how to continue:
+  `--resume <out>`), nothing otherwise; exit 130.
+- any other error (a plugin raising, a full disk, a bug): the same rule: `.partial` stays only when it is a
+  resumable checkpoint, so a rerun can continue instead of starting again.
+- every image failing (NaN or infinite loss): nothing; exit 1.
+A rerun that finds `<out>.partial/` refuses to delete it unless told `--overwrite`; `--resume <out>` continues it
+and cuts history.jsonl back to the checkpoint, so no step is logged twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
+import signal
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,11 +32,11 @@ import numpy as np
 
 from facemath_core import signatures as S
 from facemath_core.contracts import blend, check_blender
-from facemath_core.dataset import IMAGE_DIR
-from facemath_core.errors import FacemathError
+from facemath_core.errors import BadFileError, FacemathError, Interrupted
+from facemath_core.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.images import (
-    IMAGE_SUFFIXES,
     BadImagesError,
+    collect_image_paths,
     crop_and_resize,
     from_unit,
     image_grid,
@@ -50,29 +58,6 @@ class JobInputs:
     paths: list[str]
     images: np.ndarray  # (N, S, S, 3) in [-1, 1]
     resized: list[str]
-
-
-def collect_image_paths(arguments: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their images (sorted); a missing path is an error."""
-    paths: list[Path] = []
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_dir() and (path / IMAGE_DIR).is_dir():
-            path = path / IMAGE_DIR  # a CelebA-layout folder (img_align_celeba/ + list_attr_celeba.txt)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
-            if not found:
-                raise FacemathError(f"{path}: folder has no images")
-            paths.extend(found)
-        elif path.exists():
-            paths.append(path)
-        else:
-            raise FacemathError(f"{path}: no such file or folder")
-    if not paths:
-        raise FacemathError("no images given")
-    return paths
 
 
 def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInputs:
@@ -150,13 +135,19 @@ class ProjectionJob:
         resuming: bool = False,
     ):
         self.backend, self.registry, self.config = backend, registry, config
-        self.out = Path(out)
+        self.out = check_writable(out)  # also refuses --out . before with_name() below could fail on it
         self.partial = self.out.with_name(self.out.name + ".partial")
         if self.out.exists() and not (overwrite or resuming):
             raise FacemathError(
                 f"--out {self.out}: already exists (use --overwrite to replace it, or --resume "
                 f"{self.out} to continue it)"
             )
+        if self.partial.exists() and not (overwrite or resuming):
+            raise FacemathError(
+                f"--out {self.out}: {self.partial} holds an interrupted run; continue it with --resume {self.out}, "
+                f"or start again with --overwrite (which deletes it)"
+            )
+        self._checkpoint: tuple[int, int] | None = None  # (batch, step) of the last checkpoint written
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
         self.blend_params = check_params(self.blender, config.blend_params)
@@ -165,8 +156,7 @@ class ProjectionJob:
     # --- batching -------------------------------------------------------------------------------------------
 
     def chunks(self, n: int) -> list[range]:
-        per_batch = max(1, self.config.batch_size // self.config.restarts)
-        return [range(i, min(i + per_batch, n)) for i in range(0, n, per_batch)]
+        return batch_ranges(n, self.config)
 
     def _initial_z(self, targets: np.ndarray, chunk_index: int) -> np.ndarray:
         rng = np.random.default_rng([self.config.seed, chunk_index])
@@ -181,23 +171,48 @@ class ProjectionJob:
     # --- running --------------------------------------------------------------------------------------------
 
     def run(self, inputs: JobInputs, progress=None, resume_from: dict | None = None, warn=print) -> Latents:
+        """Project every image and publish the result folder; see the module docstring for what a failure leaves."""
+        chunks = self.chunks(len(inputs.names))
+        if resume_from:
+            folder = self.partial if (self.partial / RESUME_FILE).exists() else self.out
+            check_resume_state(folder / RESUME_FILE, resume_from, chunks, self.config, self.projector.z_dim)
+            if len(inputs.names) != len(resume_from["names"]):
+                raise BadFileError(
+                    f"{folder / RESUME_FILE}: made for {len(resume_from['names'])} images, not {len(inputs.names)}"
+                )
+        else:
+            remove_path(self.partial)  # only a stale one: __init__ refused a checkpoint without --overwrite
+        try:
+            with _sigterm_as_interrupt():
+                latents = self._run(inputs, chunks, progress, resume_from, warn)
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
+        except AllFailedError:
+            remove_path(self.partial)
+            raise
+        except BaseException:
+            if not (self.partial / RESUME_FILE).exists():
+                remove_path(self.partial)  # nothing resumable in it
+            raise
+        return latents
+
+    def _run(self, inputs, chunks, progress, resume_from, warn) -> Latents:
         cfg = self.config
-        masks = build_masks(self.registry, cfg, inputs.names, self.projector.image_size)
-        if not resume_from:
-            shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True, exist_ok=True)
         if resume_from and not (self.partial / HISTORY_FILE).exists() and (self.out / HISTORY_FILE).exists():
-            shutil.copy(self.out / HISTORY_FILE, self.partial / HISTORY_FILE)  # continuing a finished job
-        chunks = self.chunks(len(inputs.names))
+            with atomic_file(self.partial / HISTORY_FILE) as handle:  # continuing a finished job
+                handle.write((self.out / HISTORY_FILE).read_bytes())
+        if resume_from:
+            truncate_history(self.partial / HISTORY_FILE, resume_from, len(chunks))
+        masks = build_masks(self.registry, cfg, inputs.names, self.projector.image_size)
         results: list[BatchResult] = []
         saved_states: dict[str, np.ndarray] = {}
-        history = open(self.partial / HISTORY_FILE, "a" if resume_from else "w")
         meta = {
             "names": np.array(inputs.names),
             "paths": np.array(inputs.paths),
             "config": np.array(json.dumps(cfg.to_dict())),
         }
-        try:
+        with open(self.partial / HISTORY_FILE, "a" if resume_from else "w") as history:
             for c, chunk in enumerate(chunks):
                 targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
                 chunk_masks = np.repeat(masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
@@ -212,33 +227,45 @@ class ProjectionJob:
                 def on_checkpoint(snapshot, c=c):
                     history.flush()
                     self._write_resume(meta, {**saved_states, **_flatten_state(f"c{c}.", snapshot)})
+                    self._checkpoint = (c, int(snapshot["step"]))
 
                 result = self.projector.project(
                     targets, chunk_masks, z0, progress=on_step, state=state, on_checkpoint=on_checkpoint
                 )
                 saved_states.update(_flatten_state(f"c{c}.", result.state))
+                history.flush()
                 self._write_resume(meta, saved_states)
+                self._checkpoint = (c, result.steps)
                 results.append(result)
-        except FacemathError:
-            if not (self.partial / RESUME_FILE).exists():  # nothing to resume: leave nothing half-written
-                shutil.rmtree(self.partial, ignore_errors=True)
-            raise
-        finally:
-            history.close()
-        latents = self._collect(inputs, chunks, results, warn)
+        latents, failures = self._collect(inputs, chunks, results)
+        if failures and len(failures) == len(latents.names):
+            first = failures[0].split(";")[0]  # "face0.png: the loss became NaN or infinite at step 3"
+            raise AllFailedError(
+                f"every image failed ({first}); nothing was written (try a smaller --lr or smaller loss weights)"
+            )
+        for line in failures:
+            warn(line)
         self._write_outputs(inputs, masks, latents)
         self._finish()
         return latents
 
-    def _write_resume(self, meta: dict, states: dict) -> None:
-        from facemath_core.files import atomic_file
+    def _interrupted(self) -> Interrupted:
+        if (self.partial / RESUME_FILE).exists():
+            where = f" (batch {self._checkpoint[0] + 1}, step {self._checkpoint[1]})" if self._checkpoint else ""
+            return Interrupted(
+                f"interrupted; the checkpoint{where} is in {self.partial}; continue with --resume {self.out}"
+            )
+        remove_path(self.partial)
+        return Interrupted("interrupted before the first checkpoint (every 100 steps); nothing was kept")
 
+    def _write_resume(self, meta: dict, states: dict) -> None:
         with atomic_file(self.partial / RESUME_FILE) as handle:
             np.savez(handle, **meta, **states)
 
-    def _collect(self, inputs: JobInputs, chunks, results: list[BatchResult], warn) -> Latents:
+    def _collect(self, inputs: JobInputs, chunks, results: list[BatchResult]) -> tuple[Latents, list[str]]:
+        """The best of K restarts per image, and one line per image whose every restart failed."""
         k = self.config.restarts
-        zs, totals, failed = [], [], []
+        zs, totals, failed, failures = [], [], [], []
         terms: dict[str, list] = {spec.name: [] for spec in self.config.losses}
         for chunk, result in zip(chunks, results, strict=True):
             totals_k = np.where(np.isfinite(result.total), result.total, np.inf).reshape(len(chunk), k)
@@ -255,7 +282,7 @@ class ProjectionJob:
             for i in np.nonzero(chunk_failed)[0]:
                 step, row = min((result.failed[r], r) for r in range(i * k, i * k + k))
                 culprits = ", ".join(result.failed_terms.get(row, [])) or "the weighted total"
-                warn(
+                failures.append(
                     f"{inputs.names[chunk.start + i]}: the loss became NaN or infinite at step {step} "
                     f"(not finite: {culprits}); stopped that image and kept its last finite z"
                 )
@@ -265,7 +292,7 @@ class ProjectionJob:
             models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
         if self.config.init == "encoder":
             models[S.VAE_ENCODER] = self.backend.version(S.VAE_ENCODER)
-        return Latents(
+        latents = Latents(
             names=inputs.names,
             z=np.concatenate(zs),
             family=self.config.model,
@@ -277,6 +304,7 @@ class ProjectionJob:
             config={**self.config.to_dict(), "backend": self.backend.describe(), "inputs": inputs.paths},
             models=models,
         )
+        return latents, failures
 
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
         save_latents(self.partial / "latents.npz", latents)
@@ -299,26 +327,118 @@ class ProjectionJob:
         save_png(self.partial / "contact_sheet.png", image_grid(from_unit(np.stack(rows)), columns))
 
     def _finish(self) -> None:
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-            os.replace(self.partial, self.out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.partial, self.out)
+        publish(self.partial, self.out)
+
+
+class AllFailedError(FacemathError):
+    """Every image's loss became NaN or infinite: there is no result to publish."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, a batch scheduler's time limit) stops a run the way Ctrl-C does, keeping its checkpoint."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def load_resume(out: str | Path) -> tuple[Path, dict]:
-    """Find the resume state of a job folder (finished) or its `.partial` sibling (interrupted)."""
+    """Find the resume state of a job folder (finished) or its `.partial` sibling (interrupted).
+
+    A damaged resume.npz (truncated, not an archive, pickles, a bad config) is a one-line error naming it."""
+    from facemath_core.latents import json_field, read_npz, text_list
+
     out = Path(out)
     for folder in (out.with_name(out.name + ".partial"), out):
         path = folder / RESUME_FILE
         if path.exists():
-            with np.load(path, allow_pickle=False) as data:
-                return folder, {k: data[k] for k in data.files}
+            arrays = read_npz(path, "resume file")
+            names, paths = text_list(path, arrays, "names"), text_list(path, arrays, "paths")
+            if len(names) != len(paths):
+                raise BadFileError(f"{path}: {len(names)} names but {len(paths)} image paths")
+            try:
+                config = ProjectionConfig.from_dict(json_field(path, arrays, "config"))
+            except FacemathError as exc:
+                raise BadFileError(f"{path}: bad config: {exc}") from None
+            except (TypeError, KeyError, ValueError, AttributeError) as exc:
+                raise BadFileError(f"{path}: field 'config' is not a projection config ({exc!r})") from None
+            # Checked here, before any work: the saved batches must fit the images and settings it records.
+            first = arrays.get("c0.best_z")
+            z_dim = first.shape[-1] if first is not None and first.ndim == 2 else 0
+            check_resume_state(path, arrays, batch_ranges(len(names), config), config, z_dim)
+            return folder, arrays
     raise FacemathError(f"--resume {out}: no {RESUME_FILE} there or in {out}.partial (nothing to resume)")
 
 
 def resumed_config(arrays: dict, steps: int | None) -> ProjectionConfig:
+    """The config of the run being resumed; `steps` (when given) is the new total."""
     config = ProjectionConfig.from_dict(json.loads(str(arrays["config"])))
-    return replace(config, steps=steps) if steps else config
+    return replace(config, steps=steps) if steps is not None else config
+
+
+# What a batch's saved state must hold (besides term_* and optimizer.*), by shape: n rows, D z dimensions.
+_STATE_SHAPES = {
+    "variable": ("n", "d"),
+    "best_z": ("n", "d"),
+    "active": ("n",),
+    "best_total": ("n",),
+    "last_improved": ("n",),
+    "step": (),
+}
+
+
+def batch_ranges(n: int, config: ProjectionConfig) -> list[range]:
+    """The images of each batch: batch_size rows hold batch_size // restarts images with their K restarts."""
+    per_batch = max(1, config.batch_size // config.restarts)
+    return [range(i, min(i + per_batch, n)) for i in range(0, n, per_batch)]
+
+
+def check_resume_state(path: Path, arrays: dict, chunks: list[range], config: ProjectionConfig, z_dim: int) -> None:
+    """Refuse a resume file whose saved batches do not fit this run (other images, batch size, model)."""
+    for c, chunk in enumerate(chunks):
+        state = _unflatten_state(f"c{c}.", arrays)
+        if state is None:
+            continue  # a batch the interrupted run never reached starts afresh
+        sizes = {"n": len(chunk) * config.restarts, "d": z_dim}
+        for key, shape in _STATE_SHAPES.items():
+            value = state.get(key)
+            expected = tuple(sizes[s] for s in shape)
+            if value is None or value.shape != expected or value.dtype.kind not in "fiub":
+                found = "missing" if value is None else f"{value.dtype} {value.shape}"
+                raise BadFileError(
+                    f"{path}: batch {c + 1} state {key!r} should be numbers of shape {expected}, {found}"
+                )
+        if not np.isfinite(state["best_z"]).all():
+            raise BadFileError(f"{path}: batch {c + 1} holds NaN or infinite latents")
+        if not 0 <= int(state["step"]) <= 10**9:
+            raise BadFileError(f"{path}: batch {c + 1} step {int(state['step'])} is out of range")
+
+
+def truncate_history(path: Path, arrays: dict, batches: int) -> None:
+    """Cut history.jsonl back to the checkpoint: a killed run logged steps after it, which resuming runs again."""
+    if not path.exists():
+        return
+    reached = {}
+    for c in range(batches):
+        key = f"c{c}.step"
+        reached[c] = int(arrays[key]) if key in arrays else 0
+    kept = []
+    for line in path.read_text(errors="replace").splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+            keep = 0 < int(record["step"]) <= reached.get(int(record["batch"]), 0)
+        except (ValueError, KeyError, TypeError):
+            keep = False  # a line cut short by the kill
+        if keep:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    with atomic_file(path, "w") as handle:
+        handle.writelines(kept)

@@ -24,9 +24,6 @@ def import_tensorflow_quietly():
         tf.config.list_physical_devices()
         tf.constant(0.0).numpy()  # first op: device initialisation logs its own lines
         import keras  # noqa: F401
-
-        # Retracing notices are expected: each projection batch builds its own step function.
-        tf.get_logger().setLevel("ERROR")
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -1,7 +1,8 @@
 """Driving a training run: the run folder, resuming, checkpoints, sample grids, TensorBoard, progress, Ctrl-C.
 
-The model classes (`gan.DCGAN`, `vae.VAE`, `oracle.Oracle`) own their train steps; everything with a side effect
-lives here, in Keras callbacks, so a train step stays one pure `tf.function`.
+The model classes (`gan.DCGAN`, `vae.VAE`, `oracle.Oracle`, all `trainable.TrainableModel`s, listed in
+`model_kinds.KINDS`) own their train steps; everything with a side effect lives here, in Keras callbacks, so a train
+step stays one pure `tf.function`.
 
 A run folder holds:
     run.json            what was trained, on what, with which options; steps done and wall time so far
@@ -25,14 +26,14 @@ from facemath_core import __version__
 from facemath_core.architectures import ArchConfig
 from facemath_core.errors import FacemathError
 from facemath_core.files import atomic_file
+from facemath_core.model_kinds import model_kind
 
-KINDS = ("gan", "vae", "oracle")
 MIN_IMAGES = 64
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    steps: int = 10_000
+    steps: int | None = 10_000  # the total to reach; None on --resume: the recorded total
     batch_size: int = 64
     seed: int = 0
     lr: float = 2e-4
@@ -64,29 +65,7 @@ def write_run(run_dir: Path, record: dict) -> None:
 
 def build_model(kind: str, cfg: ArchConfig, options: TrainOptions):
     """The Keras model for a kind of run, compiled with its optimizers."""
-    import keras
-
-    def adam(lr):
-        return keras.optimizers.Adam(learning_rate=lr, beta_1=options.beta1)
-
-    if kind == "gan":
-        from facemath_core.gan import DCGAN
-
-        model = DCGAN(cfg, label_smoothing=options.label_smoothing, instance_noise=options.instance_noise)
-        model.compile(d_optimizer=adam(options.d_lr or options.lr), g_optimizer=adam(options.lr))
-    elif kind == "vae":
-        from facemath_core.vae import VAE
-
-        model = VAE(cfg, beta=options.beta)
-        model.compile(optimizer=adam(options.lr))
-    elif kind == "oracle":
-        from facemath_core.oracle import Oracle
-
-        model = Oracle(cfg)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=options.lr))
-    else:
-        raise FacemathError(f"unknown kind of run {kind!r}; choose {', '.join(KINDS)}")
-    return model
+    return model_kind(kind).build(cfg, options)
 
 
 def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
@@ -97,9 +76,9 @@ def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
         raise FacemathError(
             f"--data {data_dir}: {len(faces.paths)} images in the {split} split; need at least {MIN_IMAGES}"
         )
-    if kind == "oracle" and faces.attributes is None:
+    if model_kind(kind).needs_labels and faces.attributes is None:
         raise FacemathError(
-            f"--data {data_dir}: the oracle needs attributes, and this folder has no list_attr_celeba.txt"
+            f"--data {data_dir}: the {kind} needs attributes, and this folder has no list_attr_celeba.txt"
         )
     images = load_folder_images(faces, cfg.image_size)
     labels = None if faces.attributes is None else (faces.attributes > 0).astype(np.float32)
@@ -204,7 +183,12 @@ def train(
     options: TrainOptions,
     resume: bool = False,
 ) -> dict:
-    """Train (or resume) a run; returns the final run record. Raises TrainingInterrupted on Ctrl-C."""
+    """Train (or resume) a run; returns the final run record. Raises TrainingInterrupted on Ctrl-C.
+
+    A resumed run takes its kind, architecture, data and options from run.json (only `options.steps`, when not
+    None, sets a new total) and continues exactly where it stopped: the same batches and the same noise, so its
+    weights are those of a run that was never interrupted.
+    """
     import keras
     import tensorflow as tf
 
@@ -213,7 +197,8 @@ def train(
         record = read_run(run_dir)
         kind = record["kind"]
         cfg = ArchConfig.from_dict(record["arch"])
-        options = TrainOptions(**{**record["options"], "steps": options.steps or record["options"]["steps"]})
+        steps = record["options"]["steps"] if options.steps is None else options.steps
+        options = TrainOptions(**{**record["options"], "steps": steps})
         data_dir = record["data"]
         if not list((run_dir / "checkpoints").glob("ckpt-*.index")):
             raise FacemathError(f"--resume {run_dir}: the run has no checkpoint to resume from")
@@ -221,16 +206,16 @@ def train(
         if (run_dir / "run.json").exists():
             raise FacemathError(f"--out {run_dir}: a run already exists there (use --resume to continue it)")
         record = None
-    if kind not in KINDS:
-        raise FacemathError(f"unknown kind of run {kind!r}; choose {', '.join(KINDS)}")
+        if options.steps is None:
+            options = TrainOptions(**{**asdict(options), "steps": TrainOptions.steps})
+    spec = model_kind(kind)
 
     keras.utils.set_random_seed(options.seed)
     faces, images, labels = _load_training_data(data_dir, cfg, kind, options.split)
-    if kind == "oracle":
+    if spec.needs_labels:  # its outputs are the data's attributes
         cfg = ArchConfig(**{**asdict(cfg), "attribute_names": tuple(faces.attribute_names)})
     model = build_model(kind, cfg, options)
     model.prepare(images, labels, options)
-    dataset = model.dataset(images, labels, options)
 
     step_counter = model.step_counter
     checkpoint = tf.train.Checkpoint(**model.checkpoint_objects())
@@ -239,6 +224,9 @@ def train(
         model.build_for_restore()
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
     start_step = int(step_counter.numpy())
+    # The pipeline is seeded: skipping the batches already trained on gives a resumed run the batches it would
+    # have had without the interruption.
+    dataset = model.dataset(images, labels, options).skip(start_step)
     if record is None:
         record = {
             "kind": kind,

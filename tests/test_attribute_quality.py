@@ -8,7 +8,6 @@ attribute vector points along its coordinate, and success and preservation follo
 import numpy as np
 import pytest
 
-from facemath_core.arithmetic import LatentSpace
 from facemath_core.attribute_quality import (
     analogy_expression,
     exclusive_with,
@@ -17,6 +16,7 @@ from facemath_core.attribute_quality import (
     split_rows,
 )
 from facemath_core.errors import FacemathError
+from facemath_core.latent_space import LatentSpace
 from facemath_core.latents import Latents
 
 NAMES = ["Smiling", "Male", "Black_Hair", "Blond_Hair"]

@@ -70,8 +70,9 @@ def test_errors_name_the_installed_distribution(installed, tiny_export, tmp_path
     typed = run_cli(*common, "--param", "tv.scale=abc", "-o", str(tmp_path / "a"), env=installed)
     assert typed.returncode == 1 and "Traceback" not in typed.stderr
     assert "error: --param tv.scale=abc: scale of loss 'tv' (facemath-tv-loss 1.0.0) is a number" in typed.stderr
-    # A value that breaks the term's contract: NaN for every image is caught before the first step.
-    nan = run_cli(*common, "--param", "tv.scale=nan", "-o", str(tmp_path / "b"), env=installed)
-    assert nan.returncode == 1 and "Traceback" not in nan.stderr
-    assert "error: loss 'tv' (facemath-tv-loss 1.0.0) returned NaN for every image of a check batch" in nan.stderr
+    # A value that breaks the term's contract (1e300 overflows float32): caught before the first step.
+    huge = run_cli(*common, "--param", "tv.scale=1e300", "-o", str(tmp_path / "b"), env=installed)
+    assert huge.returncode == 1 and "Traceback" not in huge.stderr
+    message = "error: loss 'tv' (facemath-tv-loss 1.0.0) returned an infinite value for every image of a check batch"
+    assert message in huge.stderr
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()

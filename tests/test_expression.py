@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facemath_core.arithmetic import Evaluator, LatentSpace, attribute_vectors
+from facemath_core.arithmetic import Evaluator
+from facemath_core.attribute_vectors import attribute_vectors
 from facemath_core.expression import (
     Binary,
     Call,
@@ -21,6 +22,7 @@ from facemath_core.expression import (
     tokenize,
     unparse,
 )
+from facemath_core.latent_space import LatentSpace
 from facemath_core.latents import Latents
 from facemath_core.plugins import load_registry
 
@@ -286,8 +288,8 @@ def _latents_from_folders(tmp_path, labelled):
 
 
 def test_two_attribute_files_are_an_error_not_a_silent_miss(tmp_path):
-    from facemath_core.arithmetic import open_space
     from facemath_core.errors import FacemathError
+    from facemath_core.latent_space import open_space
 
     path = _latents_from_folders(tmp_path, (True, True))
     with pytest.raises(FacemathError, match="different attribute files .*one.*two.*--attributes"):
@@ -295,8 +297,8 @@ def test_two_attribute_files_are_an_error_not_a_silent_miss(tmp_path):
 
 
 def test_a_found_attribute_file_that_misses_faces_only_stops_what_needs_labels(tmp_path, operators):
-    from facemath_core.arithmetic import open_space
     from facemath_core.errors import FacemathError
+    from facemath_core.latent_space import open_space
 
     (tmp_path / "faces").mkdir()
     path = _latents_from_folders(tmp_path / "faces", (True, False))

@@ -544,12 +544,12 @@ def test_params_are_typed_by_their_defaults(options_registry):
     config = replace(config, losses=(*config.losses, replace(config.losses[0], name="perceptual")))
     typed = apply_params(
         config,
-        ["nesterov-sgd.momentum=1", "grid.step=3", "feather.sigma=6", "perceptual.form=saturating"],
+        ["nesterov-sgd.momentum=0", "grid.step=3", "feather.sigma=6", "perceptual.form=saturating"],
         options_registry,
         lr=0.5,
     )
-    assert typed.optimizer_params == {"momentum": 1.0, "lr": 0.5}
-    assert type(typed.optimizer_params["momentum"]) is float  # 1 -> 1.0: the default is a float
+    assert typed.optimizer_params == {"momentum": 0.0, "lr": 0.5}
+    assert type(typed.optimizer_params["momentum"]) is float  # 0 -> 0.0: the default is a float
     assert typed.mask_params == {"step": 3} and type(typed.mask_params["step"]) is int
     assert typed.blend_params == {"sigma": 6.0}
     assert typed.losses[1].params == {"form": "saturating"}

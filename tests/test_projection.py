@@ -259,3 +259,20 @@ def test_complete_with_every_mask_and_blender(backend, faces, tmp_path, mask, bl
     assert known.any() == (mask != "lowres")
     if known.any():
         assert np.abs(completed[known].astype(int) - original[known].astype(int)).max() <= 1
+
+
+def test_one_traced_step_per_batch_shape(backend, faces):
+    """Batches of one shape share one traced step function, and every batch still starts afresh: the same batch
+    twice gives the same result (Adam's moments, the finished rows and the noise are reset), and a batch of
+    another shape gets its own trace."""
+    folder, _ = faces
+    inputs = load_inputs([str(folder)], 32)
+    projector = Projector(backend, load_registry(), config(steps=20, constraint="stochastic"))
+    masks = np.ones((6, 32, 32), np.float32)
+    z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
+    first = projector.project(inputs.images, masks, z0)
+    second = projector.project(inputs.images, masks, z0)
+    projector.project(inputs.images[:3], masks[:3], z0[:3])
+    np.testing.assert_array_equal(first.z, second.z)
+    np.testing.assert_array_equal(first.state["optimizer"][-1], second.state["optimizer"][-1])
+    assert [loop[-1].experimental_get_tracing_count() for loop in projector._loops.values()] == [1, 1]

@@ -39,7 +39,8 @@ def served(tiny_export, tmp_path_factory):
         e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
         for e in entries_for_folder(base)
     ]
-    server, port, store = build_server(entries, "127.0.0.1", 0)
+    # A labelled config at start-up needs the flag, as with tensorflow_model_server (tests/tfserving_reference.py).
+    server, port, store = build_server(entries, "127.0.0.1", 0, allow_version_labels_for_unavailable_models=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield {
         "port": port,
@@ -199,9 +200,28 @@ def test_backend_matches_embedded_and_splits_large_batches(served, tiny_export):
 
 
 def test_round_robin_over_a_list_of_endpoints(served):
-    backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{served['port']}")
-    assert len(backend.channels) == 2
-    backend.generate(np.zeros((2, 8), np.float32))
+    """Two servers listed: each one's own count of the model specs it resolved shows that both got traffic."""
+    second, port, store = build_server(entries_for_folder(served["base"]), "127.0.0.1", 0)
+    resolved = {"first": 0, "second": 0}
+
+    def counting(which, resolve):
+        def resolve_and_count(spec):
+            resolved[which] += 1
+            return resolve(spec)
+
+        return resolve_and_count
+
+    served["store"].resolve = counting("first", served["store"].resolve)
+    store.resolve = counting("second", store.resolve)
+    try:
+        backend = TFServingBackend(f"127.0.0.1:{served['port']},localhost:{port}")
+        assert len(backend.channels) == 2
+        for _ in range(4):
+            backend.generate(np.zeros((2, 8), np.float32))
+    finally:
+        del served["store"].resolve  # the class's method again
+        second.stop(0)
+    assert resolved["first"] >= 2 and resolved["second"] >= 2, resolved
 
 
 def test_unreachable_server_is_one_clear_error():
@@ -389,3 +409,100 @@ def test_cli_with_a_server_that_is_down(tmp_path):
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"server 127.0.0.1:{port}, model generator" in lines[0] and "UNAVAILABLE" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def _openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for localhost and a client certificate, both signed by the CA."""
+    d = tmp_path_factory.mktemp("pki")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=facemath test CA",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.pem"),
+    )
+    extensions = {"server": "subjectAltName=DNS:localhost,IP:127.0.0.1", "client": "extendedKeyUsage=clientAuth"}
+    for name, extension in extensions.items():
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
+        (d / f"{name}.ext").write_text(extension + "\n")
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.pem"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.pem"),
+        )
+    return d
+
+
+def test_mutual_tls_on_serve_deploy_reload_and_wait(tiny_export, tmp_path, pki):
+    """`facemath serve --tls-client-ca` requires a client certificate; the backend, `deploy --reload` and
+    wait_until_available connect with one, and without one the handshake fails."""
+    from facemath_core.backends.tfserving import wait_until_available
+    from facemath_core.deploy import deploy, reload_server
+    from facemath_core.standin_server import start_subprocess
+
+    process, address = start_subprocess(
+        args=[
+            "--models",
+            str(tiny_export),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(pki / "server.pem"),
+            "--tls-key",
+            str(pki / "server.key"),
+            "--tls-client-ca",
+            str(pki / "ca.pem"),
+        ]
+    )
+    target = address.replace("127.0.0.1", "localhost")
+    tls = dict(tls_ca=str(pki / "ca.pem"), tls_cert=str(pki / "client.pem"), tls_key=str(pki / "client.key"))
+    try:
+        assert TFServingBackend(target, **tls).generate(np.zeros((1, 8), np.float32)).shape == (1, 32, 32, 3)
+        no_client_cert = TFServingBackend(target, tls_ca=tls["tls_ca"], retries=0, timeout=5)
+        with pytest.raises(FacemathError, match="UNAVAILABLE"):
+            no_client_cert.generate(np.zeros((1, 8), np.float32))
+        result = deploy(tiny_export, tmp_path / "models", label="stable")
+        assert reload_server(target, result, 60, **tls) == 2  # versions, then the label
+        wait_until_available(target, [S.GENERATOR], 30, version=1, **tls)
+        assert TFServingBackend(target, label="stable", **tls).version(S.GENERATOR) == 1
+        with pytest.raises(FacemathError, match="--reload"):
+            reload_server(target, result, 5, tls_ca=tls["tls_ca"])
+    finally:
+        process.terminate()
+        process.wait()

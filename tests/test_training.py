@@ -90,3 +90,73 @@ def test_oracle_needs_attributes(tmp_path):
         Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(tmp_path / f"{i}.png")
     with pytest.raises(FacemathError, match="the oracle needs attributes"):
         train("oracle", str(tmp_path), tmp_path / "run", ArchConfig(**TINY), TrainOptions(steps=1))
+
+
+def _checkpoint_tensors(run_dir):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
+    tensors = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "save_counter" not in k}
+    return {k: v for k, v in tensors.items() if np.asarray(v).dtype.kind in "fiu"}  # not the object graph
+
+
+@pytest.mark.parametrize("kind", ["gan", "oracle"])  # the oracle also has Dropout, with its own noise
+def test_resume_gives_the_weights_of_an_uninterrupted_run(kind, train_faces, tmp_path, monkeypatch):
+    """Interrupted at step 5 of 12 and resumed from the CLI without --steps or --data: the run finishes its recorded
+    12 steps on its recorded data, and every weight, optimizer slot and noise state equals the uninterrupted run's.
+    12 steps of 16 from 144 training faces cross an epoch, so the reshuffled second epoch is compared as well."""
+    from facemath_core import training
+
+    from .conftest import run_cli
+
+    options = TrainOptions(steps=12, batch_size=16, seed=4, sample_every=100, checkpoint_every=100)
+    train(kind, str(train_faces), tmp_path / "straight", ArchConfig(**TINY), options)
+
+    original = training._RunCallback.on_batch_end
+
+    def interrupt_at_step_5(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.step == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training._RunCallback, "on_batch_end", interrupt_at_step_5)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(TrainingInterrupted):
+        train(kind, str(train_faces), resumed, ArchConfig(**TINY), options)
+    result = run_cli("train", kind, "--resume", str(resumed))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((resumed / "run.json").read_text())
+    assert record["steps_done"] == 12 and record["options"]["steps"] == 12
+    assert record["data"] == str(train_faces.resolve())
+    straight, after_resume = _checkpoint_tensors(tmp_path / "straight"), _checkpoint_tensors(resumed)
+    assert straight.keys() == after_resume.keys()
+    assert any("seed_generator" in k for k in straight) and any("optimizer" in k for k in straight)
+    for key in straight:
+        np.testing.assert_allclose(after_resume[key], straight[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae", "oracle"])
+def test_the_seed_sets_the_training_noise(train_faces, kind):
+    """The same weights and the same batch give the same step under one seed, and a different step under another:
+    the noise a train step draws (z, the VAE's epsilon, the oracle's augmentation) comes from --seed."""
+    import keras
+
+    from facemath_core.dataset import load_folder_images, open_faces
+    from facemath_core.images import to_unit
+    from facemath_core.training import build_model
+
+    faces = open_faces(train_faces)
+    images = to_unit(load_folder_images(faces, 32)[:16])
+    labels = (faces.attributes[:16] > 0).astype(np.float32)
+    cfg = ArchConfig(**TINY, attribute_names=tuple(faces.attribute_names))
+    models = []
+    for seed in (1, 1, 2):
+        keras.utils.set_random_seed(0)  # the same initial weights (and Dropout seeds) for all three
+        models.append(build_model(kind, cfg, TrainOptions(seed=seed)))
+    batch = (images, labels) if kind == "oracle" else images
+    after = []
+    for model in models:
+        model.train_step(batch)
+        after.append(np.concatenate([w.ravel() for n in model.networks().values() for w in n.get_weights()]))
+    np.testing.assert_array_equal(after[0], after[1])
+    assert np.abs(after[0] - after[2]).max() > 1e-6

@@ -29,6 +29,10 @@ from facemath_core.errors import FacemathError
 RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive limit
 MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
+# A server started with --enable_batching refuses a request of more rows than its max_batch_size (128 in
+# serving/batching_parameters.txt; tests/tfserving_reference.py: batching-max-batch-size), so no request is larger.
+MAX_ROWS_PER_REQUEST = 128
+AVAILABLE_STATE = 30  # ModelVersionStatus.State.AVAILABLE (get_model_status.proto)
 
 
 class TFServingBackend(Backend):
@@ -62,13 +66,7 @@ class TFServingBackend(Backend):
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.enable_retries", 0),
         ]  # facemath retries itself, with its own backoff and messages
-        credentials = None
-        if tls_ca or tls_cert:
-            read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
-            try:
-                credentials = grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
-            except OSError as exc:
-                raise FacemathError(f"--tls-ca/--tls-cert: cannot read {exc.filename}") from None
+        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
         endpoints = [t.strip() for t in target.split(",") if t.strip()] if not target.startswith("dns:") else [target]
         if not endpoints:
             raise FacemathError(f"--server {target!r}: no endpoint given")
@@ -130,7 +128,8 @@ class TFServingBackend(Backend):
         for attempt in range(self.retries + 1):
             try:
                 response = getattr(self._stub(kind), method)(request, timeout=self.timeout)
-                self.calls += 1
+                with self._lock:  # calls come from the thread pool too
+                    self.calls += 1
                 return response
             except grpc.RpcError as exc:
                 code = exc.code().name if exc.code() else "UNKNOWN"
@@ -189,9 +188,11 @@ class TFServingBackend(Backend):
         request.output_filter.extend(outputs or [])
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ascontiguousarray(value)))
-        self.bytes_sent += request.ByteSize()
+        with self._lock:
+            self.bytes_sent += request.ByteSize()
         response = self._rpc(f"Predict {signature}", model, "Predict", "predict", request)
-        self.bytes_received += response.ByteSize()
+        with self._lock:
+            self.bytes_received += response.ByteSize()
         self._pin(model, response.model_spec.version.value)
         return {alias: _to_numpy(proto) for alias, proto in response.outputs.items()}
 
@@ -220,7 +221,7 @@ class TFServingBackend(Backend):
         inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         rows = len(next(iter(inputs.values())))
         per_row = self._row_bytes(model, signature, inputs)
-        step = max(1, MESSAGE_BUDGET // per_row)
+        step = max(1, min(MESSAGE_BUDGET // per_row, MAX_ROWS_PER_REQUEST))
         step = max(1, min(step, -(-rows // self.in_flight)))  # at least `in_flight` pieces when rows allow
         if rows <= step:
             return self._predict(model, signature, inputs, outputs)
@@ -257,33 +258,77 @@ def _to_numpy(proto) -> np.ndarray:
     return tf.make_ndarray(proto)
 
 
-def wait_until_available(target: str, models: list[str], timeout: float = 60.0, version: int | None = None) -> None:
-    """Poll GetModelStatus until every model (at `version`, or any) is AVAILABLE."""
+def channel_credentials(tls_ca: str | None, tls_cert: str | None, tls_key: str | None, option: str = "--tls-ca"):
+    """gRPC channel credentials for TLS (a CA to verify the server) and mutual TLS (a client certificate and key);
+    None for a plaintext channel."""
+    import grpc
+
+    if not (tls_ca or tls_cert or tls_key):
+        return None
+    if bool(tls_cert) != bool(tls_key):
+        raise FacemathError(f"{option}: mutual TLS needs both --tls-cert and --tls-key")
+
+    def read(path):
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise FacemathError(f"{option}: cannot read {path} ({exc.strerror})") from None
+
+    return grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
+
+
+def open_channel(
+    target: str, tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None, option="--server"
+):
+    """A gRPC channel to `target`, TLS when any TLS file is given (usable as a context manager)."""
+    import grpc
+
+    credentials = channel_credentials(tls_ca, tls_cert, tls_key, option)
+    return grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+
+
+def wait_for_versions(channel, target: str, wanted: dict[str, list[int]], timeout: float = 60.0) -> None:
+    """Poll GetModelStatus until every model has each listed version (or, for an empty list, any version)
+    AVAILABLE."""
     import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-    channel = grpc.insecure_channel(target)
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
     deadline = time.monotonic() + timeout
-    pending = list(models)
+    pending = sorted(wanted)
     last = ""
-    try:
-        while pending and time.monotonic() < deadline:
-            name = pending[0]
-            request = get_model_status_pb2.GetModelStatusRequest()
-            request.model_spec.name = name
-            if version is not None:
-                request.model_spec.version.value = version
-            try:
-                response = stub.GetModelStatus(request, timeout=5)
-                if any(s.state == 30 for s in response.model_version_status):
-                    pending.pop(0)
-                    continue
-                last = f"{name}: state {[s.state for s in response.model_version_status]}"
-            except grpc.RpcError as exc:
-                last = f"{name}: {exc.code().name}: {exc.details()}"
-            time.sleep(0.5)
-    finally:
-        channel.close()
+    while pending and time.monotonic() < deadline:
+        name = pending[0]
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        try:
+            response = stub.GetModelStatus(request, timeout=5)
+            available = {s.version for s in response.model_version_status if s.state == AVAILABLE_STATE}
+            if (set(wanted[name]) <= available) if wanted[name] else available:
+                pending.pop(0)
+                continue
+            last = f"{name}: states {sorted((s.version, s.state) for s in response.model_version_status)}"
+        except grpc.RpcError as exc:
+            code = exc.code().name if exc.code() else "UNKNOWN"
+            if code == "UNAVAILABLE" and "ssl" in (exc.details() or "").lower():
+                raise FacemathError(f"server {target}: TLS handshake failed: {exc.details()}") from None
+            last = f"{name}: {code}: {' '.join((exc.details() or '').split())}"
+        time.sleep(0.5)
     if pending:
         raise FacemathError(f"server {target}: models not AVAILABLE after {timeout:.0f} s ({last})")
+
+
+def wait_until_available(
+    target: str,
+    models: list[str],
+    timeout: float = 60.0,
+    version: int | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    """Poll GetModelStatus until every model (at `version`, or any) is AVAILABLE; over TLS when TLS files are given."""
+    with open_channel(target, tls_ca, tls_cert, tls_key) as channel:
+        wait_for_versions(channel, target, {m: [version] if version is not None else [] for m in models}, timeout)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
 
 from facemath_core import __version__
-from facemath_core.errors import FacemathError
+from facemath_core.errors import EXIT_ERROR, EXIT_INTERNAL, FacemathError, describe_os_error
 
 # TensorFlow's C++ start-up chatter would bury the one line a user needs to read.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -49,10 +50,17 @@ def root(
         bool,
         typer.Option("--trace-plugins", envvar="FACEMATH_TRACE_PLUGINS", help="Show every plugin hook call on stderr."),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error, and library warnings (also: FACEMATH_DEBUG=1)."),
+    ] = False,
 ):
     """facemath: GAN projection, completion and face arithmetic."""
     from facemath_core.plugins import configure
 
+    if debug:
+        _state["debug"] = True
+        warnings.resetwarnings()
     ctx.obj = {"plugins": list(plugin or [])}
     configure(ctx.obj["plugins"], trace=trace_plugins)
     if ctx.invoked_subcommand not in LIGHT_COMMANDS:
@@ -84,16 +92,77 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def err(message: str) -> None:
+def err(message: str, label: str = "error") -> None:
     """One red line on stderr."""
     from rich.console import Console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]{label}:[/red] {message}", markup=True)
+
+
+# Set by --debug (the callback runs inside app(); the error boundary below reads it afterwards).
+_state = {"debug": False}
+
+
+def _debugging() -> bool:
+    return _state["debug"] or os.environ.get("FACEMATH_DEBUG", "") not in ("", "0")
+
+
+def _one_line(text: str) -> str:
+    """A message as one line, safe for rich markup."""
+    return " ".join(str(text).split()).replace("[", r"\[")
+
+
+def _click_exceptions():
+    """The command-line parser's error types (typer vendors click since 0.16; older versions use click's own)."""
+    try:
+        import typer._click.exceptions as exceptions
+    except ImportError:
+        import click.exceptions as exceptions
+    return exceptions.ClickException, getattr(exceptions, "NoArgsIsHelpError", ())
 
 
 def main() -> None:
+    """The error boundary: every failure leaves as one `error:` line and an exit code (docs/errors.md)."""
+    import traceback
+
+    if not _debugging():
+        # numpy and TensorFlow warnings (RuntimeWarning, DeprecationWarning) are for developers; the user gets
+        # our own `warning:` lines. Only the CLI process silences them: the library and the tests still see them.
+        warnings.simplefilter("ignore")
+    ClickException, NoArgsIsHelpError = _click_exceptions()
+
     try:
-        app()
+        code = app(prog_name="facemath", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # the command's help, as `-h` would show it
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        # A malformed command line (unknown option, a value of the wrong type): one line too, exit 2.
+        hint = f" (see '{exc.ctx.command_path} -h')" if getattr(exc, "ctx", None) is not None else ""
+        err(_one_line(exc.format_message()) + hint)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err("aborted")
+        sys.exit(EXIT_ERROR)
     except FacemathError as exc:
-        err(str(exc).replace("[", r"\["))
-        sys.exit(getattr(exc, "exit_code", 1))
+        if _debugging():
+            traceback.print_exc()
+        err(_one_line(exc))
+        sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
+    except MemoryError:
+        if _debugging():
+            traceback.print_exc()
+        err("out of memory; use fewer images, frames or steps")
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:
+        # A path the user named cannot be read or written: the environment, not a bug.
+        if _debugging():
+            traceback.print_exc()
+        err(_one_line(describe_os_error(exc)))
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        if _debugging():
+            traceback.print_exc()
+        err(_one_line(f"{type(exc).__name__}: {exc}; rerun with --debug for the traceback"), "internal error")
+        sys.exit(EXIT_INTERNAL)

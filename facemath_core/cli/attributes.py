@@ -28,13 +28,13 @@ def attributes_command(
     import numpy as np
 
     from facemath_core import signatures as S
-    from facemath_core.arithmetic import open_space
     from facemath_core.attribute_quality import score_vectors, split_rows
     from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir, to_json
     from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.latent_space import open_space
     from facemath_core.latents import decode
-    from facemath_core.report import markdown_table
+    from facemath_core.tables import markdown_table
 
     check_new_dir(out, overwrite)
     space = open_space(latents, attributes)

@@ -29,9 +29,10 @@ def compare_command(
     """Project, encode and hybrid-project the same held-out faces; compare reconstruction, attribute vectors and
     arithmetic; write report.md and report.html with figures."""
     from facemath_core.backends import open_backend
-    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.comparison import CompareConfig, run_compare
+    from facemath_core.files import check_new_dir
     from facemath_core.plugins import load_registry
-    from facemath_core.report import CompareConfig, run_compare, write_report
+    from facemath_core.report import write_report
 
     try:
         counts = tuple(int(v) for v in exemplars.split(",") if v.strip())
@@ -50,9 +51,8 @@ def compare_command(
     config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
     registry = load_registry(ctx.obj["plugins"])
     result = run_compare(data, open_backend(str(models)), registry, config, progress=lambda m: typer.echo(m, err=True))
-    with atomic_dir(out) as tmp:
-        write_report(result, tmp)
-    for method, entry in result["methods"].items():
+    write_report(result, out)
+    for method, entry in result.methods.items():
         typer.echo(
             f"{method:22s} PSNR {entry['psnr'][0]:.2f} dB  SSIM {entry['ssim'][0]:.3f}  "
             f"{entry['seconds_per_image']:.2f} s/image"

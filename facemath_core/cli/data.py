@@ -103,8 +103,22 @@ def grid(
 ):
     """Draw the first COUNT faces of a folder as one picture, cropped and resized as training sees them."""
     from facemath_core.dataset import FaceFolder, load_folder_images, open_faces
-    from facemath_core.images import image_grid, save_png
+    from facemath_core.errors import FacemathError
+    from facemath_core.files import check_new_file
+    from facemath_core.images import MAX_PIXELS, image_grid, save_png
 
+    for option, value in (("--count", count), ("--size", size), ("--columns", columns)):
+        if value < 1:
+            raise FacemathError(f"{option} {value}: must be at least 1")
+    if size > 4096:
+        raise FacemathError(f"--size {size}: at most 4096 pixels per face")
+    rows = -(-count // columns)
+    if (rows * (size + 2)) * (min(count, columns) * (size + 2)) > MAX_PIXELS:
+        raise FacemathError(
+            f"--count {count} --size {size} --columns {columns}: the grid would be over the {MAX_PIXELS:,} pixel "
+            f"limit; draw fewer or smaller faces"
+        )
+    check_new_file(out)
     faces = open_faces(folder)
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))

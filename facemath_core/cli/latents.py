@@ -88,9 +88,9 @@ def interpolate_command(
     from facemath_core.backends import open_backend
     from facemath_core.contracts import check_operator
     from facemath_core.errors import PluginError
-    from facemath_core.files import atomic_file
+    from facemath_core.files import atomic_file, check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
-    from facemath_core.latents import decode, find, load_latents
+    from facemath_core.latents import check_frames, decode, find, load_latents
     from facemath_core.plugins import guard, load_registry
 
     if len(names) < 2:
@@ -101,7 +101,10 @@ def interpolate_command(
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
     check_operator(operator, 3, f"--method {method}")
+    check_new_file(out)
     latents = load_latents(latents_file)
+    backend = open_backend(str(models))
+    check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
     with guard(operator):
         path = [
@@ -111,7 +114,7 @@ def interpolate_command(
         ]
     if any(p.shape != anchors[0].shape or not np.isfinite(p).all() for p in path):
         raise PluginError(f"{operator.label} did not return a finite latent of shape {anchors[0].shape}")
-    frames = from_unit(decode(open_backend(str(models)), latents, np.stack(path)))
+    frames = from_unit(decode(backend, latents, np.stack(path)))
     if out.suffix.lower() == ".gif":
         from PIL import Image
 

@@ -24,7 +24,8 @@ ModelsOption = Annotated[Path, typer.Option(help="Model base path of the embedde
 
 
 def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
-    from facemath_core.arithmetic import Evaluator, open_space
+    from facemath_core.arithmetic import Evaluator
+    from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
 
     if exemplars < 0:
@@ -55,14 +56,14 @@ def math_command(
     """
     import json
 
-    from facemath_core.arithmetic import example_grid, work_out
     from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import Latents, decode, save_latents
+    from facemath_core.worked_example import example_grid, work_out
 
-    if jitter < 0:
-        raise typer.BadParameter(f"{jitter}: must be >= 0", param_hint="--jitter")
+    if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
+        raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
@@ -119,17 +120,21 @@ def analogy_command(
     analogy "A is to B as C is to ?".
     """
     from facemath_core.backends import open_backend
+    from facemath_core.files import check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
-    from facemath_core.latents import decode
+    from facemath_core.latents import check_frames, decode
 
     if steps < 2:
         raise typer.BadParameter(f"{steps}: at least 2", param_hint="--steps")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
+    check_new_file(out)
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    backend = open_backend(str(models))
+    check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--steps")
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
-    images = from_unit(decode(open_backend(str(models)), evaluator.space.latents, cells.reshape(-1, za.shape[0])))
+    images = from_unit(decode(backend, evaluator.space.latents, cells.reshape(-1, za.shape[0])))
     save_png(out, image_grid(images, steps))
     typer.echo(f"wrote {out} ({steps}x{steps}; far corner = B + C - A)")

@@ -98,7 +98,7 @@ def project_command(
             losses=losses,
             optimizer=opt,
             optimizer_params=config.optimizer_params if opt == config.optimizer else {},
-            steps=steps or config.steps,
+            steps=config.steps if steps is None else steps,
             init=init,
             restarts=restarts,
             constraint=constraint or config.constraint,
@@ -156,8 +156,11 @@ def project_command(
             warn=lambda line: console.print(f"[yellow]warning:[/yellow] {line}", highlight=False),
         )
         bar.update(task, completed=len(chunks) * config.steps)
-    total = latents.losses["total"]
-    typer.echo(f"projected {len(latents.names)} images into {out} (mean loss {total[~latents.failed].mean():.4g})")
+    total, failed = latents.losses["total"], int(latents.failed.sum())
+    note = f"; {failed} of {len(latents.names)} failed, see the warnings" if failed else ""
+    typer.echo(
+        f"projected {len(latents.names)} images into {out} (mean loss {total[~latents.failed].mean():.4g}{note})"
+    )
 
 
 def complete_command(**kwargs):

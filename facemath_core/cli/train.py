@@ -20,7 +20,9 @@ def train_command(
     data: Annotated[Path | None, typer.Option(help="Face folder (CelebA layout or plain images).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder to create, e.g. runs/gan64.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
-    steps: Annotated[int, typer.Option(help="Total training steps (with --resume: the new total).")] = 10_000,
+    steps: Annotated[
+        int | None, typer.Option(help="Total training steps [default: 10000; with --resume: the recorded total].")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     image_size: Annotated[int, typer.Option(help="32, 64 or 128.")] = 64,
     z_dim: Annotated[int, typer.Option(help="Latent dimensions (GAN and VAE).")] = 100,
@@ -46,7 +48,7 @@ def train_command(
     if resume is None and (data is None or out is None):
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")
     for name, value in (
-        ("--steps", steps),
+        ("--steps", 1 if steps is None else steps),
         ("--batch-size", batch_size),
         ("--sample-every", sample_every),
         ("--checkpoint-every", checkpoint_every),
@@ -70,7 +72,9 @@ def train_command(
         checkpoint_every=checkpoint_every,
     )
     run_dir = resume if resume is not None else out
-    record = run_training(kind.value, str(data), run_dir, cfg, options, resume=resume is not None)
+    # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
+    data_dir = "" if data is None else str(data)
+    record = run_training(kind.value, data_dir, run_dir, cfg, options, resume=resume is not None)
     typer.echo(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
         f"{record['wall_seconds'] / 60:.1f} min of training"
