@@ -272,7 +272,8 @@ def _guard_hookimpls(manager: pluggy.PluginManager, providers: dict[str, str]) -
             if impl.hookwrapper or impl.wrapper:
                 continue
             provider = providers.get(impl.plugin_name, f"plugin {impl.plugin_name}")
-            where = f"plugin {impl.plugin_name} ({provider})"
+            named = provider in (f"--plugin {impl.plugin_name}", f"plugin {impl.plugin_name}")
+            where = provider if named else f"plugin {impl.plugin_name} ({provider})"
             impl.function = _guarded_impl(impl.function, hook_name, where, provider, kind_of_hook.get(hook_name))
 
 

@@ -102,3 +102,13 @@ def test_the_mask_contract_refuses_a_wrong_shape_and_range():
     signed = Mask("signed", "h", lambda shape, rng, image_name: -np.ones(shape), provider="test 1")
     with pytest.raises(PluginError, match=r"outside \[0, 1\] for a.png \(min -1, max -1\)"):
         make_mask(signed, {}, (16, 16), rng, "a.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [("center", {"scale": 0.5}, "scale 0.5"), ("grid", {"step": 0}, "step 0"), ("random", {"fraction": 1.5}, "1.5")],
+)
+def test_mask_parameters_outside_their_range_are_refused(name, params, message):
+    # center(scale=0.5) would hide nothing, grid(step=0) is no grid, a fraction is a probability.
+    with pytest.raises(ValueError, match=message):
+        mask(name, **params)
