@@ -222,6 +222,15 @@ def build_plugin_manager(
                 ) from exc
             _register(manager, plugin, ep.name, f"plugin {ep.name} ({distribution})")
             providers[ep.name] = distribution
+        for name, module_name in BUILTIN_PLUGINS.items():
+            # An install whose metadata predates an entry of this table (`pip install -e .` not rerun) would lose
+            # a whole kind of built-ins; register those directly.
+            if manager.get_plugin(name) is None and not manager.is_blocked(name):
+                if {name, module_name} & set(disabled):
+                    matched.update({name, module_name} & set(disabled))
+                    continue
+                _register(manager, importlib.import_module(module_name), name, f"plugin {name}")
+                providers[name] = BUILTIN_PROVIDER
     for spec in extra_plugins:
         if spec in disabled:
             matched.add(spec)

@@ -159,9 +159,30 @@ def test_builtins_register_through_the_entry_point_group():
     """pyproject.toml registers exactly BUILTIN_PLUGINS, and the installed entry points carry them."""
     table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["facemath"]
     assert table == BUILTIN_PLUGINS
+    from facemath_core.plugins import _installed_entry_points
+
+    installed = {ep.name: (ep.value, dist) for ep, dist in _installed_entry_points()}
+    stale = sorted(set(BUILTIN_PLUGINS) - set(installed))
+    assert not stale, f"the installed metadata lacks {stale}: rerun pip install -e . --no-deps --no-build-isolation"
+    assert {name: installed[name] for name in BUILTIN_PLUGINS} == {
+        name: (module, "facemath 0.1.0") for name, module in BUILTIN_PLUGINS.items()
+    }
     manager = build_plugin_manager()
     assert set(BUILTIN_PLUGINS) <= {name for name, _ in manager.list_name_plugin()}
     assert {manager.providers[name] for name in BUILTIN_PLUGINS} == {"facemath 0.1.0"}
+
+
+def test_an_install_with_stale_entry_points_still_has_every_builtin(monkeypatch):
+    """Metadata written before the init, constraint and backend hooks existed (pip install -e . not rerun)."""
+    import facemath_core.plugins as plugins
+
+    old = [(ep, dist) for ep, dist in plugins._installed_entry_points() if ep.name in list(BUILTIN_PLUGINS)[:5]]
+    monkeypatch.setattr(plugins, "_installed_entry_points", lambda: old)
+    registry = load_registry()
+    assert registry.names("init") == ["encoder", "normal", "uniform"] and registry.names("constraint")
+    assert registry.manager.providers["builtin-backends"] == "facemath 0.1.0"
+    monkeypatch.setenv("FACEMATH_DISABLED_PLUGINS", "builtin-inits")
+    assert load_registry().names("init") == []
 
 
 def test_builtins_only_is_independent_of_what_is_installed(tmp_path):
