@@ -79,12 +79,19 @@ def deploy(
     # --reload: first the new versions without any label on a version the server has not loaded yet.
     first = _config(old, plan, None, target, base_path_in_server, served_before, move_labels=False, chosen_too=True)
     copied = []
-    for name, chosen in to_copy:
-        final_dir = target / name / str(chosen)
-        with atomic_dir(final_dir) as tmp:
-            shutil.copytree(source / name / str(chosen), tmp, dirs_exist_ok=True)
-        copied.append(final_dir)
-    write_config(config_path, written)
+    try:
+        for name, chosen in to_copy:
+            final_dir = target / name / str(chosen)
+            with atomic_dir(final_dir) as tmp:
+                shutil.copytree(source / name / str(chosen), tmp, dirs_exist_ok=True)
+            copied.append(final_dir)
+        write_config(config_path, written)
+    except (OSError, shutil.Error) as exc:  # e.g. the disk filled up: no version is half-copied (atomic_dir)
+        done = ", ".join(str(p.relative_to(target)) for p in copied) or "none"
+        raise FacemathError(
+            f"--to {target}: deploy stopped ({' '.join(str(exc).split())[:200]}); versions completed: {done}; "
+            f"models.config unchanged"
+        ) from None
     return DeployResult(
         copied,
         config_path,

@@ -60,10 +60,5 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> st
     return f"{where}: {reason}" if where is not None else reason
 
 
-def os_error(exc: OSError, path: str | os.PathLike | None = None, error=FacemathError) -> FacemathError:
-    """The FacemathError (of class `error`) that reports `exc` in one line."""
-    return error(describe_os_error(exc, path))
-
-
 class PluginError(FacemathError):
     """Plugin code failed or broke its contract; the message names the component and the plugin providing it."""

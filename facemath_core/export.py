@@ -209,6 +209,10 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
             folder = publish.enter_context(atomic_dir(final))
             write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
             written.append(final)
+    if S.GENERATOR in models:  # and the composite projector built from this generator + discriminator
+        from facemath_core.projector_export import export_projector
+
+        written.append(export_projector(to, version, prefix))
     return written
 
 

@@ -114,21 +114,15 @@ def check_numbers(config: ProjectionConfig) -> None:
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
 # Amos 2016 (dcgan-completion): contextual + 0.1 perceptual, Adam lr 0.01, clipping;
 # Sirer 2016 ("Face Math"): l2 + 0.1 perceptual, momentum 0.75 at lr 5e-4.
+_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip")  # Amos's and Yeh's
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
-        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
-        steps=1000,
-        constraint="clip",
-        blend="overlay",
+        _ADAM_CLIPPED, losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)), steps=1000, blend="overlay"
     ),
     "yeh2017": dict(
+        _ADAM_CLIPPED,
         losses=(LossSpec("weighted-contextual", 1.0), LossSpec("perceptual", 0.003, {"form": "saturating"})),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
         steps=1500,
-        constraint="clip",
         blend="poisson",
     ),
     "sirer2016": dict(
@@ -319,6 +313,7 @@ class Projector:
             )
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
+        self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
         self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
@@ -347,7 +342,7 @@ class Projector:
         bound = self.bound
         constraint, constraint_params = self.constraint, self.constraint_params
         terms = self.terms
-        decoder, discriminator = self.decoder, self.discriminator
+        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
 
         def to_z(v):
             if constraint.to_z is None:
@@ -359,13 +354,16 @@ class Projector:
             old = tf.identity(variable)
             with tf.GradientTape() as tape:
                 z = to_z(variable)
-                images = decoder(z)
-                logits = discriminator(images) if discriminator is not None else None
-                values = {
-                    spec.name: calls.call(component, target, images, mask, logits, **params)
-                    for spec, component, params in terms
-                }
-                total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
+                if fused is not None:
+                    values, total = fused(z, target, mask)
+                else:
+                    images = decoder(z)
+                    logits = discriminator(images) if discriminator is not None else None
+                    values = {
+                        spec.name: calls.call(component, target, images, mask, logits, **params)
+                        for spec, component, params in terms
+                    }
+                    total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
                 # Rows are independent: the gradient of the sum is every image's own gradient.
                 objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
             finite = tf.math.is_finite(total) & (active > 0)

@@ -16,6 +16,10 @@ VAE_ENCODER = "vae_encoder"
 VAE_DECODER = "vae_decoder"
 ORACLE = "attribute_oracle"
 MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE)
+# Composite models, built from exported ones: the projector is the generator and the discriminator in one graph,
+# so that a projection step is one request (facemath_core/projector_export.py).
+PROJECTOR = "projector"
+COMPOSITE_NAMES = (PROJECTOR,)
 
 # Which models each kind of training run exports.
 MODELS_OF_RUN = {"gan": (GENERATOR, DISCRIMINATOR), "vae": (VAE_ENCODER, VAE_DECODER), "oracle": (ORACLE,)}
@@ -25,6 +29,7 @@ DEFAULT = "serving_default"
 VJP = "vjp"
 GRAD = "grad"
 METADATA = "metadata"
+STEP = "step"
 
 # Tensor aliases.
 Z = "z"
@@ -38,6 +43,23 @@ Z_LOG_VAR = "z_log_var"
 ATTRIBUTE_LOGITS = "attribute_logits"
 METADATA_INDEX = "index"  # a dummy batch input: TF Serving needs one to size the answer
 METADATA_JSON = "metadata_json"
+TARGET = "target"
+MASK = "mask"
+LOSS_WEIGHTS = "loss_weights"
+LOSSES = "losses"
+TOTAL = "total"
+
+# The loss terms the projector's `step` computes, one column each of `loss_weights` and `losses`, in this order:
+# (column name, built-in loss term, its parameters). A run whose terms are all among these (with these parameters)
+# takes one request per step; any other term (a third-party plugin, other parameters) uses vjp + grad instead.
+PROJECTOR_TERMS: tuple[tuple[str, str, dict], ...] = (
+    ("contextual", "contextual", {}),
+    ("weighted-contextual", "weighted-contextual", {"window": 7}),
+    ("l2", "l2", {}),
+    ("perceptual", "perceptual", {"form": "nonsaturating"}),
+    ("perceptual-saturating", "perceptual", {"form": "saturating"}),
+    ("lowres", "lowres", {"factor": 4}),
+)
 
 METADATA_FILE = "facemath_metadata.json"  # also written in assets.extra/, for readers without a session
 
@@ -50,12 +72,15 @@ class Signature:
 
 _METADATA_SIGNATURE = Signature((METADATA_INDEX,), (METADATA_JSON,))
 
+# The generator and the VAE decoder serve the same signatures: z in, images out.
+_DECODER_SIGNATURES = {
+    DEFAULT: Signature((Z,), (IMAGES,)),
+    VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
+    METADATA: _METADATA_SIGNATURE,
+}
+
 SIGNATURES: dict[str, dict[str, Signature]] = {
-    GENERATOR: {
-        DEFAULT: Signature((Z,), (IMAGES,)),
-        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
-        METADATA: _METADATA_SIGNATURE,
-    },
+    GENERATOR: dict(_DECODER_SIGNATURES),
     DISCRIMINATOR: {
         DEFAULT: Signature((IMAGES,), (LOGITS,)),
         GRAD: Signature((IMAGES,), (LOGITS, IMAGES_GRAD)),
@@ -65,13 +90,13 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
         DEFAULT: Signature((IMAGES,), (Z_MEAN, Z_LOG_VAR)),
         METADATA: _METADATA_SIGNATURE,
     },
-    VAE_DECODER: {
-        DEFAULT: Signature((Z,), (IMAGES,)),
-        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
-        METADATA: _METADATA_SIGNATURE,
-    },
+    VAE_DECODER: dict(_DECODER_SIGNATURES),
     ORACLE: {
         DEFAULT: Signature((IMAGES,), (ATTRIBUTE_LOGITS,)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    PROJECTOR: {
+        STEP: Signature((Z, TARGET, MASK, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
         METADATA: _METADATA_SIGNATURE,
     },
 }

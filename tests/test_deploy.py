@@ -38,7 +38,7 @@ def _flags(args):
 
 def test_models_config_lists_every_model():
     entries = parse_config((SERVING / "models.config").read_text())
-    assert sorted(e.name for e in entries) == sorted(S.MODEL_NAMES)
+    assert sorted(e.name for e in entries) == sorted(S.MODEL_NAMES + S.COMPOSITE_NAMES)
     assert all(e.base_path == f"/models/{e.name}" and e.policy == "latest" for e in entries)
 
 
@@ -165,7 +165,7 @@ def _snapshot(root: Path) -> dict:
 def test_deploy_copies_versions_and_writes_a_config(source, tmp_path):
     base = tmp_path / "models"
     result = deploy(source, base, label="stable")
-    assert sorted(p.parent.name for p in result.copied) == sorted(S.MODEL_NAMES)
+    assert sorted(p.parent.name for p in result.copied) == sorted(S.MODEL_NAMES + S.COMPOSITE_NAMES)
     entries = {e.name: e for e in read_config(result.config_path)}
     assert entries["generator"].versions == (1,) and entries["generator"].labels == {"stable": 1}
     assert Path(entries["generator"].base_path) == (base / "generator").resolve()
@@ -179,7 +179,8 @@ def test_deploy_copies_versions_and_writes_a_config(source, tmp_path):
 
 def test_deploy_base_path_as_the_server_sees_it(source, tmp_path):
     result = deploy(source, tmp_path / "m", base_path_in_server="/models")
-    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in S.MODEL_NAMES}
+    names = S.MODEL_NAMES + S.COMPOSITE_NAMES
+    assert {e.base_path for e in read_config(result.config_path)} == {f"/models/{n}" for n in names}
 
 
 FOREIGN = """
@@ -356,3 +357,51 @@ def test_cli_deploy_errors(source, tmp_path):
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: --to"), result.stderr
     assert "Traceback" not in result.stderr and (tmp_path / "file").read_text() == "x"
+
+
+def test_a_polling_server_follows_the_two_step_label_move(source, tmp_path):
+    """The compose flags with a 1 s poll: deploy a new version (label stays), the server loads it; deploy again,
+    the label moves. A one-step move would be refused by the server (tfserving_reference.py:
+    label-unavailable-version), and the label would stay where it was."""
+    import time
+
+    from facemath_core.backends.tfserving import TFServingBackend, wait_until_available
+    from facemath_core.standin_server import start_subprocess
+
+    base = tmp_path / "models"
+    first = deploy(source, base, label="stable")
+    args = [
+        "--model_config_file_poll_wait_seconds=1" if a.startswith("--model_config_file_poll") else a
+        for a in _compose_args(first.config_path)
+    ]
+    process, address = start_subprocess(args=args)
+    try:
+        _add_generator_version(source)
+        assert deploy(source, base, label="stable").pending_labels == ["stable of generator: 1 -> 2"]
+        wait_until_available(address, [S.GENERATOR], 30, version=2)
+        assert TFServingBackend(address, label="stable").version(S.GENERATOR) == 1
+        assert deploy(source, base, label="stable").pending_labels == []
+        deadline = time.monotonic() + 30
+        while TFServingBackend(address, label="stable").version(S.GENERATOR) != 2:
+            assert time.monotonic() < deadline, "the label did not move"
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def test_cli_deploy_with_reload(source, tmp_path):
+    from facemath_core.backends.tfserving import TFServingBackend
+    from facemath_core.standin_server import build_server
+
+    server, port, _ = build_server([], "127.0.0.1", 0)  # a server without the label flag
+    try:
+        base = tmp_path / "models"
+        result = run_cli("deploy", "--models", str(source), "--to", str(base), "--label", "stable",
+                         "--reload", f"127.0.0.1:{port}", "--timeout", "60")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "reloaded twice (versions, then labels)" in result.stdout
+        assert TFServingBackend(f"127.0.0.1:{port}", label="stable").version(S.GENERATOR) == 1
+        assert {e.name: e for e in read_config(base / "models.config")}[S.GENERATOR].labels == {"stable": 1}
+    finally:
+        server.stop(0)

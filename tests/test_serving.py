@@ -4,6 +4,7 @@ tfserving backend; parity with the embedded backend; a server restart in the mid
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -506,3 +507,77 @@ def test_mutual_tls_on_serve_deploy_reload_and_wait(tiny_export, tmp_path, pki):
     finally:
         process.terminate()
         process.wait()
+
+
+@pytest.fixture(scope="module")
+def with_projector(tiny_export):
+    """The tiny export (which holds the projector built from its generator and discriminator) on loopback."""
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0)
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def _project(backend, losses, steps=15, n=4, tiny_export=None):
+    from dataclasses import replace
+
+    from facemath_core.plugins import load_registry
+    from facemath_core.projection import ProjectionConfig, Projector
+
+    config = replace(ProjectionConfig(steps=steps, patience=1000), losses=losses)
+    local = EmbeddedBackend(tiny_export)
+    targets = local.generate(np.random.default_rng(3).uniform(-1, 1, (n, 8)).astype(np.float32))
+    masks = np.ones((n, 32, 32), np.float32)
+    masks[:, 8:20, 10:22] = 0  # a hole, so weighted-contextual has weights to apply
+    projector = Projector(backend, load_registry(), config)
+    z0 = projector.initial_z(targets, np.random.default_rng(0))
+    return projector, projector.project(targets, masks, z0)
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        ("contextual", 1.0, {}, "perceptual", 0.1, {"form": "nonsaturating"}),
+        ("weighted-contextual", 1.0, {"window": 7}, "perceptual", 0.003, {"form": "saturating"}),
+        ("l2", 1.0, {}, "lowres", 0.5, {"factor": 4}),
+    ],
+)
+def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_projector, tiny_export, losses):
+    """Same seed, same terms: the z and every term agree with the embedded backend's (autodiff in-process) to
+    float32 accuracy, and each step is exactly one Predict."""
+    from facemath_core.projection import LossSpec
+
+    specs = (LossSpec(losses[0], losses[1], losses[2]), LossSpec(losses[3], losses[4], losses[5]))
+    _, local = _project(EmbeddedBackend(tiny_export), specs, tiny_export=tiny_export)
+    remote_backend = TFServingBackend(with_projector)
+    projector, remote = _project(remote_backend, specs, tiny_export=tiny_export)
+    assert projector.fused is not None
+    np.testing.assert_allclose(remote.state["variable"], local.state["variable"], atol=1e-4)
+    for name in local.terms:
+        np.testing.assert_allclose(remote.terms[name], local.terms[name], rtol=1e-4, atol=1e-3)
+    before = remote_backend.calls
+    _project(remote_backend, specs, steps=5, tiny_export=tiny_export)
+    assert remote_backend.calls - before == 5
+
+
+def test_other_terms_fall_back_to_the_three_request_path(with_projector, tiny_export):
+    """A term the projector does not contain (other parameters, a third-party plugin) still works remotely,
+    through vjp + grad, and matches embedded."""
+    from facemath_core.plugins import load_registry
+    from facemath_core.projection import LossSpec, ProjectionConfig, Projector
+
+    backend = TFServingBackend(with_projector)
+    other_params = (LossSpec("weighted-contextual", 1.0, {"window": 5}),)
+    assert _project(backend, other_params, steps=2, tiny_export=tiny_export)[0].fused is None
+    plugin = Path(__file__).parent.parent / "examples" / "facemath-tv-loss" / "facemath_tv.py"
+    registry = load_registry([str(plugin)])
+    specs = (LossSpec("contextual", 1.0), LossSpec("tv", 0.5))  # the example third-party plugin
+    config = ProjectionConfig(steps=3, patience=1000, losses=specs)
+    targets = EmbeddedBackend(tiny_export).generate(np.zeros((2, 8), np.float32))
+    masks = np.ones((2, 32, 32), np.float32)
+    results = []
+    for b in (backend, EmbeddedBackend(tiny_export)):
+        projector = Projector(b, registry, config)
+        z0 = projector.initial_z(targets, np.random.default_rng(0))
+        results.append((projector.fused, projector.project(targets, masks, z0).state["variable"]))
+    assert results[0][0] is None
+    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-4)

@@ -38,13 +38,23 @@ class Backend:
 
     def has(self, model: str) -> bool:
         try:
-            self.metadata(model)
+            self.require(model)
             return True
         except FacemathError:
             return False
 
+    def require(self, model: str) -> None:
+        """Raise FacemathError unless the model can be used; by default, unless its metadata can be read."""
+        self.metadata(model)
+
     def describe(self) -> str:
         return self.name
+
+    def fused_objective(self, model: str, terms) -> Callable | None:
+        """A backend that can run a whole projection step in one call returns `(z, target, mask) -> (values,
+        total)` for these `(spec, component, params)` terms, with the gradient of `total` for z; None otherwise
+        (the projection loop then composes the differentiable decoder and discriminator itself)."""
+        return None
 
     def close(self) -> None:
         pass

@@ -29,6 +29,7 @@ from facemath_core.errors import FacemathError
 RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive limit
 MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
+REQUEST_BUDGET = 48 * 1024 * 1024  # requests: under the 64 MiB send limit of our channels
 # A server started with --enable_batching refuses a request of more rows than its max_batch_size (128 in
 # serving/batching_parameters.txt; tests/tfserving_reference.py: batching-max-batch-size), so no request is larger.
 MAX_ROWS_PER_REQUEST = 128
@@ -51,6 +52,7 @@ class TFServingBackend(Backend):
         tls_cert: str | None = None,
         tls_key: str | None = None,
         in_flight: int | None = None,
+        projector: bool = True,
     ):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -86,6 +88,7 @@ class TFServingBackend(Backend):
         # to the replica count behind a dns:/// target.
         self.in_flight = max(1, in_flight or len(endpoints))
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.in_flight))
+        self.use_projector = projector  # False: always the three-request path (vjp + grad)
         self.calls = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -209,12 +212,8 @@ class TFServingBackend(Backend):
             self._metadata[model] = json.loads(answer[S.METADATA_JSON][0])
         return self._metadata[model]
 
-    def has(self, model: str) -> bool:
-        try:
-            self._check_signatures(model)
-            return True
-        except FacemathError:
-            return False
+    def require(self, model: str) -> None:
+        self._check_signatures(model)
 
     def call(self, model, signature, inputs, outputs=None):
         self._check_signatures(model)
@@ -235,14 +234,66 @@ class TFServingBackend(Backend):
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _row_bytes(self, model: str, signature: str, inputs: dict[str, np.ndarray]) -> int:
+        """Bytes per row, scaled so one budget serves both directions: answers must stay under the client's 4 MiB
+        receive limit, requests under REQUEST_BUDGET (the server itself accepts up to 2 GiB)."""
         size = self.metadata(model)["image_size"] if signature != S.METADATA else 1
         out_floats = {
             S.DEFAULT: 3 * size * size,
             S.VJP: 3 * size * size + 512,
             S.GRAD: 3 * size * size + 1,
+            S.STEP: len(S.PROJECTOR_TERMS) + 1 + 512,  # losses, total, z_grad (images are filtered out)
         }.get(signature, 3 * size * size)
         in_bytes = sum(v[0].nbytes for v in inputs.values()) if inputs else 0
-        return max(in_bytes, 4 * out_floats) + 64
+        return max(in_bytes * MESSAGE_BUDGET // REQUEST_BUDGET, 4 * out_floats) + 64
+
+    # --- one request per projection step -----------------------------------------------------------------------
+
+    def fused_objective(self, model, terms):
+        """The projector's `step` signature as the whole step objective, when the server has a projector built
+        from the generator version in use and every term of the run is one of its columns; otherwise None."""
+        import tensorflow as tf
+
+        columns = _projector_columns(terms)
+        if not self.use_projector or model != S.GENERATOR or columns is None or not self.has(S.PROJECTOR):
+            return None
+        components = self.metadata(S.PROJECTOR).get("components", {})
+        if components.get(S.GENERATOR, {}).get("version") != self.version(S.GENERATOR):
+            return None  # built from another generator version: its numbers would not be this run's
+        weights = np.zeros(len(S.PROJECTOR_TERMS), np.float32)
+        for (spec, _, _), column in zip(terms, columns, strict=True):
+            weights[column] = spec.weight
+        z_dim = self.metadata(S.GENERATOR)["z_dim"]
+
+        def step(z, target, mask):
+            rows = {
+                S.Z: z,
+                S.TARGET: target,
+                S.MASK: mask,
+                S.LOSS_WEIGHTS: np.broadcast_to(weights, (len(z), len(weights))),
+            }
+            out = self.batched(S.PROJECTOR, S.STEP, rows, [S.LOSSES, S.TOTAL, S.Z_GRAD])
+            return out[S.LOSSES], out[S.TOTAL], out[S.Z_GRAD]
+
+        def objective(z, target, mask):
+            @tf.custom_gradient
+            def run(z):
+                losses, total, z_grad = tf.numpy_function(
+                    step, [z, target, mask], [tf.float32, tf.float32, tf.float32], stateful=False
+                )
+                losses = tf.ensure_shape(losses, [None, len(S.PROJECTOR_TERMS)])
+                total, z_grad = tf.ensure_shape(total, [None]), tf.ensure_shape(z_grad, [None, z_dim])
+
+                def grad(d_total, d_losses):
+                    # The step's objective reaches z only through the weighted total (the values are reported).
+                    return d_total[:, None] * z_grad
+
+                return (total, losses), grad
+
+            total, losses = run(z)
+            values = {spec.name: tf.stop_gradient(losses[:, c]) for (spec, _, _), c in zip(terms, columns, strict=True)}
+            return values, total
+
+        return objective
 
 
 def _to_numpy(proto) -> np.ndarray:
@@ -256,6 +307,20 @@ def _to_numpy(proto) -> np.ndarray:
     if proto.dtype == types_pb2.DT_FLOAT:
         return np.array(proto.float_val, np.float32).reshape(shape)  # one C-level copy of the packed field
     return tf.make_ndarray(proto)
+
+
+def _projector_columns(terms) -> list[int] | None:
+    """The projector column of each (spec, component, params) term, or None if any term is not one of them
+    (a third-party loss, other parameters)."""
+    columns = []
+    for spec, component, params in terms:
+        if getattr(component.function, "__module__", "") != "facemath_plugins.losses":
+            return None
+        found = [i for i, (_, term, fixed) in enumerate(S.PROJECTOR_TERMS) if term == spec.name and fixed == params]
+        if not found:
+            return None
+        columns.append(found[0])
+    return columns
 
 
 def channel_credentials(tls_ca: str | None, tls_cert: str | None, tls_key: str | None, option: str = "--tls-ca"):
