@@ -107,17 +107,8 @@ def score_vectors(
                 same = after[:, others] == before[lacking][:, others]
                 preserved = float(same.mean()) if others else float("nan")
                 all_preserved = float(same.all(axis=1).mean()) if others else float("nan")
-        scores.append(
-            AttributeScore(
-                **row,
-                edited=edited,
-                success=success,
-                success_low=low,
-                success_high=high,
-                preserved=preserved,
-                all_preserved=all_preserved,
-            )
-        )
+        row.update(edited=edited, success=success, success_low=low, success_high=high)
+        scores.append(AttributeScore(**row, preserved=preserved, all_preserved=all_preserved))
     return vectors, scores
 
 

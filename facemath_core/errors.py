@@ -58,8 +58,3 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> st
     where = path if path is not None else exc.filename
     reason = _REASONS.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).lower()
     return f"{where}: {reason}" if where is not None else reason
-
-
-def os_error(exc: OSError, path: str | os.PathLike | None = None, error=FacemathError) -> FacemathError:
-    """The FacemathError (of class `error`) that reports `exc` in one line."""
-    return error(describe_os_error(exc, path))

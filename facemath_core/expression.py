@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from facemath_core.errors import FacemathError
+from facemath_core.errors import EXIT_USAGE, FacemathError
 
 MAX_DEPTH = 100
 
@@ -36,7 +36,7 @@ _LEVEL = {"|": 0, "&": 1, "+": 2, "-": 2, "*": 3, "/": 3}
 class ExpressionError(FacemathError):
     """A problem at one column of an expression."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE  # a malformed expression is a malformed command line
 
     def __init__(self, expression: str, column: int, message: str):
         self.expression, self.column, self.message = expression, column, message
@@ -214,7 +214,8 @@ class _Parser:
         raise self.error(f"unexpected {token.text!r}; expected a name, number or '('")
 
     def call(self, name: Token) -> Call:
-        self.enter(self.expect("("))
+        self.expect("(")
+        self.enter(name)
         args = []
         if not self.at(")"):
             args.append(self.binary_level(0))

@@ -109,21 +109,15 @@ def check_numbers(config: ProjectionConfig) -> None:
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
 # Amos 2016 (dcgan-completion): contextual + 0.1 perceptual, Adam lr 0.01, clipping;
 # Sirer 2016 ("Face Math"): l2 + 0.1 perceptual, momentum 0.75 at lr 5e-4.
+_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip")  # Amos's and Yeh's
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
-        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
-        steps=1000,
-        constraint="clip",
-        blend="overlay",
+        _ADAM_CLIPPED, losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)), steps=1000, blend="overlay"
     ),
     "yeh2017": dict(
+        _ADAM_CLIPPED,
         losses=(LossSpec("weighted-contextual", 1.0), LossSpec("perceptual", 0.003, {"form": "saturating"})),
-        optimizer="adam",
-        optimizer_params={"lr": 0.01},
         steps=1500,
-        constraint="clip",
         blend="poisson",
     ),
     "sirer2016": dict(

@@ -25,37 +25,23 @@ def _messages():
         dependency=["google/protobuf/wrappers.proto"],
     )
     F = descriptor_pb2.FieldDescriptorProto
+
+    def message_field(message, name: str, number: int, type_name: str) -> None:
+        message.field.add(name=name, number=number, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, type_name=type_name)
+
     batching = file.message_type.add(name="BatchingParameters")
     for number, name in enumerate(
         ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"), 1
     ):
-        batching.field.add(
-            name=name,
-            number=number,
-            type=F.TYPE_MESSAGE,
-            label=F.LABEL_OPTIONAL,
-            type_name=".google.protobuf.Int64Value",
-        )
-    batching.field.add(
-        name="thread_pool_name",
-        number=5,
-        type=F.TYPE_MESSAGE,
-        label=F.LABEL_OPTIONAL,
-        type_name=".google.protobuf.StringValue",
-    )
+        message_field(batching, name, number, ".google.protobuf.Int64Value")
+    message_field(batching, "thread_pool_name", 5, ".google.protobuf.StringValue")
     batching.field.add(name="allowed_batch_sizes", number=6, type=F.TYPE_INT64, label=F.LABEL_REPEATED)
     batching.field.add(name="pad_variable_length_inputs", number=7, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
     prometheus = file.message_type.add(name="PrometheusConfig")
     prometheus.field.add(name="enable", number=1, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
     prometheus.field.add(name="path", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     monitoring = file.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(
-        name="prometheus_config",
-        number=1,
-        type=F.TYPE_MESSAGE,
-        label=F.LABEL_OPTIONAL,
-        type_name=".tensorflow.serving.PrometheusConfig",
-    )
+    message_field(monitoring, "prometheus_config", 1, ".tensorflow.serving.PrometheusConfig")
     pool.Add(file)
     get = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))  # noqa: E731
     return get("BatchingParameters"), get("MonitoringConfig")

@@ -72,12 +72,15 @@ class Signature:
 
 _METADATA_SIGNATURE = Signature((METADATA_INDEX,), (METADATA_JSON,))
 
+# The generator and the VAE decoder serve the same signatures: z in, images out.
+_DECODER_SIGNATURES = {
+    DEFAULT: Signature((Z,), (IMAGES,)),
+    VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
+    METADATA: _METADATA_SIGNATURE,
+}
+
 SIGNATURES: dict[str, dict[str, Signature]] = {
-    GENERATOR: {
-        DEFAULT: Signature((Z,), (IMAGES,)),
-        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
-        METADATA: _METADATA_SIGNATURE,
-    },
+    GENERATOR: dict(_DECODER_SIGNATURES),
     DISCRIMINATOR: {
         DEFAULT: Signature((IMAGES,), (LOGITS,)),
         GRAD: Signature((IMAGES,), (LOGITS, IMAGES_GRAD)),
@@ -87,11 +90,7 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
         DEFAULT: Signature((IMAGES,), (Z_MEAN, Z_LOG_VAR)),
         METADATA: _METADATA_SIGNATURE,
     },
-    VAE_DECODER: {
-        DEFAULT: Signature((Z,), (IMAGES,)),
-        VJP: Signature((Z, COTANGENT), (IMAGES, Z_GRAD)),
-        METADATA: _METADATA_SIGNATURE,
-    },
+    VAE_DECODER: dict(_DECODER_SIGNATURES),
     ORACLE: {
         DEFAULT: Signature((IMAGES,), (ATTRIBUTE_LOGITS,)),
         METADATA: _METADATA_SIGNATURE,

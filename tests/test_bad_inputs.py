@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import struct
@@ -48,6 +49,8 @@ def cli(*args, env: dict | None = None) -> Result:
     from facemath_core import cli as cli_module
 
     cli_module._state["debug"] = False
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level  # main() quiets TensorFlow's logger; other tests in this process may read it
     out, err = io.StringIO(), io.StringIO()
     argv = ["facemath", *map(str, args)]
     with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, env or {}):
@@ -57,6 +60,8 @@ def cli(*args, env: dict | None = None) -> Result:
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                tf_logger.setLevel(level)
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -673,3 +678,41 @@ def test_fuzz_synth(tmp_path_factory, options, extra):
     # Keep successful renders small: at most 4 faces of 16..64 pixels.
     flat += ["--count", "4"] if not any(o == "--count" for o, _ in options) else []
     assert_contract(cli("data", "synth", "--out", out, *flat, *extra), out)
+
+
+def test_resume_cuts_the_history_back_to_the_checkpoint(tmp_path):
+    """A killed run logged steps after its last checkpoint (and maybe half a line); resuming must not repeat them."""
+    from facemath_core.projection_job import truncate_history
+
+    history = tmp_path / "history.jsonl"
+    lines = [json.dumps({"batch": 0, "step": s, "loss": 1.0}) for s in range(1, 151)]
+    lines += [json.dumps({"batch": 1, "step": s, "loss": 1.0}) for s in range(1, 31)]
+    history.write_text("\n".join(lines) + '\n{"batch": 1, "st')
+    truncate_history(history, {"c0.step": np.array(150), "c1.step": np.array(20)}, batches=3)
+    kept = [(r["batch"], r["step"]) for r in map(json.loads, history.read_text().splitlines())]
+    assert kept == [(0, s) for s in range(1, 151)] + [(1, s) for s in range(1, 21)]
+    truncate_history(history, {"c0.step": np.array(100)}, batches=2)
+    assert [json.loads(x)["step"] for x in history.read_text().splitlines()] == list(range(1, 101))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]
+
+
+def test_a_plugin_failing_inside_a_run_leaves_no_partial_folder(ws, faces, tiny_export):
+    """The failure comes inside the run (the loss is traced there), before any checkpoint: nothing is resumable,
+    so nothing is kept; the bug is one `internal error` line with exit 70."""
+    plugin = ws / "raising.py"
+    plugin.write_text(
+        "from facemath_core import hookimpl\n"
+        "from facemath_core.components import LossTerm\n\n"
+        "def raising(target, generated, mask, disc_logits=None):\n"
+        "    raise ValueError('loss plugin bug')\n\n"
+        "@hookimpl\n"
+        "def facemath_loss_terms():\n"
+        "    return [LossTerm('raising', 'Raises.', raising)]\n"
+    )
+    before = snapshot(ws)
+    args = ["--plugin", plugin, "project", faces, "--models", tiny_export, "--steps", "3", "--out", ws / "out"]
+    result = cli(*args, "--loss-plugin", "raising=1")
+    assert result.code == 70 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("internal error:")]
+    assert lines == ["internal error: ValueError: loss plugin bug; rerun with --debug for the traceback"]
+    assert snapshot(ws) == before

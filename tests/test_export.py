@@ -194,3 +194,30 @@ def test_run_without_checkpoint(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"kind": "gan", "arch": {}}))
     with pytest.raises(FacemathError, match="no checkpoint to export"):
         export_run(tmp_path, tmp_path / "out")
+
+
+def test_a_failed_export_leaves_no_model_of_the_run(tiny_runs, tmp_path, monkeypatch):
+    """The generator is written, then the discriminator's warmup fails: neither version appears, nothing is left."""
+    from facemath_core import export
+
+    original = export.write_warmup
+
+    def fail_for_the_discriminator(path, name, base, cfg):
+        if base == S.DISCRIMINATOR:
+            raise OSError("disk full")
+        original(path, name, base, cfg)
+
+    monkeypatch.setattr(export, "write_warmup", fail_for_the_discriminator)
+    with pytest.raises(OSError, match="disk full"):
+        export_run(tiny_runs["gan"], tmp_path)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(export, "write_warmup", original)
+    assert [p.parent.name for p in export_run(tiny_runs["gan"], tmp_path)] == [S.GENERATOR, S.DISCRIMINATOR]
+
+
+def test_every_kind_serves_its_networks_under_signature_names():
+    """The kinds table (training and export both read it) names only models the signatures define, each once."""
+    from facemath_core.model_kinds import KINDS
+
+    served = [name for kind in KINDS.values() for name in kind.served.values()]
+    assert sorted(served) == sorted(S.MODEL_NAMES)

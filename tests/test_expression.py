@@ -313,3 +313,48 @@ def test_a_found_attribute_file_that_misses_faces_only_stops_what_needs_labels(t
         evaluator.latent("attr(Smiling)")
     with pytest.raises(FacemathError, match="has no labels for 2 of the 4"):  # asked for by name: an error at once
         open_space([path], tmp_path / "faces" / "one")
+
+
+# --- limits: long chains, deep nesting ---------------------------------------------------------------------------
+
+
+def test_long_flat_sums_parse_print_and_evaluate_without_recursion(operators):
+    """5000 names: parsing, unparse, additive_terms and evaluation loop over the chain; the sum matches numpy's."""
+    from facemath_core.expression import MAX_DEPTH
+
+    space = make_space()
+    stems = [f"{i % 12:06d}" for i in range(5000)]
+    text = " + ".join(stems[:2500]) + " - " + " - ".join(stems[2500:])
+    tree = parse(text)
+    assert same_tree(parse(unparse(tree)), tree)
+    assert len(additive_terms(tree)) == 5000
+    signs = np.array([1.0] * 2500 + [-1.0] * 2500)
+    rows = [i % 12 for i in range(5000)]
+    expected = (signs[:, None] * space.latents.z[rows]).sum(axis=0)
+    value = Evaluator(space, operators).latent(text)
+    np.testing.assert_allclose(value.z, expected, rtol=1e-4, atol=1e-3)
+    assert MAX_DEPTH == 100
+
+
+@pytest.mark.parametrize(
+    "make, column",
+    [
+        (lambda n: "(" * n + "a" + ")" * n, 101),
+        (lambda n: "a + " + "-" * n + "b", 105),
+        (lambda n: "mean(" * n + "a" + ")" * n, 501),
+        (lambda n: "~" * n + "Smiling", 101),
+    ],
+)
+def test_nesting_is_limited_at_the_column_where_it_passes_100(make, column):
+    parse(make(100))  # exactly the limit parses
+    with pytest.raises(ExpressionError) as info:
+        parse(make(150))
+    assert info.value.column == column and "nested more than 100 levels" in str(info.value)
+
+
+def test_unparse_drops_only_the_parentheses_the_grammar_does_not_need():
+    assert unparse(parse("(a - b) - c")) == "a - b - c"
+    assert unparse(parse("a - (b - c)")) == "a - (b - c)"
+    assert unparse(parse("(a + b) * c")) == "(a + b) * c"
+    assert unparse(parse("(a & b) | c")) == "a & b | c"
+    assert unparse(parse("(a | b) & c")) == "(a | b) & c"

@@ -38,10 +38,14 @@ class Backend:
 
     def has(self, model: str) -> bool:
         try:
-            self.metadata(model)
+            self.require(model)
             return True
         except FacemathError:
             return False
+
+    def require(self, model: str) -> None:
+        """Raise FacemathError unless the model can be used; by default, unless its metadata can be read."""
+        self.metadata(model)
 
     def describe(self) -> str:
         return self.name

@@ -212,12 +212,8 @@ class TFServingBackend(Backend):
             self._metadata[model] = json.loads(answer[S.METADATA_JSON][0])
         return self._metadata[model]
 
-    def has(self, model: str) -> bool:
-        try:
-            self._check_signatures(model)
-            return True
-        except FacemathError:
-            return False
+    def require(self, model: str) -> None:
+        self._check_signatures(model)
 
     def call(self, model, signature, inputs, outputs=None):
         self._check_signatures(model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -55,6 +56,7 @@ def root(
     if debug:
         _state["debug"] = True
         warnings.resetwarnings()
+        logging.getLogger("tensorflow").setLevel(logging.NOTSET)
     ctx.obj = {"plugins": list(plugin or [])}
     if ctx.invoked_subcommand not in LIGHT_COMMANDS:
         from facemath_core.runtime import import_tensorflow_quietly
@@ -105,6 +107,15 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()).replace("[", r"\[")
 
 
+def _summary(exc: BaseException) -> str:
+    """TYPE: message, from the last line of a multi-line message (TensorFlow puts the staged code's frames first
+    and the original error last)."""
+    name = type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if last.startswith(f"{name}: ") else f"{name}: {last}".rstrip(": ")
+
+
 def _click_exceptions():
     """The command-line parser's error types (typer vendors click since 0.16; older versions use click's own)."""
     try:
@@ -122,6 +133,8 @@ def main() -> None:
         # numpy and TensorFlow warnings (RuntimeWarning, DeprecationWarning) are for developers; the user gets
         # our own `warning:` lines. Only the CLI process silences them: the library and the tests still see them.
         warnings.simplefilter("ignore")
+        # TensorFlow's Python-side notices (retracing, deprecations) go through this logger.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     ClickException, NoArgsIsHelpError = _click_exceptions()
 
     try:
@@ -157,5 +170,5 @@ def main() -> None:
     except Exception as exc:
         if _debugging():
             traceback.print_exc()
-        err(_one_line(f"{type(exc).__name__}: {exc}; rerun with --debug for the traceback"), "internal error")
+        err(_one_line(f"{_summary(exc)}; rerun with --debug for the traceback"), "internal error")
         sys.exit(EXIT_INTERNAL)
