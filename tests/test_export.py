@@ -212,8 +212,11 @@ def test_a_failed_export_leaves_no_model_of_the_run(tiny_runs, tmp_path, monkeyp
         export_run(tiny_runs["gan"], tmp_path)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     monkeypatch.setattr(export, "write_warmup", original)
-    written = [p.parent.name for p in export_run(tiny_runs["gan"], tmp_path)]
-    assert written == [S.GENERATOR, S.DISCRIMINATOR, S.PROJECTOR]
+    assert [p.parent.name for p in export_run(tiny_runs["gan"], tmp_path)] == [
+        S.GENERATOR,
+        S.DISCRIMINATOR,
+        S.PROJECTOR,
+    ]
 
 
 def test_every_kind_serves_its_networks_under_signature_names():
