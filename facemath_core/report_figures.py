@@ -12,6 +12,8 @@ from facemath_core.comparison import SLUG, CompareResult, analogy_summary, vecto
 from facemath_core.images import from_unit, save_png
 from facemath_core.worked_example import example_grid, work_out
 
+COLOURS = ["#4c72b0", "#55a868", "#c44e52"]  # one per method
+
 
 def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
     """Write the figures into `folder`; returns figure key -> file name (and the worked example's expression)."""
@@ -20,26 +22,38 @@ def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    result = compared.summary()
-    methods = list(result["methods"])
-    colours = ["#4c72b0", "#55a868", "#c44e52"]
     files = {}
+    for key, draw in (
+        ("reconstructions", _reconstructions),
+        ("quality", _quality),
+        ("auc", _auc),
+        ("arithmetic", _arithmetic),
+    ):
+        fig = draw(plt, compared)
+        fig.tight_layout()
+        files[key] = f"{key}.png"
+        fig.savefig(folder / files[key], dpi=110)
+        plt.close(fig)
+    files.update(_worked_examples(compared, folder))
+    return files
 
-    # Reconstructions: originals and each method's image of the same eight faces.
+
+def _reconstructions(plt, compared: CompareResult):
+    """Originals and each method's image of the same eight faces."""
     shown = np.arange(min(8, len(compared.originals)))
-    rows = [("original", compared.originals)] + [(m, compared.runs[m].recon) for m in methods]
+    rows = [("original", compared.originals)] + [(m, compared.runs[m].recon) for m in compared.methods]
     fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.3 * len(shown), 1.4 * len(rows)), squeeze=False)
     for r, (label, pictures) in enumerate(rows):
         for c, i in enumerate(shown):
             axes[r, c].imshow(from_unit(pictures[i]))
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=7)
-    fig.tight_layout()
-    files["reconstructions"] = "reconstructions.png"
-    fig.savefig(folder / files["reconstructions"], dpi=110)
-    plt.close(fig)
+    return fig
 
-    # Reconstruction quality with 95% intervals.
+
+def _quality(plt, compared: CompareResult):
+    """Reconstruction quality with 95% intervals."""
+    methods = list(compared.methods)
     panels = [
         ("psnr", "PSNR (dB)"),
         ("ssim", "SSIM"),
@@ -48,39 +62,40 @@ def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 2.8))
     for ax, (key, title) in zip(axes, panels, strict=True):
-        means = [result["methods"][m][key][0] for m in methods]
-        errors = [result["methods"][m][key][1] for m in methods]
-        ax.bar(range(len(methods)), means, yerr=errors, color=colours, capsize=3)
+        means = [compared.methods[m][key][0] for m in methods]
+        errors = [compared.methods[m][key][1] for m in methods]
+        ax.bar(range(len(methods)), means, yerr=errors, color=COLOURS, capsize=3)
         ax.set_xticks(range(len(methods)), [SLUG[m] for m in methods])
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    files["quality"] = "quality.png"
-    fig.savefig(folder / files["quality"], dpi=110)
-    plt.close(fig)
+    return fig
 
-    # Attribute-vector AUC per attribute.
-    attributes = [s["attribute"] for s in result["methods"][methods[0]]["vectors"]]
+
+def _auc(plt, compared: CompareResult):
+    """Attribute-vector AUC per attribute."""
+    methods = list(compared.methods)
+    attributes = [s["attribute"] for s in compared.methods[methods[0]]["vectors"]]
     fig, ax = plt.subplots(figsize=(11, 3))
     width = 0.8 / len(methods)
     for j, m in enumerate(methods):
-        scores = {s["attribute"]: s for s in result["methods"][m]["vectors"]}
+        scores = {s["attribute"]: s for s in compared.methods[m]["vectors"]}
         auc = [scores[a]["auc"] if a in scores else np.nan for a in attributes]
         err = [1.96 * scores[a]["auc_se"] if a in scores else 0 for a in attributes]
-        ax.bar(np.arange(len(attributes)) + j * width, auc, width, yerr=err, label=SLUG[m], color=colours[j], capsize=2)
+        ax.bar(np.arange(len(attributes)) + j * width, auc, width, yerr=err, label=SLUG[m], color=COLOURS[j], capsize=2)
     ax.set_xticks(np.arange(len(attributes)) + 0.4 - width / 2, attributes, rotation=30, ha="right", fontsize=7)
     ax.set_ylim(0.4, 1.02), ax.axhline(0.5, color="grey", lw=0.5), ax.set_ylabel("ROC AUC"), ax.legend(fontsize=7)
-    fig.tight_layout()
-    files["auc"] = "auc.png"
-    fig.savefig(folder / files["auc"], dpi=110)
-    plt.close(fig)
+    return fig
 
-    # Arithmetic: attribute-vector edits and analogies with n exemplars.
+
+def _arithmetic(plt, compared: CompareResult):
+    """Attribute-vector edits and analogies with n exemplars: success and preservation."""
+    methods, exemplars = list(compared.methods), compared.config.exemplars
+    width = 0.8 / len(methods)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-    labels = ["vector edit"] + [f"analogy n={n}" for n in result["config"]["exemplars"]]
+    labels = ["vector edit"] + [f"analogy n={n}" for n in exemplars]
     for j, m in enumerate(methods):
-        entry = result["methods"][m]
+        entry = compared.methods[m]
         edit = vector_summary(entry["vectors"])
-        summaries = [analogy_summary(entry["analogies"][str(n)]) for n in result["config"]["exemplars"]]
+        summaries = [analogy_summary(entry["analogies"][str(n)]) for n in exemplars]
         # (value, error below, error above): a t interval for edits, Wilson intervals for analogies.
         success = [(edit["success"][0], edit["success"][1], edit["success"][1])] + [
             (s["success"][0], s["success"][0] - s["success"][1], s["success"][2] - s["success"][0]) for s in summaries
@@ -92,30 +107,30 @@ def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
             [v for v, _, _ in success],
             width,
             yerr=[[lo for _, lo, _ in success], [hi for _, _, hi in success]],
-            color=colours[j],
+            color=COLOURS[j],
             label=SLUG[m],
             capsize=2,
         )
-        axes[1].bar(x, [p[0] for p in preserved], width, yerr=[p[1] for p in preserved], color=colours[j], capsize=2)
+        axes[1].bar(x, [p[0] for p in preserved], width, yerr=[p[1] for p in preserved], color=COLOURS[j], capsize=2)
     for ax, title in zip(axes, ("success (oracle)", "other attributes preserved"), strict=True):
         ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, fontsize=8)
         ax.set_ylim(0, 1.05), ax.axhline(0.8, color="grey", lw=0.5, ls="--"), ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    files["arithmetic"] = "arithmetic.png"
-    fig.savefig(folder / files["arithmetic"], dpi=110)
-    plt.close(fig)
+    return fig
 
-    # One worked analogy per method, drawn like the DCGAN paper.
-    target = next(iter(result["methods"][methods[0]]["analogies"].values()))
-    target = target[0]["target"] if target else None
-    if target:
-        expression = analogy_expression(target, result["config"]["pivot"])
-        for m in methods:
-            run = compared.runs[m]
-            evaluator = Evaluator(run.space, compared.operators, exemplars=3, seed=compared.config.seed)
-            grid = example_grid(work_out(evaluator, expression, seed=compared.config.seed), run.render)
-            files[f"example_{SLUG[m]}"] = f"example_{SLUG[m]}.png"
-            save_png(folder / files[f"example_{SLUG[m]}"], grid)
-        files["example_expression"] = expression
+
+def _worked_examples(compared: CompareResult, folder: Path) -> dict[str, str]:
+    """One worked analogy per method, drawn like the DCGAN paper (none when no analogy was scored)."""
+    methods = list(compared.methods)
+    scored = next(iter(compared.methods[methods[0]]["analogies"].values()))
+    if not scored:
+        return {}
+    expression = analogy_expression(scored[0]["target"], compared.config.pivot)
+    files = {"example_expression": expression}
+    for m in methods:
+        run = compared.runs[m]
+        evaluator = Evaluator(run.space, compared.operators, exemplars=3, seed=compared.config.seed)
+        grid = example_grid(work_out(evaluator, expression, seed=compared.config.seed), run.render)
+        files[f"example_{SLUG[m]}"] = f"example_{SLUG[m]}.png"
+        save_png(folder / files[f"example_{SLUG[m]}"], grid)
     return files

@@ -21,8 +21,7 @@ MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE)
 PROJECTOR = "projector"
 COMPOSITE_NAMES = (PROJECTOR,)
 
-# Which models each kind of training run exports.
-MODELS_OF_RUN = {"gan": (GENERATOR, DISCRIMINATOR), "vae": (VAE_ENCODER, VAE_DECODER), "oracle": (ORACLE,)}
+# Which models each kind of training run exports: `model_kinds.KINDS` (`ModelKind.served`).
 
 # Signature names.
 DEFAULT = "serving_default"

@@ -613,11 +613,12 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(ws, faces, tiny_export)
 
 
 @pytest.mark.slow
-def test_sigterm_says_where_the_checkpoint_is(ws, faces, tiny_export):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_says_where_the_checkpoint_is(ws, faces, tiny_export, signum):
     out = ws / "job"
     process = spawn(project_args(faces, tiny_export, out, 100000))
     wait_for(out.with_name("job.partial") / "resume.npz", process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
