@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from facemath_core.projection import ProjectionConfig, parse_loss_options, parse_params, with_preset
+from facemath_core.projection import ProjectionConfig, apply_params, parse_loss_options, with_preset
 
 
 def projection_config(
@@ -31,30 +31,25 @@ def projection_config(
     patience: int = 200,
 ) -> ProjectionConfig:
     """The config for these options. `None` means "the preset's value, else the default"; `--param NAME.KEY=V`
-    goes to the loss term, optimizer or mask called NAME."""
+    goes to the component of this run called NAME (`projection.apply_params`), `lr` to the optimizer."""
     config = with_preset(ProjectionConfig(), preset)
-    by_name = parse_params(params)
     losses = parse_loss_options(loss_plugins, config.losses, registry)
-    losses = tuple(replace(spec, params={**spec.params, **by_name.get(spec.name, {})}) for spec in losses)
     opt = optimizer or config.optimizer
-    # The preset's optimizer settings belong to the preset's optimizer only.
-    opt_params = {**(config.optimizer_params if opt == config.optimizer else {}), **by_name.get(opt, {})}
-    if lr is not None:
-        opt_params["lr"] = lr
-    return replace(
+    config = replace(
         config,
         losses=losses,
         optimizer=opt,
-        optimizer_params=opt_params,
+        # The preset's optimizer settings belong to the preset's optimizer only.
+        optimizer_params=config.optimizer_params if opt == config.optimizer else {},
         steps=config.steps if steps is None else steps,
         init=init,
         restarts=restarts,
         constraint=constraint or config.constraint,
         mask=mask,
-        mask_params=by_name.get(mask, {}),
         blend=blend or config.blend,
         model=model,
         seed=seed,
         batch_size=batch_size,
         patience=patience,
     )
+    return apply_params(config, params, registry, lr=lr)

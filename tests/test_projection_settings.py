@@ -32,7 +32,7 @@ def test_options_change_the_preset_as_the_cli_documents(registry):
         registry,
         preset="amos2016",
         loss_plugins=["perceptual=0.5", "l2"],
-        params=["perceptual.form=saturating", "center.scale=0.3", "adam.beta1=0.9"],
+        params=["perceptual.form=saturating", "center.scale=0.3", "adam.beta_1=0.5"],
         lr=0.02,
         steps=7,
         mask="center",
@@ -43,7 +43,7 @@ def test_options_change_the_preset_as_the_cli_documents(registry):
     assert weights == {"contextual": 1.0, "perceptual": 0.5, "l2": default_l2}
     assert [spec.name for spec in config.losses] == ["contextual", "perceptual", "l2"]
     assert next(s for s in config.losses if s.name == "perceptual").params == {"form": "saturating"}
-    assert config.optimizer == "adam" and config.optimizer_params == {"lr": 0.02, "beta1": 0.9}
+    assert config.optimizer == "adam" and config.optimizer_params == {"lr": 0.02, "beta_1": 0.5}
     assert (config.steps, config.mask, config.mask_params, config.seed) == (7, "center", {"scale": 0.3}, 4)
     # Another optimizer does not inherit the preset's Adam settings.
     assert projection_config(registry, preset="amos2016", optimizer="sgd").optimizer_params == {}

@@ -33,11 +33,13 @@ LossPluginOption = Annotated[
     ),
 ]
 OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (default adam).")]
-LrOption = Annotated[float | None, typer.Option(help="Learning rate of the optimizer.")]
+LrOption = Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")]
 StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
-InitOption = Annotated[str, typer.Option(help="Initial z: uniform, normal or encoder (VAE encoder, iGAN's hybrid).")]
+InitOption = Annotated[
+    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
+]
 RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
-ConstraintOption = Annotated[str | None, typer.Option(help="clip, stochastic (Lipton & Tripathi), tanh or none.")]
+ConstraintOption = Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")]
 PresetOption = Annotated[str | None, typer.Option(help=f"Settings of a paper: {', '.join(PRESETS)}.")]
 MaskOption = Annotated[str, typer.Option(help="Mask plugin: which pixels are known.")]
 BlendOption = Annotated[str | None, typer.Option(help="Blender plugin for completions (default overlay).")]
