@@ -16,7 +16,7 @@ import numpy as np
 
 from facemath_core.dataset import ATTR_FILE, read_attribute_file
 from facemath_core.errors import FacemathError
-from facemath_core.latents import Latents, load_latents
+from facemath_core.latents import Latents, flag_array, load_latents
 
 
 @dataclass
@@ -76,6 +76,7 @@ def merge_latents(files: Sequence[str | Path]) -> Latents:
         model=first.model,
         model_version=first.model_version,
         source="+".join(sorted({part.source for _, part in parts})),
+        flagged=np.concatenate([flag_array(part) for _, part in parts]),
         config={"inputs": inputs, "merged_from": [p for p, _ in parts]},
         models=first.models,
     )

@@ -28,6 +28,8 @@ class Latents:
     source: str  # "projection" or "encoder"
     losses: dict[str, np.ndarray] = field(default_factory=dict)  # per term, (N,)
     failed: np.ndarray | None = None  # (N,) bool
+    flagged: np.ndarray | None = None  # (N,) bool: projections that look failed (facemath_core.flags)
+    psnr: np.ndarray | None = None  # (N,) dB of the known pixels, for projections
     config: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # every model used, name -> version
 
@@ -44,12 +46,21 @@ def save_latents(path: str | Path, latents: Latents) -> None:
         "model_version": np.array(latents.model_version, np.int64),
         "source": np.array(latents.source),
         "failed": np.zeros(len(latents.names), bool) if latents.failed is None else np.asarray(latents.failed, bool),
+        "flagged": flag_array(latents),
+        **({} if latents.psnr is None else {"psnr": np.asarray(latents.psnr, np.float32)}),
         "config": np.array(json.dumps(latents.config, sort_keys=True)),
         "models": np.array(json.dumps(latents.models, sort_keys=True)),
         **{f"loss_{k}": np.asarray(v, np.float32) for k, v in latents.losses.items()},
     }
     with atomic_file(path) as handle:
         np.savez(handle, **arrays)
+
+
+def flag_array(latents: Latents) -> np.ndarray:
+    """The flagged field as N booleans; latents without one (encoder output, older files) have none flagged."""
+    if latents.flagged is None:
+        return np.zeros(len(latents.names), bool)
+    return np.asarray(latents.flagged, bool)
 
 
 def read_npz(path: str | Path, what: str = "latents file") -> dict[str, np.ndarray]:
@@ -159,6 +170,12 @@ def load_latents(path: str | Path) -> Latents:
     failed = arrays.get("failed")
     if failed is not None and (failed.dtype.kind != "b" or failed.shape != (len(names),)):
         raise BadFileError(f"{path}: field 'failed' should be {len(names)} true/false values")
+    flagged = arrays.get("flagged")  # absent from files written before flagging existed: none flagged
+    if flagged is not None and (flagged.dtype.kind != "b" or flagged.shape != (len(names),)):
+        raise BadFileError(f"{path}: field 'flagged' should be {len(names)} true/false values")
+    psnr = arrays.get("psnr")
+    if psnr is not None and (psnr.dtype.kind != "f" or psnr.shape != (len(names),)):
+        raise BadFileError(f"{path}: field 'psnr' should be {len(names)} numbers")
     losses = {k[5:]: v for k, v in arrays.items() if k.startswith("loss_")}
     for name, value in losses.items():
         if value.dtype.kind not in "fiu" or value.shape != (len(names),):
@@ -175,6 +192,8 @@ def load_latents(path: str | Path) -> Latents:
         source=text_field(path, arrays, "source", default=""),
         losses=losses,
         failed=failed,
+        flagged=flagged,
+        psnr=psnr,
         config=json_field(path, arrays, "config"),
         models=models,
     )

@@ -1,10 +1,12 @@
 """A projection job: image files in, a result folder out (what `facemath project` and `facemath complete` run).
 
 The result folder:
-    latents.npz         z per image, final loss per term, models and versions, the full config
+    latents.npz         z per image, final loss per term, known-pixel PSNR, flagged outliers (facemath_core.flags),
+                        models and versions, the full config
     reconstructions/    G(z) per image
     completions/        the blended completion per image (when a mask hides pixels)
-    contact_sheet.png   one row per image: target | masked | G(z) | blended  (target | G(z) without a mask)
+    contact_sheet.png   one row per image: target | masked | G(z) | blended  (target | G(z) without a mask), columns
+                        named, each row captioned with name, loss and known-pixel PSNR, flagged rows framed in red
     history.jsonl       per step and batch: the mean of every loss term
     resume.npz          optimizer state, so `--resume` can continue with more steps
 
@@ -32,14 +34,15 @@ import numpy as np
 
 from facemath_core import signatures as S
 from facemath_core.contracts import blend, check_blender
+from facemath_core.drawing import enlarge, labelled_grid, outline, scale_for
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
+from facemath_core.flags import known_psnr, reasons
 from facemath_core.images import (
     BadImagesError,
     collect_image_paths,
     crop_and_resize,
     from_unit,
-    image_grid,
     read_image,
     save_png,
     to_unit,
@@ -307,27 +310,56 @@ class ProjectionJob:
         return latents, failures
 
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
-        save_latents(self.partial / "latents.npz", latents)
         generated = self.backend.generate(latents.z, latents.model)
+        latents.psnr = known_psnr(inputs.images, generated, masks)
+        why = reasons(latents.losses["total"], latents.psnr, latents.failed)
+        latents.flagged = np.array([bool(w) for w in why])
+        save_latents(self.partial / "latents.npz", latents)
         completing = bool((masks < 0.5).any())
         rows = []
         for i, name in enumerate(inputs.names):
             stem = Path(name).stem
             save_png(self.partial / "reconstructions" / f"{stem}.png", from_unit(generated[i]))
-            row = [inputs.images[i]]
+            row = [from_unit(inputs.images[i])]
             if completing:
                 masked = np.where(masks[i][..., None] > 0.5, inputs.images[i], 0.0)  # hole shown mid-grey
                 blended = blend(self.blender, self.blend_params, inputs.images[i], generated[i], masks[i], name)
                 save_png(self.partial / "completions" / f"{stem}.png", from_unit(blended))
-                row += [masked, generated[i], blended]
+                row += [from_unit(masked), from_unit(generated[i]), from_unit(blended)]
             else:
-                row.append(generated[i])
+                row.append(from_unit(generated[i]))
             rows.extend(row)
-        columns = 4 if completing else 2
-        save_png(self.partial / "contact_sheet.png", image_grid(from_unit(np.stack(rows)), columns))
+        headers = (
+            ["original", "masked", "reconstruction", "completion"] if completing else ["original", "reconstruction"]
+        )
+        save_png(self.partial / "contact_sheet.png", contact_sheet(np.stack(rows), masks, latents, why, headers))
 
     def _finish(self) -> None:
         publish(self.partial, self.out)
+
+
+def contact_sheet(tiles: np.ndarray, masks: np.ndarray, latents: Latents, why: list[str], headers) -> np.ndarray:
+    """One row per face, columns named; each row captioned with its name, final loss and known-pixel PSNR, and
+    flagged rows framed in red with the reason. The mask's border is drawn on the masked column (and on the
+    completion, where the generator's pixels begin)."""
+    columns = len(headers)
+    scale = scale_for(tiles.shape[1])
+    tiles = enlarge(tiles, scale)
+    if columns == 4:
+        for i, mask in enumerate(masks):
+            big = enlarge(mask[None, ..., None], scale)[0, ..., 0]
+            for c in (1, 3):
+                tiles[i * columns + c] = outline(tiles[i * columns + c], big)
+    captions = []
+    for i, name in enumerate(latents.names):
+        text = f"{name}   loss {latents.losses['total'][i]:.4g}   PSNR {latents.psnr[i]:.1f} dB"
+        if latents.failed is not None and latents.failed[i]:
+            text += "   FAILED (NaN)"
+        elif why[i]:
+            text += f"   FLAGGED: {why[i]}"
+        captions.append(text)
+    flagged = [bool(w) for w in why]
+    return labelled_grid(tiles, columns, headers=headers, captions=captions, flagged=flagged, scale=1)
 
 
 class AllFailedError(FacemathError):

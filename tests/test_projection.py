@@ -192,7 +192,7 @@ def test_result_folder(backend, faces, tmp_path):
         "resume.npz",
     ]
     assert sorted(p.name for p in (out / "completions").iterdir()) == [f"face{i}.png" for i in range(6)]
-    assert Image.open(out / "contact_sheet.png").size == (4 * 34 + 2, 6 * 34 + 2)
+    assert Image.open(out / "contact_sheet.png").size == (4 * 130 + 2, 19 + 6 * (19 + 130) + 2)  # 32 px tiles at 4x
     loaded = load_latents(out / "latents.npz")
     assert loaded.names == latents.names and loaded.family == "gan" and loaded.model == "generator"
     np.testing.assert_array_equal(loaded.z, latents.z)

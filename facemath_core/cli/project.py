@@ -171,8 +171,10 @@ def project_command(
     name = S.model_name(latents.model, getattr(backend, "prefix", ""))
     typer.echo(
         f"projected {len(latents.names)} images into {out} with {name} version {latents.model_version} "
-        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g}{failures})"
+        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g}{failures}; {flagged_summary(latents)})"
     )
+    for line in flagged_lines(latents):
+        typer.echo(line)
 
 
 def complete_command(
@@ -211,3 +213,21 @@ def complete_command(
     """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
     hole (--blend overlay or poisson)."""
     return project_command(**locals())
+
+
+def flagged_summary(latents) -> str:
+    """The summary's "flagged: N" piece (facemath_core.flags says what makes a projection an outlier)."""
+    return f"flagged: {int(latents.flagged.sum()) if latents.flagged is not None else 0}"
+
+
+def flagged_lines(latents) -> list[str]:
+    """One line per flagged face, so the outliers are named where the run ends."""
+    if latents.flagged is None:
+        return []
+    return [
+        f"  flagged {latents.names[i]}: loss {latents.losses['total'][i]:.4g}, known-pixel PSNR "
+        f"{latents.psnr[i]:.1f} dB"
+        f" (an outlier among this run's faces; math and analogy skip it unless --include-flagged)"
+        for i, flagged in enumerate(latents.flagged)
+        if flagged
+    ]
