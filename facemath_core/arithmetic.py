@@ -44,15 +44,43 @@ class Evaluator:
 
     `exemplars` is how many faces `mean(GROUP)` averages (0 = the whole group), drawn without replacement with a
     generator seeded by `seed` and the call's column, so one expression always picks the same faces.
+
+    Faces flagged as failed projections (facemath_core.flags) are left out of every group and of attr() vectors
+    unless `include_flagged`; `skipped` collects the rows left out. A flagged face named on its own is used (it
+    was asked for by name) and collected in `named_flagged`.
     """
 
-    def __init__(self, space: LatentSpace, operators: dict, exemplars: int = 3, seed: int = 0):
+    def __init__(
+        self, space: LatentSpace, operators: dict, exemplars: int = 3, seed: int = 0, include_flagged: bool = False
+    ):
         clash = sorted(set(operators) & set(BUILTIN_FUNCTIONS))
         if clash:
             raise FacemathError(f"operator plugin name {clash[0]!r} is taken by a built-in expression function")
         self.space, self.operators, self.exemplars, self.seed = space, operators, exemplars, seed
         self.expression = ""
         self._attr_vectors: np.ndarray | None = None
+        flagged = space.latents.flagged
+        self.flagged = (
+            np.zeros(len(space.latents.names), bool)
+            if flagged is None or include_flagged
+            else np.asarray(flagged, bool)
+        )
+        self.skipped: set[int] = set()
+        self.named_flagged: set[int] = set()
+
+    def flag_notes(self) -> list[str]:
+        """What the user should know about flagged faces after evaluating: how many were skipped, which were used."""
+        names = self.space.latents.names
+        notes = []
+        if self.skipped:
+            listed = ", ".join(names[r] for r in sorted(self.skipped)[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            notes.append(
+                f"skipped {len(self.skipped)} flagged face(s) (failed projections: {listed}); "
+                f"--include-flagged uses them"
+            )
+        for r in sorted(self.named_flagged):
+            notes.append(f"{names[r]} is flagged as a failed projection; used because it is named")
+        return notes
 
     def evaluate(self, expression: str | Node) -> Value:
         if isinstance(expression, str):
@@ -109,16 +137,21 @@ class Evaluator:
 
     def _name(self, node: Name) -> Value:
         space = self.space
+        row = None
         if node.text in space.latents.names:
-            return Vector(space.z[space.latents.names.index(node.text)], (space.latents.names.index(node.text),))
-        stems = space.stems
-        if node.text in stems:
-            row = stems.index(node.text)
+            row = space.latents.names.index(node.text)
+        elif node.text in space.stems:
+            row = space.stems.index(node.text)
+        if row is not None:
+            if self.flagged[row]:
+                self.named_flagged.add(row)
             return Vector(space.z[row], (row,))
         if node.text in space.attribute_names:
             column = space.attribute_names.index(node.text)
-            return Group(space.labels[:, column].copy(), node.text)
-        candidates = stems + space.attribute_names + list(self.operators) + list(BUILTIN_FUNCTIONS)
+            members = space.labels[:, column]
+            self.skipped.update(int(r) for r in np.flatnonzero(members & self.flagged))
+            return Group(members & ~self.flagged, node.text)
+        candidates = space.stems + space.attribute_names + list(self.operators) + list(BUILTIN_FUNCTIONS)
         close = difflib.get_close_matches(node.text, candidates, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         if space.labels is not None:
@@ -247,9 +280,11 @@ class Evaluator:
             close = difflib.get_close_matches(name.text, self.space.attribute_names, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(self.space.attribute_names)}"
             raise self._error(name, f"unknown attribute {name.text!r}; {hint}")
+        kept = ~self.flagged
         if self._attr_vectors is None:
-            self._attr_vectors = attribute_vectors(self.space.z, labels, self.space.attribute_names)
+            self.skipped.update(int(r) for r in np.flatnonzero(self.flagged))
+            self._attr_vectors = attribute_vectors(self.space.z[kept], labels[kept], self.space.attribute_names)
         try:
-            return Vector(check_vector(self._attr_vectors, labels, self.space.attribute_names, name.text))
+            return Vector(check_vector(self._attr_vectors, labels[kept], self.space.attribute_names, name.text))
         except FacemathError as exc:
             raise self._error(name, str(exc)) from None

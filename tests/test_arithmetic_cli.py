@@ -63,6 +63,32 @@ def test_math_group_members_have_the_attributes(encoded_faces, train_faces, tiny
     assert faces == expected
 
 
+def test_math_skips_flagged_faces_unless_included(encoded_faces, train_faces, tiny_export, tmp_path):
+    from facemath_core.dataset import open_faces
+    from facemath_core.latents import save_latents
+
+    folder = open_faces(train_faces)
+    members = [
+        n
+        for n, g, m in zip(folder.names, folder.attribute("Eyeglasses"), folder.attribute("Male"), strict=True)
+        if g and not m
+    ]
+    latents = load_latents(encoded_faces)
+    latents.flagged = np.array([n == members[0] for n in latents.names])
+    flagged_file = encoded_faces.parent / "flagged.npz"  # next to the original, so the attribute file is found
+    save_latents(flagged_file, latents)
+    base = ["math", "mean(Eyeglasses & ~Male)", "--exemplars", "0", "--latents", str(flagged_file)]
+    result = run_cli(*base, "--models", str(tiny_export), "--out", str(tmp_path / "skip"))
+    assert result.returncode == 0, result.stderr
+    assert f"note: skipped 1 flagged face(s) (failed projections: {members[0]})" in result.stderr
+    faces = json.loads((tmp_path / "skip" / "terms.json").read_text())["terms"][0]["faces"]
+    assert faces == members[1:]
+    result = run_cli(*base, "--include-flagged", "--models", str(tiny_export), "--out", str(tmp_path / "all"))
+    assert result.returncode == 0, result.stderr
+    assert "flagged" not in result.stderr
+    assert json.loads((tmp_path / "all" / "terms.json").read_text())["terms"][0]["faces"] == members
+
+
 @pytest.mark.parametrize(
     "expression, message",
     [

@@ -358,3 +358,33 @@ def test_unparse_drops_only_the_parentheses_the_grammar_does_not_need():
     assert unparse(parse("(a + b) * c")) == "(a + b) * c"
     assert unparse(parse("(a & b) | c")) == "a & b | c"
     assert unparse(parse("(a | b) & c")) == "(a | b) & c"
+
+
+def test_flagged_faces_are_left_out_of_groups_unless_included(operators):
+    space = make_space()
+    space.latents.flagged = np.zeros(12, bool)
+    space.latents.flagged[[0, 4]] = True  # both smiling (even rows)
+    evaluator = Evaluator(space, operators, exemplars=0)
+    value = evaluator.latent("mean(Smiling)")
+    assert value.rows == (2, 6, 8, 10)
+    np.testing.assert_allclose(value.z, space.z[[2, 6, 8, 10]].mean(0), atol=1e-6)
+    assert evaluator.skipped == {0, 4}
+    assert evaluator.flag_notes() == [
+        "skipped 2 flagged face(s) (failed projections: 000000.png, 000004.png); --include-flagged uses them"
+    ]
+    # attr() equals the vector of the same space with the flagged faces removed.
+    kept = [i for i in range(12) if i not in (0, 4)]
+    smaller = LatentSpace(
+        Latents([space.latents.names[i] for i in kept], space.z[kept], "gan", "generator", 1, "projection"),
+        space.attribute_names,
+        space.labels[kept],
+        "test",
+    )
+    np.testing.assert_allclose(
+        evaluator.latent("attr(Male)").z, Evaluator(smaller, operators).latent("attr(Male)").z, atol=1e-6
+    )
+    everyone = Evaluator(space, operators, exemplars=0, include_flagged=True)
+    assert everyone.latent("mean(Smiling)").rows == (0, 2, 4, 6, 8, 10) and not everyone.flag_notes()
+    named = Evaluator(space, operators)
+    np.testing.assert_allclose(named.latent("000004").z, space.z[4])  # asked for by name: used, and said so
+    assert named.flag_notes() == ["000004.png is flagged as a failed projection; used because it is named"]

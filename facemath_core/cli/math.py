@@ -26,8 +26,23 @@ from facemath_core.cli.options import (
     note,
 )
 
+IncludeFlaggedOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-flagged",
+        help="Use faces flagged as failed projections in groups and attr() (skipped by default).",
+    ),
+]
 
-def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
+
+def _evaluator(
+    ctx: typer.Context,
+    latents: list[Path],
+    attributes: Path | None,
+    exemplars: int,
+    seed: int,
+    include_flagged: bool = False,
+):
     from facemath_core.arithmetic import Evaluator
     from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
@@ -36,7 +51,8 @@ def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None,
         raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
     registry = load_registry(ctx.obj["plugins"])
     operators = {name: registry.get("operator", name) for name in registry.names("operator")}
-    return Evaluator(open_space(latents, attributes), operators, exemplars=exemplars, seed=seed)
+    space = open_space(latents, attributes)
+    return Evaluator(space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged)
 
 
 def math_command(
@@ -51,6 +67,7 @@ def math_command(
     jitter: Annotated[float, typer.Option(help="Half-width of the uniform noise of the jittered variants.")] = 0.25,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
+    include_flagged: IncludeFlaggedOption = False,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -78,8 +95,10 @@ def math_command(
     check_new_dir(out, overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
+    for line in evaluator.flag_notes():
+        note(line)
     space = evaluator.space.latents
     backend = source.open_for(space, latents_origin(latents), note)
 
@@ -125,6 +144,7 @@ def analogy_command(
     attributes: AttributesOption = None,
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
+    include_flagged: IncludeFlaggedOption = False,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -151,10 +171,12 @@ def analogy_command(
     check_new_file(out)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--steps")
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
+    for line in evaluator.flag_notes():
+        note(line)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
     images = from_unit(decode(backend, evaluator.space.latents, cells.reshape(-1, za.shape[0])))
