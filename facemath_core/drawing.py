@@ -70,6 +70,14 @@ def centred(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str
     draw.text(((left + right) / 2, (top + bottom) / 2), text, fill=fill, font=font(size), anchor="mm")
 
 
+def corner_label(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, width: int, size: int = FONT_SIZE):
+    """A short label on a white patch at a tile's top-left corner, readable over any face."""
+    text = fit_text(draw, text, width - 6, size)
+    left, top, right, bottom = draw.textbbox((at[0] + 3, at[1] + 2), text, font=font(size))
+    draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill="white")
+    draw.text((at[0] + 3, at[1] + 2), text, fill=TEXT, font=font(size))
+
+
 def labelled_grid(
     tiles: np.ndarray,
     columns: int,
@@ -77,34 +85,40 @@ def labelled_grid(
     captions: list[str] | None = None,
     flagged: list[bool] | None = None,
     scale: int | None = None,
+    tile_labels: dict[int, str] | None = None,
 ) -> np.ndarray:
     """Tiles (N, S, S, 3) uint8 in rows of `columns`, enlarged to a legible size, as one uint8 picture.
 
     headers: one text per column, drawn in a header row on top. captions: one text per row, drawn on a strip above
-    the row. flagged: per row; a flagged row gets a red frame and a red caption."""
+    the row. flagged: per row; a flagged row gets a red frame and a red caption. tile_labels: tile index -> a short
+    text drawn on a white patch in the tile's top-left corner (A, B, C of an analogy)."""
     scale = scale_for(tiles.shape[1]) if scale is None else scale
     tiles = enlarge(np.asarray(tiles, np.uint8), scale)
     n, size = len(tiles), tiles.shape[1]
     rows = -(-n // columns)
     header = line_height() if headers else 0
-    caption = line_height() if captions else 0
+    # Only rows with a caption get a caption strip, so a figure captioned on one row stays compact.
+    strips = [line_height() if captions and captions[r] else 0 for r in range(rows)]
+    tops = np.cumsum([header + PAD] + [strips[r] + size + PAD for r in range(rows)])
     width = PAD + columns * (size + PAD)
-    height = header + rows * (caption + size + PAD) + PAD
+    height = int(tops[-1])
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     for c, text in enumerate(headers or []):
         left = PAD + c * (size + PAD)
         centred(draw, (left, 0, left + size, header), text)
     for r in range(rows):
-        top = header + r * (caption + size + PAD) + PAD
+        top, caption = int(tops[r]), strips[r]
         bad = bool(flagged and flagged[r])
-        if captions:
+        if caption:
             text = fit_text(draw, captions[r], width - 2 * PAD - 4)
             draw.text((PAD + 2, top + caption / 2), text, fill=FLAG if bad else TEXT, font=font(), anchor="lm")
         for c in range(columns):
             k = r * columns + c
             if k < n:
                 canvas.paste(Image.fromarray(tiles[k]), (PAD + c * (size + PAD), top + caption))
+            if tile_labels and k in tile_labels:
+                corner_label(draw, (PAD + c * (size + PAD), top + caption), tile_labels[k], size)
         if bad:
             draw.rectangle((0, top - 1, width - 1, top + caption + size), outline=FLAG, width=2)
     return np.asarray(canvas)

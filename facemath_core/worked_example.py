@@ -44,43 +44,56 @@ def example_grid(example: WorkedExample, render, max_exemplars: int = 5) -> np.n
     """The picture of a worked example (uint8).
 
     Left: one column per term, its exemplar faces on top (the faces a mean averaged, or the named face) and the
-    term's own render in the bottom row, with +, - and = drawn between the columns. Right: a 3x3 block whose centre
-    is the result and whose other cells are the jittered variants.
+    term's own render in the bottom row, with +, - and = drawn between the columns and each term's text over its
+    column. Right: a 3x3 block whose centre (framed) is the result and whose other cells are the jittered variants.
+    Faces are drawn enlarged (facemath_core.drawing) so the text beside them stays legible.
     """
     from PIL import Image, ImageDraw
 
+    from facemath_core.drawing import PAD, centred, enlarge, line_height, scale_for
     from facemath_core.images import from_unit
 
     space_rows = [list(t.rows[:max_exemplars]) if len(t.rows) > 1 else [] for t in example.terms]
     exemplar_rows = max((len(r) for r in space_rows), default=0)
     term_images = from_unit(render(np.stack([t.z for t in example.terms])))
+    scale = scale_for(term_images.shape[1])
+    term_images = enlarge(term_images, scale)
     block = np.concatenate([example.jittered[:4], example.result.z[None], example.jittered[4:8]])
-    block_images = from_unit(render(block))
+    block_images = enlarge(from_unit(render(block)), scale)
     all_rows = sorted({r for rows in space_rows for r in rows})
     exemplar_images = {}
     if all_rows:
-        rendered = from_unit(render(np.stack([example.faces[r] for r in all_rows])))
+        rendered = enlarge(from_unit(render(np.stack([example.faces[r] for r in all_rows]))), scale)
         exemplar_images = dict(zip(all_rows, rendered, strict=True))
 
-    size, pad, gutter = term_images.shape[1], 2, 18
+    size, pad, gutter, header = term_images.shape[1], PAD, 32, line_height()
+    sign_size = 2 * line_height()
     rows = max(exemplar_rows + 1, 3)
-    height = pad + rows * (size + pad)
+    height = header + pad + rows * (size + pad)
     width = pad + len(example.terms) * (size + pad) + len(example.terms) * gutter + 3 * (size + pad)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     x = pad
-    bottom = pad + (rows - 1) * (size + pad)
+    bottom = height - (size + pad)
+    middle = (bottom, bottom + size)
     for i, (term_rows, image) in enumerate(zip(space_rows, term_images, strict=True)):
         if i:
             sign = "+" if example.signs[i] > 0 else "-"
-            draw.text((x - gutter + 5, bottom + size // 2 - 6), sign, fill="black")
+            centred(draw, (x - gutter - pad, middle[0], x - pad, middle[1]), sign, size=sign_size)
+        lead = "- " if i == 0 and example.signs[0] < 0 else ""
+        # The header row is free over the gutters (the signs sit by the terms' row): long terms may use it.
+        centred(draw, (max(0, x - gutter // 2), 0, x + size + gutter // 2, header), lead + example.term_texts[i])
         for j, row in enumerate(term_rows):
             top = bottom - (len(term_rows) - j) * (size + pad)
             canvas.paste(Image.fromarray(exemplar_images[row]), (x, top))
         canvas.paste(Image.fromarray(image), (x, bottom))
         x += size + pad + gutter
-    draw.text((x - gutter + 5, bottom + size // 2 - 6), "=", fill="black")
+    centred(draw, (x - gutter - pad, middle[0], x - pad, middle[1]), "=", size=sign_size)
+    block_top = height - 3 * (size + pad)
+    centred(draw, (x, block_top - header, x + 3 * (size + pad), block_top), "result (centre) and jittered variants")
     for k, image in enumerate(block_images):
         r, c = divmod(k, 3)
-        canvas.paste(Image.fromarray(image), (x + c * (size + pad), height - 3 * (size + pad) + r * (size + pad)))
+        canvas.paste(Image.fromarray(image), (x + c * (size + pad), block_top + r * (size + pad)))
+    left, top = x + size + pad, block_top + size + pad
+    draw.rectangle((left - 2, top - 2, left + size + 1, top + size + 1), outline="black", width=2)
     return np.asarray(canvas)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facemath_core.drawing import line_height
 from facemath_core.latents import load_latents
 
 from .conftest import run_cli
@@ -40,7 +41,15 @@ def test_math_draws_the_dcgan_analogy_and_saves_the_result(encoded_faces, tiny_e
     jitter = saved.z[1:] - saved.z[0]
     assert np.abs(jitter).max() <= 0.25 and np.abs(jitter).max() > 0.1
     grid = np.asarray(Image.open(out / "grid.png"))
-    assert grid.shape[0] == 2 + 4 * (32 + 2)  # 3 exemplar rows + the terms' row
+    header, tile = line_height(), 4 * 32  # 32 px faces drawn at 4x
+    assert grid.shape[:2] == (header + 2 + 4 * (tile + 2), 2 + 3 * (tile + 2 + 32) + 3 * (tile + 2))
+    for term in range(3):  # each term's text over its column
+        left = 2 + term * (tile + 2 + 32)
+        assert (grid[:header, left : left + tile] < 100).any()
+    for gutter in range(3):  # -, + and = between the columns, level with the terms' row
+        left = 2 + gutter * (tile + 2 + 32) + tile + 2
+        assert (grid[-tile - 2 :, left : left + 30] < 100).any()
+        assert not (grid[header : -tile - 2, left : left + 30] < 100).any()
     assert Image.open(out / "result.png").size == (32, 32)
 
 
@@ -167,13 +176,21 @@ def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     grid = np.asarray(Image.open(out))
-    assert grid.shape == (2 + 4 * 34, 2 + 4 * 34, 3)
+    header, caption, tile = line_height(), line_height(), 4 * 32  # 32 px faces drawn at 4x, legible beside text
+    assert grid.shape == (header + 2 + 4 * (tile + 2) + caption, 2 + 4 * (tile + 2), 3)  # a caption on C's row
+    assert (grid[:header, : tile + 2] < 100).any() and (grid[:header, -tile - 2 :] < 100).any()  # "A = ", "B = "
+    assert not (grid[:header, tile + 4 : 2 * tile + 4] < 100).any()  # nothing over the middle columns
     latents = load_latents(encoded_faces)
     backend = EmbeddedBackend(tiny_export)
     a, b = (latents.z[latents.names.index(n)] for n in ("000001.png", "000002.png"))
     corners = from_unit(backend.generate(np.stack([a, b]), "vae_decoder"))
-    assert np.abs(grid[2:34, 2:34].astype(int) - corners[0]).max() <= 1  # top left: A
-    assert np.abs(grid[2:34, -34:-2].astype(int) - corners[1]).max() <= 1  # top right: B
+    top = header + 2
+    # The lower half of each corner tile (the upper left holds its letter), shrunk back to 32 px.
+    a_tile = grid[top + tile // 2 : top + tile : 4, 2 : 2 + tile : 4]
+    b_tile = grid[top + tile // 2 : top + tile : 4, -tile - 2 : -2 : 4]
+    assert np.abs(a_tile.astype(int) - corners[0][16:]).max() <= 1  # top left: A
+    assert np.abs(b_tile.astype(int) - corners[1][16:]).max() <= 1  # top right: B
+    assert (grid[top + 2 : top + 16, 4:14] < 100).any()  # the letter A on its tile's white patch
 
 
 def test_attributes_scores_every_attribute(encoded_faces, tiny_export, tmp_path):

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facemath_core.cli.latents import strip_headers
+from facemath_core.drawing import line_height
 from facemath_core.errors import FacemathError
 from facemath_core.latents import Latents, find, load_latents, save_latents
 
@@ -95,7 +97,19 @@ def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
     )
     assert result.returncode == 0, result.stderr
     assert "(7 frames" in result.stdout  # 4 + 4 frames, the shared middle face once
-    assert Image.open(png).size == (7 * 34 + 2, 34 + 2)
+    strip = np.asarray(Image.open(png).convert("RGB"))
+    assert strip.shape == (line_height() + 2 + 128 + 2, 7 * 130 + 2, 3)  # 32 px faces at 4x under a header row
+    named = [(strip[: line_height(), 2 + i * 130 : 130 + i * 130] < 100).any() for i in range(7)]
+    assert all(named)  # the three faces' names over frames 0, 3 and 6, t= over the others
+    assert strip_headers(["000001", "000002.png", "000003"], 4) == [
+        "000001",
+        "t=0.33",
+        "t=0.67",
+        "000002",
+        "t=0.33",
+        "t=0.67",
+        "000003",
+    ]
     gif = tmp_path / "walk.gif"
     assert (
         run_cli(

@@ -129,9 +129,10 @@ def interpolate_command(
     import numpy as np
 
     from facemath_core.contracts import check_operator
+    from facemath_core.drawing import labelled_grid
     from facemath_core.errors import PluginError
     from facemath_core.files import atomic_file, check_new_file
-    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.images import from_unit, save_png
     from facemath_core.latents import check_frames, decode, find, load_latents
     from facemath_core.plugins import guard, load_registry
 
@@ -166,5 +167,15 @@ def interpolate_command(
         with atomic_file(out) as handle:
             pictures[0].save(handle, format="GIF", save_all=True, append_images=pictures[1:], duration=120, loop=0)
     else:
-        save_png(out, image_grid(frames, len(frames)))
+        save_png(out, labelled_grid(frames, len(frames), headers=strip_headers(names, steps)))
     typer.echo(f"wrote {out} ({len(frames)} frames, {method})")
+
+
+def strip_headers(names: list[str], steps: int) -> list[str]:
+    """The header of each frame of an interpolation strip: the faces walked through are named over their frames,
+    the frames between two of them say how far along they are (t)."""
+    count = (len(names) - 1) * (steps - 1) + 1
+    return [
+        Path(names[i // (steps - 1)]).stem if i % (steps - 1) == 0 else f"t={(i % (steps - 1)) / (steps - 1):.2f}"
+        for i in range(count)
+    ]
