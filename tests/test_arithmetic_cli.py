@@ -206,7 +206,14 @@ def test_attributes_scores_every_attribute(encoded_faces, tiny_export, tmp_path)
             assert s["success_low"] <= s["success"] <= s["success_high"] and 0 <= s["preserved"] <= 1
     with np.load(out / "vectors.npz") as vectors:
         assert vectors["vectors"].shape == (len(summary["scores"]), 8)
-    assert "| Smiling |" in (out / "attributes.md").read_text() and (out / "examples.png").exists()
+    assert "| Smiling |" in (out / "attributes.md").read_text()
+    examples = np.asarray(Image.open(out / "examples.png").convert("RGB"))
+    header, row = line_height(), line_height() + 4 * 32 + 2  # each row: its attribute's caption, then 8 faces at 4x
+    rows, rest = divmod(examples.shape[0] - header - 2, row)
+    assert examples.shape[1] == 2 + 8 * 130 and rest == 0 and 1 <= rows <= 12
+    assert (examples[:header, 2:130] < 100).any() and (examples[:header, 2 + 4 * 130 : 5 * 130] < 100).any()
+    for r in range(rows):  # "before" over the first four, "after" over the last four, every row captioned
+        assert (examples[header + 2 + r * row : header + 2 + r * row + line_height()] < 100).any()
 
 
 def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):

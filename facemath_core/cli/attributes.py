@@ -53,8 +53,9 @@ def attributes_command(
 
     from facemath_core import signatures as S
     from facemath_core.attribute_quality import score_vectors, split_rows
+    from facemath_core.drawing import labelled_grid
     from facemath_core.files import atomic_dir, check_new_dir, to_json
-    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.images import from_unit, save_png
     from facemath_core.latent_space import open_space
     from facemath_core.latents import decode
     from facemath_core.tables import markdown_table
@@ -88,7 +89,7 @@ def attributes_command(
     # One row per judged attribute: four faces without it, then the same faces with the vector added.
     # Faces from the held-out part (the ones scored) first, topped up from the fitted part; rows of fewer than
     # four faces are left out so every row lines up.
-    examples = []
+    examples, titles = [], []
     names = space.attribute_names
     fit, test = split_rows(len(space.z), held_out, seed)
     for s in [s for s in scores if s.edited][:12]:
@@ -97,6 +98,7 @@ def attributes_command(
         if len(lacking) < 4:
             continue
         examples.append(from_unit(render(np.concatenate([space.z[lacking], space.z[lacking] + scale * vectors[k]]))))
+        titles.append(f"{s.attribute}: 4 faces without it, then the same faces + {scale:g} x its vector")
     with atomic_dir(out) as tmp:
         np.savez(
             tmp / "vectors.npz",
@@ -121,6 +123,7 @@ def attributes_command(
             f"{held_out:.0%} held out)\n\n" + markdown_table(rows) + "\n"
         )
         if examples:
-            save_png(tmp / "examples.png", image_grid(np.concatenate(examples), 8))
+            headers = ["before"] * 4 + ["after"] * 4
+            save_png(tmp / "examples.png", labelled_grid(np.concatenate(examples), 8, headers, titles))
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out}/vectors.npz, attributes.json, attributes.md" + (", examples.png" if examples else ""))
