@@ -117,3 +117,29 @@ def open_space(files: Sequence[str | Path], attributes: str | Path | None = None
         return LatentSpace(latents, labels_unusable=problem)
     labels = np.stack([by_name[n] for n in latents.names]) > 0
     return LatentSpace(latents, list(names), labels, str(path))
+
+
+def without_flagged(space: LatentSpace) -> tuple[LatentSpace, list[str]]:
+    """The space without its faces flagged as failed projections (facemath_core.flags), and their names."""
+    flagged = flag_array(space.latents)
+    if not flagged.any():
+        return space, []
+    kept = np.flatnonzero(~flagged)
+    latents = space.latents
+    smaller = Latents(
+        names=[latents.names[i] for i in kept],
+        z=latents.z[kept],
+        family=latents.family,
+        model=latents.model,
+        model_version=latents.model_version,
+        source=latents.source,
+        losses={k: v[kept] for k, v in latents.losses.items()},
+        failed=None if latents.failed is None else latents.failed[kept],
+        flagged=np.zeros(len(kept), bool),
+        psnr=None if latents.psnr is None else latents.psnr[kept],
+        config=latents.config,
+        models=latents.models,
+    )
+    labels = None if space.labels is None else space.labels[kept]
+    skipped = [latents.names[i] for i in np.flatnonzero(flagged)]
+    return LatentSpace(smaller, space.attribute_names, labels, space.label_source, space.labels_unusable), skipped

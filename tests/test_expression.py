@@ -388,3 +388,17 @@ def test_flagged_faces_are_left_out_of_groups_unless_included(operators):
     named = Evaluator(space, operators)
     np.testing.assert_allclose(named.latent("000004").z, space.z[4])  # asked for by name: used, and said so
     assert named.flag_notes() == ["000004.png is flagged as a failed projection; used because it is named"]
+
+
+def test_without_flagged_drops_the_flagged_rows():
+    from facemath_core.latent_space import without_flagged
+
+    space = make_space()
+    assert without_flagged(space) == (space, [])  # no flags: the same space
+    space.latents.flagged = np.arange(12) % 5 == 1  # rows 1, 6, 11
+    smaller, skipped = without_flagged(space)
+    assert skipped == ["000001.png", "000006.png", "000011.png"]
+    kept = [0, 2, 3, 4, 5, 7, 8, 9, 10]
+    assert smaller.latents.names == [f"{i:06d}.png" for i in kept]
+    np.testing.assert_array_equal(smaller.z, space.z[kept])
+    np.testing.assert_array_equal(smaller.labels, space.labels[kept])

@@ -9,6 +9,7 @@ import typer
 
 from facemath_core.cli.options import (
     AttributesOption,
+    IncludeFlaggedOption,
     LabelOption,
     LatentsOption,
     ModelsOption,
@@ -37,6 +38,7 @@ def attributes_command(
     ] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the fit / held-out split.")] = 0,
     overwrite: OverwriteOption = False,
+    include_flagged: IncludeFlaggedOption = False,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -56,7 +58,7 @@ def attributes_command(
     from facemath_core.drawing import labelled_grid
     from facemath_core.files import atomic_dir, check_new_dir, to_json
     from facemath_core.images import from_unit, save_png
-    from facemath_core.latent_space import open_space
+    from facemath_core.latent_space import open_space, without_flagged
     from facemath_core.latents import decode
     from facemath_core.tables import markdown_table
 
@@ -65,6 +67,10 @@ def attributes_command(
     source.check()
     space = open_space(latents, attributes)
     space.require_labels("facemath attributes")
+    if not include_flagged:
+        space, skipped = without_flagged(space)
+        if skipped:
+            note(f"skipped {len(skipped)} flagged face(s) (failed projections); --include-flagged uses them")
     backend = source.open_for(space.latents, latents_origin(latents), note)
 
     def render(z):

@@ -10,6 +10,7 @@ import typer
 
 from facemath_core.cli.options import (
     AttributesOption,
+    IncludeFlaggedOption,
     LabelOption,
     LatentsOption,
     ModelsOption,
@@ -25,14 +26,6 @@ from facemath_core.cli.options import (
     latents_origin,
     note,
 )
-
-IncludeFlaggedOption = Annotated[
-    bool,
-    typer.Option(
-        "--include-flagged",
-        help="Use faces flagged as failed projections in groups and attr() (skipped by default).",
-    ),
-]
 
 
 def _evaluator(

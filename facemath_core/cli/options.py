@@ -86,6 +86,12 @@ AttributesOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing --out folder.")]
+IncludeFlaggedOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-flagged", help="Use faces flagged as failed projections in groups and attr() (skipped by default)."
+    ),
+]
 
 
 @dataclass(frozen=True)
