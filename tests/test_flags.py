@@ -15,6 +15,8 @@ from facemath_core.plugins import load_registry
 from facemath_core.projection import ProjectionConfig
 from facemath_core.projection_job import ProjectionJob, load_inputs
 
+from .conftest import run_cli
+
 
 def test_robust_z_known_answer():
     # median 3, absolute deviations 2 1 0 1 97 -> MAD 1; M = 0.6745 (x - 3) / 1 (Iglewicz and Hoaglin 1993)
@@ -109,15 +111,22 @@ def backend(tiny_export):
     return EmbeddedBackend(tiny_export)
 
 
-def test_a_face_the_generator_cannot_make_is_flagged(backend, tmp_path):
-    """Six faces the generator made from known z, and one of random noise: only the noise is flagged."""
-    folder = tmp_path / "faces"
+@pytest.fixture(scope="module")
+def with_noise(backend, tmp_path_factory):
+    """Six faces the generator made from known z, and one of random noise (no generator makes that)."""
+    folder = tmp_path_factory.mktemp("flags") / "faces"
     folder.mkdir()
     z = np.random.default_rng(42).uniform(-0.8, 0.8, (6, 8)).astype(np.float32)
     for i, image in enumerate(backend.generate(z)):
         Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
     noise = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(noise).save(folder / "noise.png")
+    return folder
+
+
+def test_a_face_the_generator_cannot_make_is_flagged(backend, with_noise, tmp_path):
+    """Only the noise is flagged, in latents.npz and on the contact sheet."""
+    folder = with_noise
     config = replace(ProjectionConfig(steps=60, batch_size=8, patience=1000), mask="center")
     latents = ProjectionJob(backend, load_registry(), config, tmp_path / "out").run(load_inputs([str(folder)], 32))
     noise_row = latents.names.index("noise.png")
@@ -134,3 +143,12 @@ def test_a_face_the_generator_cannot_make_is_flagged(backend, tmp_path):
         band = sheet[line_height() + row * row_height : line_height() + (row + 1) * row_height]
         red = (band[..., 0] == FLAG[0]) & (band[..., 1] == FLAG[1]) & (band[..., 2] == FLAG[2])
         assert red.any() == (row == noise_row), row
+
+
+def test_project_lists_the_flagged_faces(tiny_export, with_noise, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("project", str(with_noise), "--models", str(tiny_export), "--steps", "60", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "flagged: 1" in result.stdout
+    assert "  flagged noise.png: loss " in result.stdout and "face0.png" not in result.stdout
+    assert load_latents(out / "latents.npz").flagged.sum() == 1
