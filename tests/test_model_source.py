@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facemath_core.drawing import line_height
 from facemath_core.latents import Latents, load_latents, save_latents
 
 from .conftest import run_cli
@@ -142,8 +143,8 @@ def test_every_model_command_runs_through_the_server(encoded, server, train_face
     assert f"with generator version 1 (tfserving at {server}" in results["project"].stdout
     assert (tmp_path / "p" / "latents.npz").exists() and (tmp_path / "c" / "latents.npz").exists()
     assert json.loads((tmp_path / "m" / "terms.json").read_text())["expression"] == f"{a} + {b} - {a}"
-    width, height = Image.open(tmp_path / "j.png").size  # 2x2 faces
-    assert width == height >= 64
+    width, height = Image.open(tmp_path / "j.png").size  # 2x2 faces of 32 px, drawn at 4x
+    assert width == 2 + 2 * 130 and height == width + 2 * line_height()  # under a header, over a caption
     width, height = Image.open(tmp_path / "i.png").size  # 3 faces in a row
     assert width >= 3 * 32 and 2.5 * height < width < 3.5 * height
     assert (tmp_path / "attr" / "vectors.npz").exists() and (tmp_path / "report" / "report.md").exists()
