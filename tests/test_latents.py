@@ -46,6 +46,11 @@ def test_encode_writes_latents_like_projection(encoded, tiny_export):
     np.testing.assert_allclose(latents.z, backend.encode(images)[0], atol=1e-5)
     assert sorted(p.name for p in (encoded / "reconstructions").iterdir()) == latents.names
     assert to_unit(np.asarray(Image.open(encoded / "reconstructions" / "000001.png"))).shape == (32, 32, 3)
+    sheet = np.asarray(Image.open(encoded / "contact_sheet.png").convert("RGB"))
+    row = line_height() + 130  # a caption (name, PSNR), then the 32 px faces at 4x
+    assert sheet.shape == (line_height() + 3 * row + 2, 2 + 2 * 130, 3)
+    assert (sheet[: line_height()] < 100).any()  # "original", "reconstruction"
+    assert all((sheet[line_height() + r * row + 2 : line_height() + r * row + row - 130] < 100).any() for r in range(3))
 
 
 def test_render_uses_the_model_that_made_the_latents(encoded, tiny_export, tmp_path):

@@ -43,9 +43,13 @@ def encode_command(
     timeout: TimeoutOption = 60.0,
 ):
     """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
+    import numpy as np
+
     from facemath_core import signatures as S
+    from facemath_core.drawing import labelled_grid
     from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.images import from_unit, image_grid, save_png
+    from facemath_core.flags import known_psnr
+    from facemath_core.images import from_unit, save_png
     from facemath_core.latents import decode, encode_images, save_latents
     from facemath_core.projection_job import load_inputs
 
@@ -63,7 +67,10 @@ def encode_command(
         for name, image in zip(latents.names, reconstructions, strict=True):
             save_png(tmp / "reconstructions" / f"{Path(name).stem}.png", from_unit(image))
         pairs = [im for pair in zip(inputs.images, reconstructions, strict=True) for im in pair]
-        save_png(tmp / "contact_sheet.png", image_grid(from_unit(pairs), 2))
+        psnr = known_psnr(inputs.images, reconstructions, np.ones(inputs.images.shape[:3], np.float32))
+        captions = [f"{name}   PSNR {p:.1f} dB" for name, p in zip(latents.names, psnr, strict=True)]
+        sheet = labelled_grid(from_unit(np.stack(pairs)), 2, headers=["original", "reconstruction"], captions=captions)
+        save_png(tmp / "contact_sheet.png", sheet)
     typer.echo(
         f"encoded {len(latents.names)} images into {out} with vae_encoder version "
         f"{latents.models.get(S.VAE_ENCODER)} ({backend.describe()})"
