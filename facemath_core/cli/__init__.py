@@ -27,8 +27,9 @@ app = typer.Typer(
 )
 
 
-# Commands that never touch TensorFlow; every other command imports it once, quietly, up front.
-LIGHT_COMMANDS = {"plugins", "data", None}
+# Commands that never touch TensorFlow; every other command imports it once, quietly, up front. `train` does it
+# itself, after its tf.distribute strategy is set up (that must come before TensorFlow initialises its devices).
+LIGHT_COMMANDS = {"plugins", "data", "train", None}
 
 
 def _version(value: bool):

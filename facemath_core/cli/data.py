@@ -123,3 +123,22 @@ def grid(
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))
     typer.echo(f"wrote {out}")
+
+
+@app.command("pack")
+def pack(
+    folder: Annotated[Path, typer.Argument(help="A face folder (CelebA layout or plain images).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of TFRecord shards to write.")] = Path("shards"),
+    shard_size: Annotated[int, typer.Option(help="Faces per shard.")] = 10_000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out folder.")] = False,
+):
+    """Pack a face folder into TFRecord shards (image bytes, attributes, split) that `facemath train --data` reads."""
+    from facemath_core.errors import FacemathError
+    from facemath_core.files import check_new_dir
+    from facemath_core.tfrecords import pack_folder
+
+    if shard_size < 1:
+        raise FacemathError(f"--shard-size {shard_size}: must be at least 1")
+    check_new_dir(out, overwrite)
+    index = pack_folder(folder, out, shard_size)
+    typer.echo(f"wrote {index['count']} faces in {len(index['shards'])} shards to {out}")
