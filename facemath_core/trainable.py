@@ -63,8 +63,15 @@ class TrainableModel(keras.Model):
 
         optimizer = optimizer or self.optimizer
         with tape:
-            loss = loss / tf.distribute.get_replica_context().num_replicas_in_sync
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            loss = tf.cast(loss, tf.float32) / tf.distribute.get_replica_context().num_replicas_in_sync
+            loss = optimizer.scale_loss(loss)  # --mixed-precision: times the loss scale (else unchanged)
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # A step whose scaled gradients overflowed is skipped (and the scale halved) without counting it, but
+            # the run's step counter must count every step, as Keras 2's LossScaleOptimizer did.
+            skipped = tf.logical_not(optimizer.check_finite(gradients))
+            optimizer.iterations.assign_add(tf.cast(skipped, optimizer.iterations.dtype))
 
     def replica_noise(self, draw, shape):
         """`draw(shape)` for this replica's rows of the global batch (`shape[0]` is the replica's batch).

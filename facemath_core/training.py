@@ -225,6 +225,13 @@ def train(
         data_dir = record["data"]
         if not list((run_dir / "checkpoints").glob("ckpt-*.index")):
             raise FacemathError(f"--resume {run_dir}: the run has no checkpoint to resume from")
+        recorded = record.get("placement", {}).get("mixed_precision", False)
+        if recorded != placement.mixed_precision:
+            # The loss-scale optimizers' checkpoint has another structure: a silent partial restore otherwise.
+            raise FacemathError(
+                f"--resume {run_dir}: the run was trained {'with' if recorded else 'without'} --mixed-precision; "
+                f"resume it {'with' if recorded else 'without'} it too"
+            )
     else:
         if (run_dir / "run.json").exists() and is_chief(strategy):
             raise FacemathError(f"--out {run_dir}: a run already exists there (use --resume to continue it)")
@@ -239,14 +246,23 @@ def train(
     if spec.needs_labels:  # its outputs are the data's attributes
         cfg = ArchConfig(**{**asdict(cfg), "attribute_names": tuple(faces.attribute_names)})
     distributed = strategy.num_replicas_in_sync > 1 or placement.strategy != "one"
-    with strategy.scope():
-        model = build_model(kind, cfg, options)
-        if distributed:
-            synchronize_batch_norm(model)
-            # Keras builds a distributed model symbolically before fit; these models are built at construction,
-            # and their optimizers' slots must exist as distributed variables, so both are done here, in scope.
-            model.build_for_restore()
-            model.built = True
+    # --mixed-precision: the networks' layers take the global policy when they are built (their outputs stay
+    # float32, see architectures.py) and build_model wraps each optimizer in a LossScaleOptimizer; the policy is
+    # put back at once so that nothing else in the process (export, projection) inherits it.
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if placement.mixed_precision else policy)
+    try:
+        with strategy.scope():
+            model = build_model(kind, cfg, options)
+            model.jit_compile = placement.jit
+            if distributed:
+                synchronize_batch_norm(model)
+                # Keras builds a distributed model symbolically before fit; these models are built at
+                # construction, and their optimizers' slots must exist as distributed variables: both done here.
+                model.build_for_restore()
+                model.built = True
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     model.prepare(images, labels, options)
 
     target = WriteTarget(run_dir, strategy)
