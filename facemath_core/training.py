@@ -254,7 +254,8 @@ def train(
     try:
         with strategy.scope():
             model = build_model(kind, cfg, options)
-            model.jit_compile = placement.jit
+            if placement.jit:
+                model.jit_compile = True  # otherwise each kind keeps its own compile() setting
             if distributed:
                 synchronize_batch_norm(model)
                 # Keras builds a distributed model symbolically before fit; these models are built at
