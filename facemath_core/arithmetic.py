@@ -212,9 +212,9 @@ class Evaluator:
                 value = value.z
             args.append(value)
         try:
-            result = operator.function(*args)
+            result = operator.function(*args, **operator.defaults)
         except Exception as exc:
-            raise self._error(node, f"{node.function} failed: {type(exc).__name__}: {exc}") from None
+            raise self._error(node, f"{operator.label} failed: {type(exc).__name__}: {exc}") from exc
         result = np.asarray(result, np.float32)
         if result.shape != self.space.z.shape[1:]:
             raise self._error(node, f"{node.function} returned shape {result.shape}, expected a latent")

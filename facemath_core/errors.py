@@ -58,3 +58,7 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> st
     where = path if path is not None else exc.filename
     reason = _REASONS.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).lower()
     return f"{where}: {reason}" if where is not None else reason
+
+
+class PluginError(FacemathError):
+    """Plugin code failed or broke its contract; the message names the component and the plugin providing it."""

@@ -194,6 +194,8 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
     record, cfg, models = restore_run_models(run_dir)
     to = Path(to)
     names = {base: S.model_name(base, prefix) for base in models}
+    if S.GENERATOR in models:  # with the composite projector built from this generator + discriminator
+        names[S.PROJECTOR] = S.model_name(S.PROJECTOR, prefix)
     if version is None:
         version = 1 + max([0] + [v for n in names.values() for v in existing_versions(to / n)])
     if version < 1:
@@ -201,7 +203,7 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
     for name in names.values():
         if (to / name / str(version)).exists():
             raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
-    written = []
+    written, staged = [], {}
     with contextlib.ExitStack() as publish:  # leaving it renames every folder into place, or removes every one
         for base, model in models.items():
             name = names[base]
@@ -209,10 +211,14 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
             folder = publish.enter_context(atomic_dir(final))
             write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
             written.append(final)
-    if S.GENERATOR in models:  # and the composite projector built from this generator + discriminator
-        from facemath_core.projector_export import export_projector
+            staged[base] = folder  # where it is until published: the projector is built from it
+        if S.PROJECTOR in names:
+            from facemath_core.projector_export import write_projector
 
-        written.append(export_projector(to, version, prefix))
+            final = to / S.model_name(S.PROJECTOR, prefix) / str(version)
+            folder = publish.enter_context(atomic_dir(final))
+            write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
+            written.append(final)
     return written
 
 

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from facemath_core import contracts
 from facemath_core import signatures as S
 from facemath_core.errors import FacemathError
+from facemath_core.plugins import TracedCalls, check_params, guard
 
-INITS = ("uniform", "normal", "encoder")
-CONSTRAINTS = ("clip", "stochastic", "tanh", "none")
 MODELS = {"gan": S.GENERATOR, "vae": S.VAE_DECODER}
 
 
@@ -38,14 +38,17 @@ class ProjectionConfig:
     optimizer_params: dict = field(default_factory=dict)
     steps: int = 1000
     init: str = "uniform"
+    init_params: dict = field(default_factory=dict)
     restarts: int = 1
     constraint: str = "clip"
+    constraint_params: dict = field(default_factory=dict)
     seed: int = 0
     batch_size: int = 64
     model: str = "gan"  # project through the GAN generator, or the VAE decoder
     mask: str = "full"
     mask_params: dict = field(default_factory=dict)
     blend: str = "overlay"
+    blend_params: dict = field(default_factory=dict)
     patience: int = 200  # stop an image once its loss has not improved by `tolerance` for this many steps
     tolerance: float = 1e-4
     preset: str | None = None
@@ -95,6 +98,8 @@ def check_numbers(config: ProjectionConfig) -> None:
     if lr is not None and (not _finite(lr) or lr <= 0):
         raise FacemathError(f"--lr {lr}: the learning rate must be a finite number > 0")
     groups = [(config.optimizer, config.optimizer_params), (config.mask, config.mask_params)]
+    groups += [(config.blend, config.blend_params), (config.init, config.init_params)]
+    groups += [(config.constraint, config.constraint_params)]
     groups += [(spec.name, spec.params) for spec in config.losses]
     for name, params in groups:
         for key, value in params.items():
@@ -158,34 +163,91 @@ def parse_loss_options(values: list[str] | None, base: tuple[LossSpec, ...], reg
     return kept
 
 
-def parse_params(values: list[str] | None) -> dict[str, dict]:
-    """`--param NAME.KEY=VALUE` -> {NAME: {KEY: value}}; values are numbers where they parse as numbers."""
+def parse_params(values: list[str] | None) -> dict[str, dict[str, str]]:
+    """`--param NAME.KEY=VALUE` -> {NAME: {KEY: 'VALUE'}}; values stay text until `apply_params` types them by the
+    parameter's default."""
     out: dict[str, dict] = {}
     for value in values or []:
         target, sep, raw = value.partition("=")
         name, dot, key = target.partition(".")
         if not sep or not dot or not name or not key:
             raise FacemathError(f"--param {value}: expected NAME.KEY=VALUE, e.g. perceptual.form=saturating")
-        try:
-            parsed: object = int(raw)
-        except ValueError:
-            try:
-                parsed = float(raw)
-            except ValueError:
-                parsed = raw
-        out.setdefault(name, {})[key] = parsed
+        out.setdefault(name, {})[key] = raw
     return out
 
 
+def _used_components(config: ProjectionConfig) -> dict[str, tuple[str, str]]:
+    """Component name -> (kind, option) for every component this configuration uses."""
+    used = {spec.name: ("loss", "--loss-plugin") for spec in config.losses}
+    for kind, name, option in (
+        ("optimizer", config.optimizer, "--optimizer"),
+        ("mask", config.mask, "--mask"),
+        ("blender", config.blend, "--blend"),
+        ("init", config.init, "--init"),
+        ("constraint", config.constraint, "--constraint"),
+    ):
+        used.setdefault(name, (kind, option))
+    return used
+
+
+def apply_params(
+    config: ProjectionConfig, values: list[str] | None, registry, lr: float | None = None
+) -> ProjectionConfig:
+    """Give each `--param NAME.KEY=VALUE` to the component it names, typed by the parameter's default.
+
+    NAME must be a component this run uses (a loss term, the optimizer, mask, blender, initialiser or
+    constraint) and KEY one of its parameters; `--lr X` is `--param OPTIMIZER.lr=X`.
+    """
+    import difflib
+
+    params = parse_params(values)
+    if lr is not None:
+        optimizer = registry.get("optimizer", config.optimizer, option="--optimizer")
+        if "lr" not in optimizer.defaults:
+            raise FacemathError(
+                f"--lr {lr}: {optimizer.label} has no parameter 'lr' (parameters: "
+                f"{', '.join(optimizer.defaults) or 'none'}); use --param {optimizer.name}.KEY=VALUE"
+            )
+        params.setdefault(config.optimizer, {})["lr"] = repr(float(lr))
+    used = _used_components(config)
+    for name, keys in params.items():
+        if name in used:
+            continue
+        shown = f"--param {name}.{next(iter(keys))}={next(iter(keys.values()))}"
+        elsewhere = registry.find(name)
+        if elsewhere:
+            kind = elsewhere[0].kind
+            chosen = next((n for n, (k, _) in used.items() if k == kind), None)
+            raise FacemathError(
+                f"{shown}: {elsewhere[0].label} is not used in this run"
+                + (f" (the {kind} is {chosen})" if chosen and kind != "loss" else "")
+            )
+        close = difflib.get_close_matches(name, [*used, *registry.all_names()], n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; this run uses {', '.join(used)}"
+        raise FacemathError(f"{shown}: no component called {name!r}{hint}")
+
+    def typed(kind: str, name: str, given: dict) -> dict:
+        # A name used by two kinds (the lowres loss and mask) takes its parameters in the first kind only.
+        extra = params.get(name, {}) if used[name][0] == kind else {}
+        if not extra:
+            return dict(given)
+        component = registry.get(kind, name, option=used[name][1])
+        checked = check_params(component, {**given, **extra})
+        return {k: checked[k] for k in {**given, **extra}}
+
+    return replace(
+        config,
+        losses=tuple(replace(spec, params=typed("loss", spec.name, spec.params)) for spec in config.losses),
+        optimizer_params=typed("optimizer", config.optimizer, config.optimizer_params),
+        mask_params=typed("mask", config.mask, config.mask_params),
+        blend_params=typed("blender", config.blend, config.blend_params),
+        init_params=typed("init", config.init, config.init_params),
+        constraint_params=typed("constraint", config.constraint, config.constraint_params),
+    )
+
+
 def _check_params(kind: str, component, params: dict, option: str) -> dict:
-    unknown = sorted(set(params) - set(component.defaults))
-    if unknown:
-        known = ", ".join(component.defaults) or "none"
-        raise FacemathError(
-            f"{option} {component.name}.{unknown[0]}: {kind} {component.name!r} has no parameter "
-            f"{unknown[0]!r} (parameters: {known})"
-        )
-    return {**component.defaults, **params}
+    return check_params(component, params, option)
 
 
 def z_bound(z_distribution: str) -> float:
@@ -201,17 +263,19 @@ class BatchResult:
     steps: int  # steps taken
     failed: dict[int, int]  # row -> step where its loss became NaN or infinite
     state: dict[str, np.ndarray] | None = None
+    failed_terms: dict[int, list[str]] = field(default_factory=dict)  # row -> the terms that were not finite
 
 
 class Projector:
-    """Optimises z for batches of images with the configured plugins, through a backend."""
+    """Optimises z for batches of images with the configured plugins, through a backend.
+
+    Every plugin it uses is looked up and its contract checked here, before any step runs (and before a job
+    creates its output folder).
+    """
 
     def __init__(self, backend, registry, config: ProjectionConfig):
         if config.model not in MODELS:
             raise FacemathError(f"--model {config.model!r}: choose gan or vae")
-        for name, value, choices in (("--init", config.init, INITS), ("--constraint", config.constraint, CONSTRAINTS)):
-            if value not in choices:
-                raise FacemathError(f"{name} {value!r}: choose {', '.join(choices)}")
         for name, value in (
             ("--steps", config.steps),
             ("--restarts", config.restarts),
@@ -222,50 +286,68 @@ class Projector:
         self.backend = backend
         self.config = config
         self.model = MODELS[config.model]
+        self.init_component = registry.get("init", config.init, option="--init")
+        self.init_params = check_params(self.init_component, config.init_params)
+        self.constraint = registry.get("constraint", config.constraint, option="--constraint")
+        self.constraint_params = check_params(self.constraint, config.constraint_params)
+        self.terms = []
+        for spec in config.losses:
+            component = registry.get("loss", spec.name, option="--loss-plugin")
+            self.terms.append((spec, component, check_params(component, spec.params)))
+        opt = registry.get("optimizer", config.optimizer, option="--optimizer")
+        self.optimizer_component = opt
+        self.optimizer_params = check_params(opt, config.optimizer_params)
         meta = backend.metadata(self.model)
         self.z_dim, self.image_size = meta["z_dim"], meta["image_size"]
         self.z_distribution = meta["z_distribution"]
         self.bound = z_bound(self.z_distribution)
-        self.terms = []
-        for spec in config.losses:
-            component = registry.get("loss", spec.name, option="--loss-plugin")
-            self.terms.append((spec, component, _check_params("loss", component, spec.params, "--param")))
         self.needs_discriminator = any(c.needs_discriminator for _, c, _ in self.terms)
         if self.needs_discriminator and config.model == "vae":
-            raise FacemathError("the perceptual term needs the GAN discriminator; it cannot judge the VAE decoder")
-        opt = registry.get("optimizer", config.optimizer, option="--optimizer")
-        self.optimizer_component = opt
-        self.optimizer_params = _check_params("optimizer", opt, config.optimizer_params, "--param")
+            names = ", ".join(c.label for _, c, _ in self.terms if c.needs_discriminator)
+            raise FacemathError(f"{names} needs the GAN discriminator, and --model vae has none")
+        missing = [m for m in self.init_component.needs_models if not backend.has(m)]
+        if missing:
+            raise FacemathError(
+                f"--init {config.init}: {self.init_component.label} needs the {', '.join(missing)} model "
+                f"beside the {self.model} ({backend.describe()})"
+            )
+        self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
         self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
-        if config.init == "encoder" and not backend.has(S.VAE_ENCODER):
-            raise FacemathError("--init encoder needs a vae_encoder model beside the generator")
         self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
+        self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
+
+    def check_contracts(self) -> None:
+        """Each loss term, the optimizer and the constraint once on tiny inputs: a broken plugin is one line
+        naming it, before any work."""
+        for _, component, params in self.terms:
+            contracts.check_loss_term(component, params, self.image_size)
+        contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
+        contracts.check_constraint(self.constraint, self.constraint_params, self.z_dim, self.bound)
 
     # --- initialisation -------------------------------------------------------------------------------------
 
     def initial_z(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n = len(targets)
-        if self.config.init == "encoder":
-            z_mean, _ = self.backend.encode(targets)
-            return np.clip(z_mean, -self.bound, self.bound).astype(np.float32)
-        if self.config.init == "normal":
-            return np.clip(rng.standard_normal((n, self.z_dim)), -self.bound, self.bound).astype(np.float32)
-        return rng.uniform(-self.bound, self.bound, (n, self.z_dim)).astype(np.float32)
+        return contracts.initial_z(
+            self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend
+        )
 
     # --- the step -------------------------------------------------------------------------------------------
 
     def _make_step(self, variable, optimizer, active, generator) -> Callable:
         import tensorflow as tf
 
+        calls = self._calls
         bound = self.bound
-        constraint = self.config.constraint
+        constraint, constraint_params = self.constraint, self.constraint_params
         terms = self.terms
         decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
 
         def to_z(v):
-            return bound * tf.tanh(v) if constraint == "tanh" else v
+            if constraint.to_z is None:
+                return v
+            return calls.run(constraint, constraint.to_z, v, bound, **constraint_params)
 
         @tf.function
         def step(target, mask):
@@ -278,7 +360,7 @@ class Projector:
                     images = decoder(z)
                     logits = discriminator(images) if discriminator is not None else None
                     values = {
-                        spec.name: component.function(target, images, mask, logits, **params)
+                        spec.name: calls.call(component, target, images, mask, logits, **params)
                         for spec, component, params in terms
                     }
                     total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
@@ -288,13 +370,7 @@ class Projector:
             grad = tape.gradient(objective, variable)
             grad = tf.where(tf.math.is_finite(grad), grad, 0.0) * tf.cast(finite, tf.float32)[:, None]
             optimizer.apply_gradients([(grad, variable)])
-            updated = tf.identity(variable)
-            if constraint == "clip":
-                updated = tf.clip_by_value(updated, -bound, bound)
-            elif constraint == "stochastic":
-                # Lipton & Tripathi: components that leave the box are redrawn uniformly inside it.
-                redraw = generator.uniform(tf.shape(updated), -bound, bound)
-                updated = tf.where(tf.abs(updated) > bound, redraw, updated)
+            updated = calls.call(constraint, tf.identity(variable), bound, generator, **constraint_params)
             # Finished or failed rows keep their z: Adam's momentum would otherwise move them on.
             variable.assign(tf.where(finite[:, None], updated, old))
             active.assign(tf.cast(finite, tf.float32) * active)
@@ -312,8 +388,9 @@ class Projector:
             variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
             active = tf.Variable(np.ones(n, np.float32), name="active")
             generator = tf.random.Generator.from_seed(self.config.seed)
-            optimizer = self.optimizer_component.function(**self.optimizer_params)
-            optimizer.build([variable])
+            optimizer = contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
+            with guard(self.optimizer_component, "building its state"):
+                optimizer.build([variable])
             fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
             step = self._make_step(variable, optimizer, active, generator)
             self._loops[n] = (variable, active, generator, optimizer, fresh, step)
@@ -344,14 +421,18 @@ class Projector:
 
         cfg = self.config
         n = len(targets)
-        start_value = np.arctanh(np.clip(z0 / self.bound, -0.999, 0.999)) if cfg.constraint == "tanh" else z0
+        start_value = z0
+        if self.constraint.from_z is not None:
+            with guard(self.constraint, "mapping the starting z"):
+                start_value = self.constraint.from_z(z0, self.bound, **self.constraint_params)
         variable, active, generator, optimizer, step_fn = self._loop(n)
-        variable.assign(start_value.astype(np.float32))
+        variable.assign(np.asarray(start_value, np.float32))
         best_z = z0.astype(np.float32).copy()
         best_total = np.full(n, np.inf, np.float32)
         best_terms = {spec.name: np.full(n, np.nan, np.float32) for spec, _, _ in self.terms}
         last_improved = np.zeros(n, np.int64)
         failed: dict[int, int] = {}
+        failed_terms: dict[int, list[str]] = {}
         start = 0
         if state is not None:
             variable.assign(state["variable"])
@@ -383,12 +464,18 @@ class Projector:
         steps_done = start
         for step in range(start, cfg.steps):
             was_active = active.numpy() > 0
-            values, total, z_before = step_fn(target, mask)
+            with self._calls.guard("in a projection step"):
+                values, total, z_before = step_fn(target, mask)
             total, z_before = total.numpy(), z_before.numpy()
             steps_done = step + 1
             newly_failed = was_active & ~np.isfinite(total)
             for row in np.nonzero(newly_failed)[0]:
                 failed[int(row)] = step
+                failed_terms[int(row)] = [
+                    f"{name} ({value.numpy()[row]:g})"
+                    for name, value in values.items()
+                    if not np.isfinite(value.numpy()[row])
+                ]
             # The loss at step s belongs to the z before the update of step s.
             with np.errstate(invalid="ignore"):
                 threshold = np.where(np.isfinite(best_total), best_total * (1 - cfg.tolerance), np.inf)
@@ -411,7 +498,7 @@ class Projector:
             running = (active.numpy() > 0) & (step - last_improved < cfg.patience)
             if not running.any():
                 break
-        return BatchResult(best_z, best_total, best_terms, steps_done, failed, snapshot(steps_done))
+        return BatchResult(best_z, best_total, best_terms, steps_done, failed, snapshot(steps_done), failed_terms)
 
 
 def with_preset(config: ProjectionConfig, preset: str | None) -> ProjectionConfig:

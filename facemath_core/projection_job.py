@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from facemath_core import signatures as S
+from facemath_core.contracts import blend, check_blender
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.images import (
@@ -44,6 +45,7 @@ from facemath_core.images import (
     to_unit,
 )
 from facemath_core.latents import Latents, save_latents
+from facemath_core.plugins import check_params
 from facemath_core.projection import BatchResult, ProjectionConfig, Projector
 
 RESUME_FILE = "resume.npz"
@@ -90,18 +92,12 @@ def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInpu
 
 
 def build_masks(registry, config: ProjectionConfig, names: list[str], size: int) -> np.ndarray:
-    from facemath_core.projection import _check_params
+    from facemath_core.contracts import make_mask
 
     component = registry.get("mask", config.mask, option="--mask")
-    params = _check_params("mask", component, config.mask_params, "--param")
+    params = check_params(component, config.mask_params)
     rng = np.random.default_rng([config.seed, 7])
-    masks = []
-    for name in names:
-        mask = np.asarray(component.function((size, size), rng, name, **params), np.float32)
-        if mask.shape != (size, size):
-            raise FacemathError(f"mask {config.mask!r} gave shape {mask.shape} for {name}, expected {(size, size)}")
-        masks.append(np.clip(mask, 0.0, 1.0))
-    return np.stack(masks)
+    return np.stack([make_mask(component, params, (size, size), rng, name) for name in names])
 
 
 def _flatten_state(prefix: str, state: dict) -> dict[str, np.ndarray]:
@@ -154,6 +150,8 @@ class ProjectionJob:
         self._checkpoint: tuple[int, int] | None = None  # (batch, step) of the last checkpoint written
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
+        self.blend_params = check_params(self.blender, config.blend_params)
+        check_blender(self.blender, self.blend_params, self.projector.image_size)
 
     # --- batching -------------------------------------------------------------------------------------------
 
@@ -282,10 +280,11 @@ class ProjectionJob:
             )
             failed.append(chunk_failed)
             for i in np.nonzero(chunk_failed)[0]:
-                step = min(result.failed[r] for r in range(i * k, i * k + k))
+                step, row = min((result.failed[r], r) for r in range(i * k, i * k + k))
+                culprits = ", ".join(result.failed_terms.get(row, [])) or "the weighted total"
                 failures.append(
-                    f"{inputs.names[chunk.start + i]}: the loss became NaN or infinite at step {step}; "
-                    f"stopped that image and kept its last finite z"
+                    f"{inputs.names[chunk.start + i]}: the loss became NaN or infinite at step {step} "
+                    f"(not finite: {culprits}); stopped that image and kept its last finite z"
                 )
         model = self.projector.model
         models = {model: self.backend.version(model)}
@@ -318,7 +317,7 @@ class ProjectionJob:
             row = [inputs.images[i]]
             if completing:
                 masked = np.where(masks[i][..., None] > 0.5, inputs.images[i], 0.0)  # hole shown mid-grey
-                blended = self.blender.function(inputs.images[i], generated[i], masks[i])
+                blended = blend(self.blender, self.blend_params, inputs.images[i], generated[i], masks[i], name)
                 save_png(self.partial / "completions" / f"{stem}.png", from_unit(blended))
                 row += [masked, generated[i], blended]
             else:

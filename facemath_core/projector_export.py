@@ -50,8 +50,11 @@ def export_projector(to: str | Path, version: int | None = None, prefix: str = "
     return final
 
 
-def write_projector(generator_dir: Path, discriminator_dir: Path, target: Path, name: str = S.PROJECTOR) -> None:
-    """Compose the two SavedModels into the projector SavedModel in the folder `target`."""
+def write_projector(
+    generator_dir: Path, discriminator_dir: Path, target: Path, name: str = S.PROJECTOR, version: int | None = None
+) -> None:
+    """Compose the two SavedModels into the projector SavedModel in the folder `target`. `version`: theirs (default:
+    the name of their folders)."""
     import tensorflow as tf
 
     from facemath_core.export import read_metadata
@@ -73,8 +76,8 @@ def write_projector(generator_dir: Path, discriminator_dir: Path, target: Path, 
         "model": name,
         "family": "composite",
         "components": {
-            S.GENERATOR: {"version": int(generator_dir.name), "training": g_meta.get("training")},
-            S.DISCRIMINATOR: {"version": int(discriminator_dir.name), "training": d_meta.get("training")},
+            S.GENERATOR: {"version": version or int(generator_dir.name), "training": g_meta.get("training")},
+            S.DISCRIMINATOR: {"version": version or int(discriminator_dir.name), "training": d_meta.get("training")},
         },
         "loss_columns": [column for column, _, _ in S.PROJECTOR_TERMS],
         "loss_terms": [{"column": c, "term": t, "params": p} for c, t, p in S.PROJECTOR_TERMS],

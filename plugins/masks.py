@@ -19,6 +19,8 @@ def full(shape, rng, image_name):
 def center(shape, rng, image_name, scale: float = 0.25):
     """A central square hole; `scale` is the width of the known border as a share of the side (Amos' 0.25
     leaves the middle half missing)."""
+    if not 0 <= scale < 0.5:
+        raise ValueError(f"scale {scale}: the known border is a share of the side in [0, 0.5)")
     mask = np.ones(shape, np.float32)
     h, w = shape
     top, left = int(h * float(scale)), int(w * float(scale))
@@ -61,11 +63,15 @@ def bottom(shape, rng, image_name):
 
 def random(shape, rng, image_name, fraction: float = 0.2):
     """Each pixel missing with probability `fraction`, drawn from the run's seeded generator."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction {fraction}: a probability in [0, 1]")
     return (rng.random(shape) >= float(fraction)).astype(np.float32)
 
 
 def grid(shape, rng, image_name, step: int = 4):
     """Only every `step`-th pixel in each direction known."""
+    if step < 1:
+        raise ValueError(f"step {step}: at least 1 (every step-th pixel is known)")
     mask = np.zeros(shape, np.float32)
     mask[:: int(step), :: int(step)] = 1.0
     return mask

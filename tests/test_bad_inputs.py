@@ -488,17 +488,22 @@ def test_overwrite_of_a_file_leaves_no_old_copy(ws, faces, tiny_export):
 
 
 def test_unexpected_exceptions_are_one_line_with_exit_70_and_debug_shows_the_traceback(ws, faces, tiny_export):
+    # Components' functions run behind the plugin guard (exit 1 naming the plugin, tests/test_plugins.py); a
+    # backend object's methods do not, so a bug in one is an unexpected exception.
     plugin = ws / "broken.py"
     plugin.write_text(
         "from facemath_core import hookimpl\n"
-        "from facemath_core.components import Mask\n\n"
-        "def boom(shape, rng, name):\n"
+        "from facemath_core.backends.embedded import EmbeddedBackend\n\n"
+        "def boom():\n"
         "    raise ZeroDivisionError('plugin bug')\n\n"
-        "@hookimpl\n"
-        "def facemath_masks():\n"
-        "    return [Mask('boom', 'Raises.', boom)]\n"
+        "class Broken(EmbeddedBackend):\n"
+        "    def metadata(self, model):\n"
+        "        return boom()\n\n"
+        "@hookimpl(tryfirst=True)\n"
+        "def facemath_open_backend(models, server, options):\n"
+        "    return Broken(models)\n"
     )
-    args = ["--plugin", plugin, "project", faces, "--models", tiny_export, "--mask", "boom", "--out", ws / "out"]
+    args = ["--plugin", plugin, "project", faces, "--models", tiny_export, "--out", ws / "out"]
     before = snapshot(ws)
     result = run_cli(*map(str, args))
     assert result.returncode == 70, result.stderr
@@ -608,11 +613,12 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(ws, faces, tiny_export)
 
 
 @pytest.mark.slow
-def test_sigterm_says_where_the_checkpoint_is(ws, faces, tiny_export):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_says_where_the_checkpoint_is(ws, faces, tiny_export, signum):
     out = ws / "job"
     process = spawn(project_args(faces, tiny_export, out, 100000))
     wait_for(out.with_name("job.partial") / "resume.npz", process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -697,8 +703,8 @@ def test_resume_cuts_the_history_back_to_the_checkpoint(tmp_path):
 
 
 def test_a_plugin_failing_inside_a_run_leaves_no_partial_folder(ws, faces, tiny_export):
-    """The failure comes inside the run (the loss is traced there), before any checkpoint: nothing is resumable,
-    so nothing is kept; the bug is one `internal error` line with exit 70."""
+    """A loss term that raises is caught when it is checked before the first step (issue 12): one `error:` line
+    naming the plugin, exit 1, and nothing is kept (tests/test_plugins.py covers a failure inside the run)."""
     plugin = ws / "raising.py"
     plugin.write_text(
         "from facemath_core import hookimpl\n"
@@ -712,7 +718,7 @@ def test_a_plugin_failing_inside_a_run_leaves_no_partial_folder(ws, faces, tiny_
     before = snapshot(ws)
     args = ["--plugin", plugin, "project", faces, "--models", tiny_export, "--steps", "3", "--out", ws / "out"]
     result = cli(*args, "--loss-plugin", "raising=1")
-    assert result.code == 70 and "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("internal error:")]
-    assert lines == ["internal error: ValueError: loss plugin bug; rerun with --debug for the traceback"]
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: loss 'raising' (--plugin {plugin}) failed on a check batch: ValueError: loss plugin bug"]
     assert snapshot(ws) == before

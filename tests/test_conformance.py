@@ -272,6 +272,9 @@ def scenarios(base, server, tmp_path):
         "predict-unknown-output": lambda: _p(server, output_filter=["pixels"]),
         "predict-duplicate-output": lambda: _p(server, output_filter=[S.IMAGES, S.IMAGES]),
         "predict-wrong-shape": lambda: _p(server, inputs={S.Z: np.zeros((1, 5), np.float32)}),
+        "predict-undeclared-shape-runs": lambda: _p(
+            server, signature=S.METADATA, inputs={S.METADATA_INDEX: np.zeros((2, 1), np.float32)}
+        ),
         "predict-other-batch-size": lambda: _p(server, inputs={S.Z: np.zeros((3, 8), np.float32)}),
         "predict-label-resolves-to-number": lambda: _label_resolves(server),
         "classify-predict-signature": lambda: _classify(server),

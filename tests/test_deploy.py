@@ -351,12 +351,36 @@ def test_reload_errors_are_one_line(source, tmp_path):
         server.stop(0)
 
 
-def test_cli_deploy_errors(source, tmp_path):
-    (tmp_path / "file").write_text("x")
-    result = run_cli("deploy", "--models", str(source), "--to", str(tmp_path / "file"))
+def _non_utf8_config(target: Path) -> None:
+    target.mkdir()
+    (target / "models.config").write_bytes(b'model_config_list { config { name: "caf\xe9" } }')
+
+
+def _outside_link(source: Path) -> None:
+    (source.parent / "secret").write_text("x")
+    os.symlink(source.parent / "secret", source / S.GENERATOR / "1" / "assets.extra" / "leak")
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda source, target: target.write_text("x"), "--to"),
+        (lambda source, target: _non_utf8_config(target), "is not UTF-8 text"),
+        (lambda source, target: _outside_link(source), "is a symlink to"),
+    ],
+    ids=["to-is-a-file", "config-not-utf8", "symlink-out-of-export"],
+)
+def test_cli_deploy_errors(source, tmp_path, setup, message):
+    """As a user sees them: one `error:` line, exit 1, no traceback, nothing under --to created or changed."""
+    target = tmp_path / "models"
+    setup(source, target)
+    before = _snapshot(target) if target.is_dir() else (target.read_bytes() if target.exists() else None)
+    result = run_cli("deploy", "--models", str(source), "--to", str(target))
     lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: --to"), result.stderr
-    assert "Traceback" not in result.stderr and (tmp_path / "file").read_text() == "x"
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0] and "Traceback" not in result.stderr
+    after = _snapshot(target) if target.is_dir() else (target.read_bytes() if target.exists() else None)
+    assert after == before
 
 
 def test_a_polling_server_follows_the_two_step_label_move(source, tmp_path):

@@ -55,3 +55,24 @@ def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path
 def test_it_can_be_blocked(installed):
     result = run_cli("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": "tv-loss"})
     assert result.returncode == 0 and "facemath-tv-loss" not in result.stdout
+
+
+@pytest.mark.parametrize("name", ["facemath_tv", "facemath-tv-loss"])
+def test_it_can_be_blocked_by_module_or_distribution_name(installed, name):
+    result = run_cli("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": name})
+    assert result.returncode == 0 and "facemath-tv-loss" not in result.stdout
+    assert "warning" not in result.stderr
+
+
+def test_errors_name_the_installed_distribution(installed, tiny_export, tmp_path):
+    faces = Path(__file__).parent.parent / "examples" / "faces"
+    common = ["project", str(faces / "000001.png"), "--models", str(tiny_export), "--steps", "1", "-l", "tv"]
+    typed = run_cli(*common, "--param", "tv.scale=abc", "-o", str(tmp_path / "a"), env=installed)
+    assert typed.returncode == 1 and "Traceback" not in typed.stderr
+    assert "error: --param tv.scale=abc: scale of loss 'tv' (facemath-tv-loss 1.0.0) is a number" in typed.stderr
+    # A value that breaks the term's contract (1e300 overflows float32): caught before the first step.
+    huge = run_cli(*common, "--param", "tv.scale=1e300", "-o", str(tmp_path / "b"), env=installed)
+    assert huge.returncode == 1 and "Traceback" not in huge.stderr
+    message = "error: loss 'tv' (facemath-tv-loss 1.0.0) returned an infinite value for every image of a check batch"
+    assert message in huge.stderr
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from facemath_core.plugins import load_registry
 
-REGISTRY = load_registry()
+REGISTRY = load_registry(builtins_only=True)  # independent of whatever else is installed
 TERMS = REGISTRY.names("loss")
 SIZE = 16
 
@@ -129,3 +129,13 @@ def test_lowres_only_sees_block_averages():
     generated = target + checker[None, :, :, None].astype(np.float32)
     value = evaluate("lowres", tf.constant(target), tf.constant(generated), tf.ones((1, 16, 16, 1)), None)
     assert float(value[0]) < 1e-4
+
+
+@pytest.mark.parametrize("name", TERMS)
+def test_every_builtin_passes_the_check_run_before_the_first_step(name):
+    """The run-time contract (facemath_core.contracts) accepts every built-in term: a float (B,) tensor, traced
+    inside tf.function, finite, with a gradient."""
+    from facemath_core.contracts import check_loss_term
+
+    component = REGISTRY.get("loss", name)
+    check_loss_term(component, dict(component.defaults), SIZE)

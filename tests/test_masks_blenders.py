@@ -5,7 +5,7 @@ from PIL import Image
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import load_registry
 
-REGISTRY = load_registry()
+REGISTRY = load_registry(builtins_only=True)  # independent of whatever else is installed
 
 
 def mask(name, shape=(16, 16), **params):
@@ -72,3 +72,43 @@ def test_poisson_edge_cases():
     poisson = REGISTRY.get("blender", "poisson").function
     np.testing.assert_array_equal(poisson(target, generated, np.ones((4, 4))), target)
     np.testing.assert_array_equal(poisson(target, generated, np.zeros((4, 4))), generated)
+
+
+@pytest.mark.parametrize("name", [n for n in REGISTRY.names("mask") if n != "file"])
+def test_every_builtin_mask_passes_the_run_time_contract(name):
+    from facemath_core.contracts import make_mask
+
+    component = REGISTRY.get("mask", name)
+    out = make_mask(component, dict(component.defaults), (16, 16), np.random.default_rng(0), "face.png")
+    np.testing.assert_array_equal(out, mask(name))
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("blender"))
+def test_every_builtin_blender_passes_the_run_time_contract(name):
+    from facemath_core.contracts import check_blender
+
+    check_blender(REGISTRY.get("blender", name), {}, 16)
+
+
+def test_the_mask_contract_refuses_a_wrong_shape_and_range():
+    from facemath_core.components import Mask
+    from facemath_core.contracts import make_mask
+    from facemath_core.errors import PluginError
+
+    rng = np.random.default_rng(0)
+    wide = Mask("wide", "h", lambda shape, rng, image_name: np.ones((shape[0], shape[1] + 1)), provider="test 1")
+    with pytest.raises(PluginError, match=r"mask 'wide' \(test 1\) returned shape \(16, 17\) for a.png, expected"):
+        make_mask(wide, {}, (16, 16), rng, "a.png")
+    signed = Mask("signed", "h", lambda shape, rng, image_name: -np.ones(shape), provider="test 1")
+    with pytest.raises(PluginError, match=r"outside \[0, 1\] for a.png \(min -1, max -1\)"):
+        make_mask(signed, {}, (16, 16), rng, "a.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [("center", {"scale": 0.5}, "scale 0.5"), ("grid", {"step": 0}, "step 0"), ("random", {"fraction": 1.5}, "1.5")],
+)
+def test_mask_parameters_outside_their_range_are_refused(name, params, message):
+    # center(scale=0.5) would hide nothing, grid(step=0) is no grid, a fraction is a probability.
+    with pytest.raises(ValueError, match=message):
+        mask(name, **params)

@@ -122,8 +122,9 @@ def test_loss_option_parsing():
         parse_loss_options(["perceptual=lots"], base, registry)
     with pytest.raises(FacemathError, match="every loss term has weight 0"):
         parse_loss_options(["contextual=0"], base, registry)
+    # Text until apply_params types it by the parameter's default (tests/test_plugins.py).
     assert parse_params(["center.scale=0.3", "perceptual.form=saturating"]) == {
-        "center": {"scale": 0.3},
+        "center": {"scale": "0.3"},
         "perceptual": {"form": "saturating"},
     }
     with pytest.raises(FacemathError, match="--param scale: expected NAME.KEY=VALUE"):

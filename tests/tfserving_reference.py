@@ -185,10 +185,19 @@ ROWS: tuple[Row, ...] = (
     Row(
         "predict-wrong-shape",
         "Predict",
-        "a shape the graph cannot take (shapes are not checked against the signature: the ops fail)",
+        "z of width 5 for the generator: no shape check against the signature, the first MatMul fails",
         "INVALID_ARGUMENT",
+        "Matrix size-incompatible",
+        "serving:servables/tensorflow/predict_util.cc:119-130 (no shape check before Session::Run, 108-110); "
+        "tensorflow:tensorflow/core/kernels/matmul_op_impl.h, MatMulOp::Compute",
+    ),
+    Row(
+        "predict-undeclared-shape-runs",
+        "Predict",
+        "a shape the signature does not declare but the graph can run (metadata index of shape [2, 1]): runs",
+        "OK",
         "",
-        "serving:servables/tensorflow/predict_util.cc:119-130 (no shape check before Session::Run, 108-110)",
+        "serving:servables/tensorflow/predict_util.cc:119-130 and 108-110: inputs go to Session::Run unchecked",
     ),
     Row(
         "predict-other-batch-size",

@@ -48,17 +48,24 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    trace_plugins: Annotated[
+        bool,
+        typer.Option("--trace-plugins", envvar="FACEMATH_TRACE_PLUGINS", help="Show every plugin hook call on stderr."),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Show the traceback of an error, and library warnings (also: FACEMATH_DEBUG=1)."),
     ] = False,
 ):
     """facemath: GAN projection, completion and face arithmetic."""
+    from facemath_core.plugins import configure
+
     if debug:
         _state["debug"] = True
         warnings.resetwarnings()
         logging.getLogger("tensorflow").setLevel(logging.NOTSET)
     ctx.obj = {"plugins": list(plugin or [])}
+    configure(ctx.obj["plugins"], trace=trace_plugins)
     if ctx.invoked_subcommand not in LIGHT_COMMANDS:
         from facemath_core.runtime import import_tensorflow_quietly
 

@@ -45,18 +45,14 @@ def synth(
     check_new_dir(out, overwrite)
     frequencies, correlations = parse_frequencies(freq), parse_correlations(correlate)
     with Progress() as progress:
-        task = progress.add_task(f"rendering {count} faces", total=count)
-        write_synthetic_folder(
-            out,
-            count,
-            seed,
-            size,
-            frequencies,
-            correlations,
-            held_out,
-            progress=lambda n: progress.advance(task, n),
-            flat=flat,
-        )
+        tasks = []
+
+        def advance(n):
+            if not tasks:  # the bar appears once rendering starts, not before a refused --count or --size
+                tasks.append(progress.add_task(f"rendering {count} faces", total=count))
+            progress.advance(tasks[0], n)
+
+        write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out, progress=advance, flat=flat)
     typer.echo(f"wrote {count} faces to {out}")
 
 

@@ -86,10 +86,12 @@ def interpolate_command(
     import numpy as np
 
     from facemath_core.backends import open_backend
+    from facemath_core.contracts import check_operator
+    from facemath_core.errors import PluginError
     from facemath_core.files import atomic_file, check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latents import check_frames, decode, find, load_latents
-    from facemath_core.plugins import load_registry
+    from facemath_core.plugins import guard, load_registry
 
     if len(names) < 2:
         raise typer.BadParameter("give at least two latent names", param_hint="NAMES")
@@ -98,16 +100,20 @@ def interpolate_command(
     if out.suffix.lower() not in (".png", ".gif"):
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
+    check_operator(operator, 3, f"--method {method}")
     check_new_file(out)
     latents = load_latents(latents_file)
     backend = open_backend(str(models))
     check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
-    path = [
-        np.asarray(operator.function(a, b, t), np.float32)
-        for a, b in zip(anchors, anchors[1:], strict=False)
-        for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
-    ]
+    with guard(operator):
+        path = [
+            np.asarray(operator.function(a, b, t, **operator.defaults), np.float32)
+            for a, b in zip(anchors, anchors[1:], strict=False)
+            for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
+        ]
+    if any(p.shape != anchors[0].shape or not np.isfinite(p).all() for p in path):
+        raise PluginError(f"{operator.label} did not return a finite latent of shape {anchors[0].shape}")
     frames = from_unit(decode(backend, latents, np.stack(path)))
     if out.suffix.lower() == ".gif":
         from PIL import Image

@@ -24,13 +24,13 @@ def project_command(
         ),
     ] = None,
     optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin (default adam).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate of the optimizer.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")] = None,
     init: Annotated[
-        str, typer.Option(help="Initial z: uniform, normal or encoder (VAE encoder, iGAN's hybrid).")
+        str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
     ] = "uniform",
     restarts: Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")] = 1,
-    constraint: Annotated[str | None, typer.Option(help="clip, stochastic (Lipton & Tripathi), tanh or none.")] = None,
+    constraint: Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")] = None,
     preset: Annotated[str | None, typer.Option(help=f"Settings of a paper: {', '.join(PRESETS)}.")] = None,
     mask: Annotated[str, typer.Option(help="Mask plugin: which pixels are known.")] = "full",
     blend: Annotated[str | None, typer.Option(help="Blender plugin for completions (default overlay).")] = None,
@@ -78,7 +78,7 @@ def project_command(
 
     from facemath_core.backends import open_backend
     from facemath_core.plugins import load_registry
-    from facemath_core.projection import ProjectionConfig, parse_loss_options, parse_params, with_preset
+    from facemath_core.projection import ProjectionConfig, apply_params, parse_loss_options, with_preset
     from facemath_core.projection_job import ProjectionJob, load_inputs, load_resume, resumed_config
 
     console = Console(stderr=True)
@@ -91,30 +91,25 @@ def project_command(
         if not images:
             raise typer.BadParameter("give image files or folders (or --resume DIR)", param_hint="IMAGES")
         config = with_preset(ProjectionConfig(), preset)
-        params = parse_params(param)
         losses = parse_loss_options(loss_plugin, config.losses, registry)
-        losses = tuple(replace(spec, params={**spec.params, **params.get(spec.name, {})}) for spec in losses)
         opt = optimizer or config.optimizer
-        opt_params = {**(config.optimizer_params if opt == config.optimizer else {}), **params.get(opt, {})}
-        if lr is not None:
-            opt_params["lr"] = lr
         config = replace(
             config,
             losses=losses,
             optimizer=opt,
-            optimizer_params=opt_params,
+            optimizer_params=config.optimizer_params if opt == config.optimizer else {},
             steps=config.steps if steps is None else steps,
             init=init,
             restarts=restarts,
             constraint=constraint or config.constraint,
             mask=mask,
-            mask_params=params.get(mask, {}),
             blend=blend or config.blend,
             model=model,
             seed=seed,
             batch_size=batch_size,
             patience=patience,
         )
+        config = apply_params(config, param, registry, lr=lr)
         inputs_args = list(images)
     if server is None and (model_version is not None or model_label is not None):
         raise typer.BadParameter("only with --server", param_hint="--model-version/--model-label")

@@ -1,0 +1,76 @@
+"""What the plugin host costs: loading the plugins, the contract checks before the first step, and a step.
+
+- registry: building the plugin manager and calling every component hook (installed entry points; built-ins only);
+- contracts: `Projector.check_contracts()` for the default run and for each preset (every loss term traced inside
+  tf.function on a batch of 2, the optimizer made once, the constraint traced);
+- step: milliseconds per optimisation step at --batch-size 16, so the one-off checks can be compared with a run.
+  The guard adds nothing per step: plugin functions are wrapped only while TensorFlow traces the step.
+
+    python bench/plugins.py [--models exported_models] [--repeats 5] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import print_table, write_json  # noqa: E402
+
+
+def timed(function, repeats: int) -> float:
+    """Median milliseconds of `function()` over `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default="exported_models")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args()
+
+    from facemath_core.backends import EmbeddedBackend
+    from facemath_core.plugins import load_registry
+    from facemath_core.projection import PRESETS, ProjectionConfig, Projector, with_preset
+    from facemath_core.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    rows = [
+        {"what": "registry (installed)", "ms": timed(load_registry, args.repeats)},
+        {"what": "registry (built-ins only)", "ms": timed(lambda: load_registry(builtins_only=True), args.repeats)},
+    ]
+    backend, registry = EmbeddedBackend(args.models), load_registry()
+    for preset in [None, *PRESETS]:
+        projector = Projector(backend, registry, with_preset(ProjectionConfig(), preset))
+        terms = "+".join(spec.name for spec, _, _ in projector.terms)
+        rows.append({"what": f"contracts ({preset or 'default'}: {terms})", "ms": timed(projector.check_contracts, 3)})
+    config = replace(ProjectionConfig(), steps=args.steps, patience=args.steps, batch_size=16)
+    projector = Projector(backend, registry, config)
+    size = projector.image_size
+    targets = np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)
+    masks = np.ones((16, size, size), np.float32)
+    z0 = projector.initial_z(targets, np.random.default_rng(0))
+    projector.project(targets, masks, z0)  # trace the step once
+    start = time.perf_counter()
+    result = projector.project(targets, masks, z0)
+    step_ms = (time.perf_counter() - start) * 1000 / result.steps
+    rows.append({"what": f"one step (batch 16, {size}x{size}, default terms)", "ms": step_ms})
+    print_table("plugin host costs (median ms)", rows)
+    write_json("plugins", {"models": args.models, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
