@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -44,7 +43,8 @@ def main() -> None:
 
     from facemath_core.backends import EmbeddedBackend
     from facemath_core.plugins import load_registry
-    from facemath_core.projection import PRESETS, ProjectionConfig, Projector, with_preset
+    from facemath_core.projection import PRESETS, Projector
+    from facemath_core.projection_settings import projection_config
     from facemath_core.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -54,10 +54,10 @@ def main() -> None:
     ]
     backend, registry = EmbeddedBackend(args.models), load_registry()
     for preset in [None, *PRESETS]:
-        projector = Projector(backend, registry, with_preset(ProjectionConfig(), preset))
+        projector = Projector(backend, registry, projection_config(registry, preset=preset))
         terms = "+".join(spec.name for spec, _, _ in projector.terms)
         rows.append({"what": f"contracts ({preset or 'default'}: {terms})", "ms": timed(projector.check_contracts, 3)})
-    config = replace(ProjectionConfig(), steps=args.steps, patience=args.steps, batch_size=16)
+    config = projection_config(registry, steps=args.steps, patience=args.steps, batch_size=16)
     projector = Projector(backend, registry, config)
     size = projector.image_size
     targets = np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32)

@@ -65,15 +65,19 @@ def main() -> None:
     from facemath_core.architectures import ArchConfig, sample_z
     from facemath_core.backends import EmbeddedBackend
     from facemath_core.plugins import load_registry
-    from facemath_core.projection import PRESETS, ProjectionConfig, Projector
+    from facemath_core.projection import PRESETS, Projector
+    from facemath_core.projection_settings import projection_config
     from facemath_core.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     backend, registry = EmbeddedBackend(args.models), load_registry()
     meta = backend.metadata(S.GENERATOR)
     targets = held_out_faces(args.faces, meta["image_size"])
-    base = ProjectionConfig(steps=args.steps, batch_size=64, patience=10**9)
-    variants = {name: replace(base, preset=name, **{**PRESETS[name], "steps": args.steps}) for name in PRESETS}
+    # The same options-to-config path as `facemath project [--preset NAME] --steps N`.
+    variants = {
+        name: projection_config(registry, preset=name, steps=args.steps, batch_size=64, patience=10**9)
+        for name in PRESETS
+    }
     if backend.has(S.VAE_ENCODER):
         variants["amos2016 + encoder init"] = replace(variants["amos2016"], init="encoder")
         variants["VAE encoder alone"] = None
@@ -119,7 +123,7 @@ def main() -> None:
     images = backend.generate(z_true)
     recovery_rows = []
     for constraint in ("clip", "stochastic"):
-        cfg = replace(base, constraint=constraint)
+        cfg = projection_config(registry, steps=args.steps, constraint=constraint, batch_size=64, patience=10**9)
         projector = Projector(backend, registry, cfg)
         z0 = projector.initial_z(images, np.random.default_rng(1))
         snapshots, seconds, _ = run(projector, images, z0, ())
@@ -138,7 +142,7 @@ def main() -> None:
 
     # Speed: one step = generator forward and backward to z, discriminator forward and backward to the image.
     peak = matmul_peak_gflops()
-    cfg = replace(base, steps=30, **{k: v for k, v in PRESETS["amos2016"].items() if k != "steps"})
+    cfg = projection_config(registry, preset="amos2016", steps=30, batch_size=64, patience=10**9)
     projector = Projector(backend, registry, cfg)
     batch = held_out_faces(64, meta["image_size"])
     z0 = projector.initial_z(batch, np.random.default_rng(2))

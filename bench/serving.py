@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -26,11 +25,11 @@ from common import print_table, write_json  # noqa: E402
 
 def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
     from facemath_core import signatures as S
-    from facemath_core.projection import LossSpec, ProjectionConfig, Projector
+    from facemath_core.projection import Projector
+    from facemath_core.projection_settings import projection_config
 
-    config = replace(
-        ProjectionConfig(steps=steps, batch_size=batch, patience=10**9),
-        losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)),
+    config = projection_config(
+        registry, loss_plugins=["contextual=1", "perceptual=0.1"], steps=steps, batch_size=batch, patience=10**9
     )
     projector = Projector(backend, registry, config)
     rng = np.random.default_rng(seed)

@@ -25,7 +25,8 @@ from facemath_core.images import load_images, to_unit
 from facemath_core.latent_space import LatentSpace
 from facemath_core.latents import Latents
 from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, wilson
-from facemath_core.projection import PRESETS, ProjectionConfig, Projector
+from facemath_core.projection import ProjectionConfig, Projector
+from facemath_core.projection_settings import projection_config
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "VAE encoder")
 SLUG = {"GAN projection": "gan", "hybrid (encoder init)": "hybrid", "VAE encoder": "vae"}
@@ -118,7 +119,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
     judged_columns = [oracle_names.index(n) for n in judged]
     original_verdicts = backend.judge(images)[:, judged_columns] > 0
     registry_ops = {n: registry.get("operator", n) for n in registry.names("operator")}
-    gan = ProjectionConfig(**{**PRESETS["amos2016"], "steps": cfg.steps}, preset="amos2016", seed=cfg.seed)
+    gan = projection_config(registry, preset="amos2016", steps=cfg.steps, seed=cfg.seed)
 
     results, runs = {}, {}
     for method in METHODS:

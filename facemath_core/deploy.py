@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facemath_core.errors import FacemathError
-from facemath_core.export import existing_versions
 from facemath_core.files import atomic_dir, atomic_file
 from facemath_core.model_config import entry_from_proto, format_config, read_config_proto
+from facemath_core.model_layout import existing_versions
 
 CONFIG_FILE = "models.config"
 KEEP_VERSIONS = 2  # serve the newest two: a rollout can drain the old one while the new one takes traffic

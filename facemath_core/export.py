@@ -24,6 +24,7 @@ from facemath_core.architectures import ArchConfig
 from facemath_core.errors import FacemathError
 from facemath_core.files import atomic_dir
 from facemath_core.model_kinds import KINDS
+from facemath_core.model_layout import existing_versions, read_metadata  # noqa: F401 (read_metadata: re-exported)
 from facemath_core.training import TrainOptions, read_run
 
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -45,7 +46,7 @@ def restore_run_models(run_dir: str | Path) -> tuple[dict, ArchConfig, dict]:
     networks = kind.build(cfg, TrainOptions()).networks()
     # Optimizer state and the noise's state are in the checkpoint too; only the networks are needed here.
     tf.train.Checkpoint(**networks).restore(latest).expect_partial().assert_existing_objects_matched()
-    record = {**record, "checkpoint": Path(latest).name}
+    record = {**record, "checkpoint": Path(latest).name, "run": str(run_dir.resolve())}
     return record, cfg, {kind.served[key]: network for key, network in networks.items()}
 
 
@@ -65,6 +66,7 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
             "steps": record.get("steps_done"),
             "wall_seconds": round(float(record.get("wall_seconds", 0.0)), 1),
             "checkpoint": record.get("checkpoint"),
+            "run": record.get("run"),
             "options": record.get("options"),
         },
         "held_out_accuracy": record.get("held_out_accuracy"),
@@ -177,12 +179,6 @@ def write_saved_model(model, name: str, cfg: ArchConfig, metadata: dict, target:
     write_warmup(extra / WARMUP_FILE, name, base, cfg)
 
 
-def existing_versions(model_dir: Path) -> list[int]:
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists())
-
-
 def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, prefix: str = "") -> list[Path]:
     """Export every network of a run; returns the version folders written.
 
@@ -220,10 +216,3 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
             write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
             written.append(final)
     return written
-
-
-def read_metadata(version_dir: str | Path) -> dict:
-    path = Path(version_dir) / "assets.extra" / S.METADATA_FILE
-    if not path.exists():
-        raise FacemathError(f"{version_dir}: not a facemath export (no assets.extra/{S.METADATA_FILE})")
-    return json.loads(path.read_text())

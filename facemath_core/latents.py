@@ -24,7 +24,7 @@ class Latents:
     z: np.ndarray  # (N, D) float32
     family: str  # "gan" or "vae"
     model: str  # the exported model that decodes z ("generator", "vae_decoder")
-    model_version: int
+    model_version: int  # the version that made z, which decoding uses (0: not recorded, older files)
     source: str  # "projection" or "encoder"
     losses: dict[str, np.ndarray] = field(default_factory=dict)  # per term, (N,)
     failed: np.ndarray | None = None  # (N,) bool

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facemath_core.errors import FacemathError
+from facemath_core.model_layout import existing_versions
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,7 @@ def entries_for_folder(models: str | Path) -> list[ModelEntry]:
     if not root.is_dir():
         raise FacemathError(f"--models {root}: no such folder")
     entries = [
-        ModelEntry(p.name, str(p.resolve()))
-        for p in sorted(root.iterdir())
-        if p.is_dir() and any(v.name.isdigit() for v in p.iterdir())
+        ModelEntry(p.name, str(p.resolve())) for p in sorted(root.iterdir()) if p.is_dir() and existing_versions(p)
     ]
     if not entries:
         raise FacemathError(f"--models {root}: no <name>/<version>/ model folders in it")

@@ -31,8 +31,8 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 def export_projector(to: str | Path, version: int | None = None, prefix: str = "") -> Path:
     """Write `<to>/<prefix_>projector/<version>/` from the generator and discriminator of that version (default:
     the newest generator version that has a discriminator of the same number). Returns the version folder."""
-    from facemath_core.export import existing_versions
     from facemath_core.files import atomic_dir
+    from facemath_core.model_layout import existing_versions
 
     to = Path(to)
     g_name, d_name = S.model_name(S.GENERATOR, prefix), S.model_name(S.DISCRIMINATOR, prefix)
@@ -57,7 +57,7 @@ def write_projector(
     the name of their folders)."""
     import tensorflow as tf
 
-    from facemath_core.export import read_metadata
+    from facemath_core.model_layout import read_metadata
     from facemath_core.plugins import load_registry
 
     g_meta, d_meta = read_metadata(generator_dir), read_metadata(discriminator_dir)

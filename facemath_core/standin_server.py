@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from facemath_core.export import existing_versions
 from facemath_core.model_config import ModelEntry
+from facemath_core.model_layout import existing_versions
 from facemath_core.session_model import SessionModel
 
 AVAILABLE, END = 30, 50

@@ -36,6 +36,14 @@ class Backend:
     def version(self, model: str) -> int:
         raise NotImplementedError
 
+    def available_versions(self, model: str) -> list[int]:
+        """The versions of `model` this backend can run, oldest first; [] when it cannot tell."""
+        return []
+
+    def use_version(self, model: str, version: int) -> None:
+        """Run `model` at this version from now on (the one a latents file was made with)."""
+        raise FacemathError(f"{self.describe()}: cannot choose the version of {model}")
+
     def has(self, model: str) -> bool:
         try:
             self.require(model)

@@ -2,18 +2,17 @@
 
 The default backend. It runs the same SavedModels a TF Serving server would, and hands the projection loop the
 signature functions themselves, so that a whole optimisation step (forward, losses, gradient, update) compiles
-into one `tf.function`.
+into one `tf.function`. It reads the model folder through `model_layout` only (never through export/training).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from facemath_core import signatures as S
 from facemath_core.backends.base import Backend
 from facemath_core.errors import FacemathError
-from facemath_core.export import existing_versions
+from facemath_core.model_layout import existing_versions, load_saved_model, read_metadata
 
 
 class EmbeddedBackend(Backend):
@@ -32,6 +31,15 @@ class EmbeddedBackend(Backend):
     def describe(self) -> str:
         return f"embedded models in {self.root}"
 
+    def available_versions(self, model: str) -> list[int]:
+        return existing_versions(self.root / S.model_name(model, self.prefix))
+
+    def use_version(self, model: str, version: int) -> None:
+        if self.versions.get(model) != version:
+            self.versions[model] = int(version)
+            self._loaded.pop(model, None)
+            self._metadata.pop(model, None)
+
     def _dir(self, model: str) -> Path:
         name = S.model_name(model, self.prefix)
         available = existing_versions(self.root / name)
@@ -49,18 +57,12 @@ class EmbeddedBackend(Backend):
 
     def metadata(self, model: str) -> dict:
         if model not in self._metadata:
-            path = self._dir(model) / "assets.extra" / S.METADATA_FILE
-            if not path.exists():
-                raise FacemathError(f"{path.parent.parent}: not a facemath export (no assets.extra/{S.METADATA_FILE})")
-            self._metadata[model] = json.loads(path.read_text())
+            self._metadata[model] = read_metadata(self._dir(model))
         return self._metadata[model]
 
     def _model(self, model: str):
         if model not in self._loaded:
-            from facemath_core.runtime import import_tensorflow_quietly
-
-            tf = import_tensorflow_quietly()
-            self._loaded[model] = tf.saved_model.load(str(self._dir(model)))
+            self._loaded[model] = load_saved_model(self._dir(model))
         return self._loaded[model]
 
     def signature(self, model: str, signature: str):

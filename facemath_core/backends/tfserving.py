@@ -51,6 +51,7 @@ class TFServingBackend(Backend):
         tls_ca: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        tls_server_name: str | None = None,
         in_flight: int | None = None,
         projector: bool = True,
     ):
@@ -68,6 +69,8 @@ class TFServingBackend(Backend):
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.enable_retries", 0),
         ]  # facemath retries itself, with its own backoff and messages
+        if tls_server_name:  # the name the server's certificate carries, when it is not the address's host
+            options.append(("grpc.ssl_target_name_override", tls_server_name))
         credentials = channel_credentials(tls_ca, tls_cert, tls_key)
         endpoints = [t.strip() for t in target.split(",") if t.strip()] if not target.startswith("dns:") else [target]
         if not endpoints:
@@ -214,6 +217,23 @@ class TFServingBackend(Backend):
 
     def require(self, model: str) -> None:
         self._check_signatures(model)
+
+    def available_versions(self, model: str) -> list[int]:
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self._model_name(model)
+        try:
+            response = self._rpc("GetModelStatus", model, "GetModelStatus", "model", request)
+        except FacemathError:
+            return []  # e.g. a proxy that forwards only the prediction service: predictions will tell
+        return sorted(s.version for s in response.model_version_status if s.state == 30)  # 30: AVAILABLE
+
+    def use_version(self, model: str, version: int) -> None:
+        # A pin, like the one taken from the first answer; an explicit --model-version/--model-label still wins.
+        self._pinned[model] = int(version)
+        self._checked.discard(model)
+        self._metadata.pop(model, None)
 
     def call(self, model, signature, inputs, outputs=None):
         self._check_signatures(model)

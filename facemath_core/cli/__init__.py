@@ -29,7 +29,7 @@ app = typer.Typer(
 
 # Commands that never touch TensorFlow; every other command imports it once, quietly, up front. `train` does it
 # itself, after its tf.distribute strategy is set up (that must come before TensorFlow initialises its devices).
-LIGHT_COMMANDS = {"plugins", "data", "train", None}
+LIGHT_COMMANDS = {"plugins", "data", "info", "train", None}
 
 
 def _version(value: bool):
@@ -73,7 +73,19 @@ def root(
 
 
 def _register_commands() -> None:
-    from facemath_core.cli import attributes, compare, data, export, latents, math, plugins, project, serving, train
+    from facemath_core.cli import (
+        attributes,
+        compare,
+        data,
+        export,
+        info,
+        latents,
+        math,
+        plugins,
+        project,
+        serving,
+        train,
+    )
 
     app.command("project", no_args_is_help=True)(project.project_command)
     app.command("complete", no_args_is_help=True)(project.complete_command)
@@ -85,6 +97,7 @@ def _register_commands() -> None:
     app.command("attributes", no_args_is_help=True)(attributes.attributes_command)
     app.command("compare", no_args_is_help=True)(compare.compare_command)
     app.command("plugins")(plugins.plugins_command)
+    app.command("info")(info.info_command)
     app.add_typer(data.app, name="data")
     app.command("train", no_args_is_help=True)(train.train_command)
     app.command("export", no_args_is_help=True)(export.export_command)

@@ -7,7 +7,23 @@ from typing import Annotated
 
 import typer
 
-from facemath_core.cli.math import AttributesOption, LatentsOption, ModelsOption
+from facemath_core.cli.options import (
+    AttributesOption,
+    LabelOption,
+    LatentsOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+    latents_origin,
+    note,
+)
 
 
 def attributes_command(
@@ -20,8 +36,16 @@ def attributes_command(
         bool, typer.Option("--raw", help="Plain difference of means, without White's bias correction.")
     ] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the fit / held-out split.")] = 0,
-    models: ModelsOption = Path("exported_models"),
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Fit an attribute vector per attribute and score it on held-out latents: AUC as a linear classifier,
     and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
@@ -29,7 +53,6 @@ def attributes_command(
 
     from facemath_core import signatures as S
     from facemath_core.attribute_quality import score_vectors, split_rows
-    from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir, to_json
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latent_space import open_space
@@ -37,9 +60,11 @@ def attributes_command(
     from facemath_core.tables import markdown_table
 
     check_new_dir(out, overwrite)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     space = open_space(latents, attributes)
     space.require_labels("facemath attributes")
-    backend = open_backend(str(models))
+    backend = source.open_for(space.latents, latents_origin(latents), note)
 
     def render(z):
         return decode(backend, space.latents, z)

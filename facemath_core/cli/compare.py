@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from facemath_core.cli.math import ModelsOption
+from facemath_core.cli.options import (
+    LabelOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+)
 
 
 def compare_command(
@@ -23,12 +35,19 @@ def compare_command(
     held_out: Annotated[float, typer.Option(help="Share of the faces kept out of fitting attribute vectors.")] = 0.3,
     pivot: Annotated[str, typer.Option(help="The attribute analogies carry over (smiling woman -> man).")] = "Male",
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
-    models: ModelsOption = Path("exported_models"),
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Project, encode and hybrid-project the same held-out faces; compare reconstruction, attribute vectors and
     arithmetic; write report.md and report.html with figures."""
-    from facemath_core.backends import open_backend
     from facemath_core.comparison import CompareConfig, run_compare
     from facemath_core.files import check_new_dir
     from facemath_core.plugins import load_registry
@@ -48,9 +67,11 @@ def compare_command(
     if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
         raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
     check_new_dir(out, overwrite)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
     registry = load_registry(ctx.obj["plugins"])
-    result = run_compare(data, open_backend(str(models)), registry, config, progress=lambda m: typer.echo(m, err=True))
+    result = run_compare(data, source.open(), registry, config, progress=lambda m: typer.echo(m, err=True))
     write_report(result, out)
     for method, entry in result.methods.items():
         typer.echo(

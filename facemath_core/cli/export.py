@@ -19,6 +19,10 @@ def export_command(
     """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; oracle:
     attribute_oracle) with their signatures, metadata and warmup records."""
     from facemath_core.export import export_run
+    from facemath_core.model_layout import existing_versions
 
     for path in export_run(run, to, version, prefix):
-        typer.echo(f"wrote {path}")
+        # Latents record the version that made them, so older versions stay where they are: say what was added.
+        older = [v for v in existing_versions(path.parent) if v != int(path.name)]
+        beside = f" (added beside version {', '.join(map(str, older))})" if older else ""
+        typer.echo(f"wrote {path}{beside}")

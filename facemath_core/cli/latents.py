@@ -7,28 +7,51 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.cli.options import (
+    LabelOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+    note,
+)
+
 
 def encode_command(
     images: Annotated[list[str], typer.Argument(help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Result folder (latents.npz, reconstructions/).")] = Path(
         "encodings"
     ),
-    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
     no_resize: Annotated[
         bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
     from facemath_core import signatures as S
-    from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latents import decode, encode_images, save_latents
     from facemath_core.projection_job import load_inputs
 
     check_new_dir(out, overwrite)
-    backend = open_backend(str(models))
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    backend = source.open()
     size = backend.metadata(S.VAE_ENCODER)["image_size"]
     inputs = load_inputs(images, size, resize=not no_resize)
     for path in inputs.resized:
@@ -41,7 +64,10 @@ def encode_command(
             save_png(tmp / "reconstructions" / f"{Path(name).stem}.png", from_unit(image))
         pairs = [im for pair in zip(inputs.images, reconstructions, strict=True) for im in pair]
         save_png(tmp / "contact_sheet.png", image_grid(from_unit(pairs), 2))
-    typer.echo(f"encoded {len(latents.names)} images into {out}")
+    typer.echo(
+        f"encoded {len(latents.names)} images into {out} with vae_encoder version "
+        f"{latents.models.get(S.VAE_ENCODER)} ({backend.describe()})"
+    )
 
 
 def render_command(
@@ -51,20 +77,29 @@ def render_command(
         typer.Option("--names", help="Only these latents: file names or stems, comma-separated or repeated."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one PNG per latent.")] = Path("renders"),
-    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Turn latents back into images with the model that made them (GAN generator or VAE decoder)."""
-    from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import decode, find, load_latents
 
     check_new_dir(out, overwrite)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     latents = load_latents(latents_file)
     wanted = [n for value in names or [] for n in value.split(",") if n]
     rows = [find(latents, n, str(latents_file)) for n in wanted] if wanted else list(range(len(latents.names)))
-    images = decode(open_backend(str(models)), latents, latents.z[rows])
+    images = decode(source.open_for(latents, str(latents_file), note), latents, latents.z[rows])
     with atomic_dir(out) as tmp:
         for row, image in zip(rows, images, strict=True):
             save_png(tmp / f"{Path(latents.names[row]).stem}.png", from_unit(image))
@@ -80,12 +115,19 @@ def interpolate_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="A .png strip or an animated .gif.")] = Path(
         "interpolation.png"
     ),
-    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
     import numpy as np
 
-    from facemath_core.backends import open_backend
     from facemath_core.contracts import check_operator
     from facemath_core.errors import PluginError
     from facemath_core.files import atomic_file, check_new_file
@@ -101,9 +143,11 @@ def interpolate_command(
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
     check_operator(operator, 3, f"--method {method}")
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     check_new_file(out)
     latents = load_latents(latents_file)
-    backend = open_backend(str(models))
+    backend = source.open_for(latents, str(latents_file), note)
     check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
     with guard(operator):

@@ -8,19 +8,23 @@ from typing import Annotated
 import numpy as np
 import typer
 
-LatentsOption = Annotated[
-    list[Path],
-    typer.Option("--latents", help="latents.npz from `project` or `encode`; repeat to join files of one model."),
-]
-AttributesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--attributes",
-        help="An attribute file (list_attr_celeba.txt format) or a folder holding one; "
-        "default: the one next to the latents' images.",
-    ),
-]
-ModelsOption = Annotated[Path, typer.Option(help="Model base path of the embedded backend.")]
+from facemath_core.cli.options import (
+    AttributesOption,
+    LabelOption,
+    LatentsOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+    latents_origin,
+    note,
+)
 
 
 def _evaluator(ctx: typer.Context, latents: list[Path], attributes: Path | None, exemplars: int, seed: int):
@@ -46,8 +50,16 @@ def math_command(
     ] = 3,
     jitter: Annotated[float, typer.Option(help="Half-width of the uniform noise of the jittered variants.")] = 0.25,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
-    models: ModelsOption = Path("exported_models"),
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: OverwriteOption = False,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
 
@@ -56,7 +68,6 @@ def math_command(
     """
     import json
 
-    from facemath_core.backends import open_backend
     from facemath_core.files import atomic_dir, check_new_dir
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import Latents, decode, save_latents
@@ -65,10 +76,12 @@ def math_command(
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
     space = evaluator.space.latents
-    backend = open_backend(str(models))
+    backend = source.open_for(space, latents_origin(latents), note)
 
     def render(z):
         return decode(backend, space, z)
@@ -112,14 +125,21 @@ def analogy_command(
     attributes: AttributesOption = None,
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
-    models: ModelsOption = Path("exported_models"),
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
 
     The cell at (row i, column j) is A + j/(n-1) (B - A) + i/(n-1) (C - A), so the far corner is B + C - A: the
     analogy "A is to B as C is to ?".
     """
-    from facemath_core.backends import open_backend
     from facemath_core.files import check_new_file
     from facemath_core.images import from_unit, image_grid, save_png
     from facemath_core.latents import check_frames, decode
@@ -129,8 +149,10 @@ def analogy_command(
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
     check_new_file(out)
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed)
-    backend = open_backend(str(models))
+    backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--steps")
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)

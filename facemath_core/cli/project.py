@@ -1,129 +1,149 @@
-"""`facemath project` and `facemath complete`: find z for images (and fill in their missing pixels)."""
+"""`facemath project` and `facemath complete`: find z for images (and fill in their missing pixels).
+
+Both commands take the same options, defined once below; `complete` only changes the defaults of --mask and --out.
+"""
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from facemath_core.cli.options import (
+    LabelOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    OverwriteOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+)
 from facemath_core.projection import PRESETS
+
+ImagesArgument = Annotated[list[str] | None, typer.Argument(help="Image files or folders of images.")]
+LossPluginOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--loss-plugin", "-l", help="Add a loss term NAME[=WEIGHT] (repeatable); contextual=0 drops the default term."
+    ),
+]
+OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (default adam).")]
+LrOption = Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")]
+StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
+InitOption = Annotated[
+    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
+]
+RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
+ConstraintOption = Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")]
+PresetOption = Annotated[str | None, typer.Option(help=f"Settings of a paper: {', '.join(PRESETS)}.")]
+MaskOption = Annotated[str, typer.Option(help="Mask plugin: which pixels are known.")]
+BlendOption = Annotated[str | None, typer.Option(help="Blender plugin for completions (default overlay).")]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="Plugin parameter NAME.KEY=VALUE, e.g. center.scale=0.3 (repeatable)."),
+]
+ModelOption = Annotated[str, typer.Option(help="Project through the gan generator or the vae decoder.")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Result folder.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Random seed (initial z, random masks, stochastic clipping).")]
+BatchSizeOption = Annotated[int, typer.Option(help="Images optimised together.")]
+PatienceOption = Annotated[int, typer.Option(help="Stop an image after this many steps without improvement.")]
+NoResizeOption = Annotated[bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")]
+ResumeOption = Annotated[Path | None, typer.Option(help="Continue this result folder (with --steps: the new total).")]
+ParallelRequestsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Requests in flight per step (default: one per --server endpoint; the replica count for dns:///).",
+        rich_help_panel="Model source",
+    ),
+]
 
 
 def project_command(
     ctx: typer.Context,
-    images: Annotated[list[str] | None, typer.Argument(help="Image files or folders of images.")] = None,
-    loss_plugin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--loss-plugin",
-            "-l",
-            help="Add a loss term NAME[=WEIGHT] (repeatable); contextual=0 drops the default term.",
-        ),
-    ] = None,
-    optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin (default adam).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")] = None,
-    init: Annotated[
-        str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
-    ] = "uniform",
-    restarts: Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")] = 1,
-    constraint: Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"Settings of a paper: {', '.join(PRESETS)}.")] = None,
-    mask: Annotated[str, typer.Option(help="Mask plugin: which pixels are known.")] = "full",
-    blend: Annotated[str | None, typer.Option(help="Blender plugin for completions (default overlay).")] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Plugin parameter NAME.KEY=VALUE, e.g. center.scale=0.3 (repeatable)."),
-    ] = None,
-    model: Annotated[str, typer.Option(help="Project through the gan generator or the vae decoder.")] = "gan",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Result folder.")] = Path("projections"),
-    models: Annotated[Path, typer.Option(help="Model base path of the embedded backend.")] = Path("exported_models"),
-    seed: Annotated[int, typer.Option(min=0, help="Random seed (initial z, random masks, stochastic clipping).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Images optimised together.")] = 64,
-    patience: Annotated[int, typer.Option(help="Stop an image after this many steps without improvement.")] = 200,
-    no_resize: Annotated[
-        bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue this result folder (with --steps: the new total).")
-    ] = None,
-    server: Annotated[
-        str | None,
-        typer.Option(
-            help="Use TF Serving at HOST:PORT (or dns:///name:8500, or a comma-separated list) instead of --models."
-        ),
-    ] = None,
-    model_version: Annotated[
-        int | None, typer.Option(help="Served model version (default: pin the first one seen).")
-    ] = None,
-    model_label: Annotated[str | None, typer.Option(help="Served version label, e.g. stable.")] = None,
-    tls_ca: Annotated[Path | None, typer.Option(help="CA certificate (PEM) to verify the server.")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="Client certificate (PEM), for mutual TLS.")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="Client private key (PEM), for mutual TLS.")] = None,
-    timeout: Annotated[float, typer.Option(help="Deadline of each server call, in seconds.")] = 60.0,
-    parallel_requests: Annotated[
-        int | None,
-        typer.Option(
-            help="Requests in flight per step (default: one per --server endpoint; the replica count for dns:///)."
-        ),
-    ] = None,
+    images: ImagesArgument = None,
+    loss_plugin: LossPluginOption = None,
+    optimizer: OptimizerOption = None,
+    lr: LrOption = None,
+    steps: StepsOption = None,
+    init: InitOption = "uniform",
+    restarts: RestartsOption = 1,
+    constraint: ConstraintOption = None,
+    preset: PresetOption = None,
+    mask: MaskOption = "full",
+    blend: BlendOption = None,
+    param: ParamOption = None,
+    model: ModelOption = "gan",
+    out: OutOption = Path("projections"),
+    seed: SeedOption = 0,
+    batch_size: BatchSizeOption = 64,
+    patience: PatienceOption = 200,
+    no_resize: NoResizeOption = False,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = None,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
+    parallel_requests: ParallelRequestsOption = None,
 ):
     """Project images onto the generator's z: optimise z so that G(z) matches each image."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from facemath_core.backends import open_backend
+    from facemath_core import signatures as S
     from facemath_core.plugins import load_registry
-    from facemath_core.projection import ProjectionConfig, apply_params, parse_loss_options, with_preset
-    from facemath_core.projection_job import ProjectionJob, load_inputs, load_resume, resumed_config
+    from facemath_core.projection_job import (
+        ProjectionJob,
+        build_masks,
+        load_inputs,
+        load_resume,
+        resumed_config,
+    )
+    from facemath_core.projection_settings import projection_config
 
     console = Console(stderr=True)
     registry = load_registry(ctx.obj["plugins"])
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
     if resume is not None:
-        _, arrays = load_resume(resume)
+        resume_folder, arrays = load_resume(resume)
         config = resumed_config(arrays, steps)
         inputs_args, out = [str(p) for p in arrays["paths"]], resume
     else:
         if not images:
             raise typer.BadParameter("give image files or folders (or --resume DIR)", param_hint="IMAGES")
-        config = with_preset(ProjectionConfig(), preset)
-        losses = parse_loss_options(loss_plugin, config.losses, registry)
-        opt = optimizer or config.optimizer
-        config = replace(
-            config,
-            losses=losses,
-            optimizer=opt,
-            optimizer_params=config.optimizer_params if opt == config.optimizer else {},
-            steps=config.steps if steps is None else steps,
+        config = projection_config(
+            registry,
+            preset=preset,
+            loss_plugins=loss_plugin,
+            params=param,
+            optimizer=optimizer,
+            lr=lr,
+            steps=steps,
             init=init,
             restarts=restarts,
-            constraint=constraint or config.constraint,
+            constraint=constraint,
             mask=mask,
-            blend=blend or config.blend,
+            blend=blend,
             model=model,
             seed=seed,
             batch_size=batch_size,
             patience=patience,
         )
-        config = apply_params(config, param, registry, lr=lr)
         inputs_args = list(images)
-    if server is None and (model_version is not None or model_label is not None):
-        raise typer.BadParameter("only with --server", param_hint="--model-version/--model-label")
-    backend = open_backend(
-        str(models),
-        server,
-        version=model_version,
-        label=model_label,
-        timeout=timeout,
-        tls_ca=tls_ca and str(tls_ca),
-        tls_cert=tls_cert and str(tls_cert),
-        tls_key=tls_key and str(tls_key),
-        in_flight=parallel_requests,
-    )
+    backend = source.open(in_flight=parallel_requests)
+    if resume is not None:
+        _continue_with_recorded_models(backend, source, resume_folder, arrays)
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
     for path in inputs.resized:
@@ -132,8 +152,6 @@ def project_command(
             f"{job.projector.image_size} (use --no-resize to refuse)",
             highlight=False,
         )
-    from facemath_core.projection_job import build_masks
-
     build_masks(registry, config, inputs.names, job.projector.image_size)  # bad masks fail before any work
     chunks = job.chunks(len(inputs.names))
     with Progress(
@@ -157,25 +175,62 @@ def project_command(
         )
         bar.update(task, completed=len(chunks) * config.steps)
     total, failed = latents.losses["total"], int(latents.failed.sum())
-    note = f"; {failed} of {len(latents.names)} failed, see the warnings" if failed else ""
+    failures = f"; {failed} of {len(latents.names)} failed, see the warnings" if failed else ""
+    name = S.model_name(latents.model, getattr(backend, "prefix", ""))
     typer.echo(
-        f"projected {len(latents.names)} images into {out} (mean loss {total[~latents.failed].mean():.4g}{note})"
+        f"projected {len(latents.names)} images into {out} with {name} version {latents.model_version} "
+        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g}{failures})"
     )
 
 
-def complete_command(**kwargs):
+def complete_command(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    loss_plugin: LossPluginOption = None,
+    optimizer: OptimizerOption = None,
+    lr: LrOption = None,
+    steps: StepsOption = None,
+    init: InitOption = "uniform",
+    restarts: RestartsOption = 1,
+    constraint: ConstraintOption = None,
+    preset: PresetOption = None,
+    mask: MaskOption = "center",
+    blend: BlendOption = None,
+    param: ParamOption = None,
+    model: ModelOption = "gan",
+    out: OutOption = Path("completions"),
+    seed: SeedOption = 0,
+    batch_size: BatchSizeOption = 64,
+    patience: PatienceOption = 200,
+    no_resize: NoResizeOption = False,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = None,
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
+    parallel_requests: ParallelRequestsOption = None,
+):
     """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
     hole (--blend overlay or poisson)."""
-    return project_command(**kwargs)
+    return project_command(**locals())
 
 
-def _with_default(fn, source, **defaults):
-    """Give `fn` the signature of `source` with some defaults changed (typer reads defaults from signatures)."""
-    signature = inspect.signature(source, eval_str=True)
-    fn.__signature__ = signature.replace(
-        parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in signature.parameters.values()]
-    )
-    return fn
+def _continue_with_recorded_models(backend, source, folder, arrays) -> None:
+    """A resumed projection goes on with the model versions its checkpoint was made with (a newer export in the
+    meantime would otherwise change the objective halfway through); gone versions are an error."""
+    from facemath_core.cli.options import note as print_note
+    from facemath_core.model_source import use_recorded_version
+    from facemath_core.projection_job import RESUME_FILE, resumed_models
 
-
-_with_default(complete_command, project_command, mask="center", out=Path("completions"))
+    explicit = source.model_version is not None or source.label is not None
+    path = Path(folder) / RESUME_FILE
+    for model, version in resumed_models(path, arrays).items():
+        note = use_recorded_version(backend, model, version, str(path), explicit=explicit)
+        if note:
+            print_note(note)

@@ -1,0 +1,6 @@
+"""`python -m facemath_core ...` runs the `facemath` command."""
+
+from facemath_core.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""`facemath info`: which model source a command would use here, and each model's name, versions and run."""
+
+from __future__ import annotations
+
+import typer
+
+from facemath_core.cli.options import (
+    LabelOption,
+    ModelsOption,
+    ModelSource,
+    ModelVersionOption,
+    ServerOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsServerNameOption,
+)
+
+
+def info_command(
+    models: ModelsOption = None,
+    server: ServerOption = None,
+    model_version: ModelVersionOption = None,
+    label: LabelOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_server_name: TlsServerNameOption = None,
+    timeout: TimeoutOption = 60.0,
+):
+    """Show the model source in effect (--models, $FACEMATH_MODELS, ./exported_models or the installed models)
+    and each model in it: name, versions and the training run it came from."""
+    from facemath_core import __version__
+    from facemath_core.model_layout import describe_models
+    from facemath_core.model_source import resolve_models
+
+    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
+    source.check()
+    if source.server:
+        typer.echo(f"facemath {__version__}")
+        _server_info(source)
+        return
+    resolved = resolve_models(models)
+    typer.echo(f"facemath {__version__}")
+    typer.echo(f"models: {resolved.path.resolve()} (from {resolved.origin})")
+    infos = describe_models(resolved.path)
+    if not infos:
+        typer.echo("  no <name>/<version>/saved_model.pb model folders in it")
+    width = max([len(i.name) for i in infos], default=0)
+    for i in infos:
+        versions = ", ".join(str(v) for v in i.versions)
+        label_text = f"version {versions}" if len(i.versions) == 1 else f"versions {versions} (newest {i.newest})"
+        typer.echo(f"  {i.name:{width}s}  {label_text}  {i.error or i.run}")
+
+
+def _server_info(source: ModelSource) -> None:
+    from facemath_core import signatures as S
+    from facemath_core.errors import FacemathError
+    from facemath_core.model_layout import origin_summary
+
+    backend = source.open()
+    typer.echo(f"models: {backend.describe()} (from --server)")
+    try:
+        for model in (*S.MODEL_NAMES, *S.COMPOSITE_NAMES):
+            if not backend.has(model):
+                continue
+            versions = ", ".join(str(v) for v in backend.available_versions(model))
+            try:
+                origin = origin_summary(backend.metadata(model))
+            except FacemathError as exc:
+                origin = str(exc)
+            typer.echo(f"  {model}  serving {backend.version(model)} (available {versions})  {origin}")
+    finally:
+        backend.close()

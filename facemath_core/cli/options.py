@@ -1,0 +1,171 @@
+"""Command-line options shared by several commands, defined once as typer `Annotated` types.
+
+The model-source set (`--models` or `--server`, `--model-version`, `--label`, TLS, `--timeout`) is taken by every
+command that runs a model; `open_models` turns it into a backend through `facemath_core.backends.open_backend`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SOURCE = "Model source"  # the help panel that groups the model-source options
+
+ModelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--models",
+        help="Model base path (<name>/<version>/) run in-process. Default: $FACEMATH_MODELS, else "
+        "./exported_models if it exists, else the models installed with facemath.",
+        rich_help_panel=SOURCE,
+    ),
+]
+ServerOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--server",
+        help="Use TF Serving at HOST:PORT instead of --models; repeat (or comma-separate) for round robin across "
+        "replicas, or dns:///NAME:PORT for every address DNS returns.",
+        rich_help_panel=SOURCE,
+    ),
+]
+ModelVersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--model-version",
+        min=1,
+        help="Run this model version. Default: the newest (with --server: the first one served, pinned for the "
+        "run); latents decode with the version recorded in them.",
+        rich_help_panel=SOURCE,
+    ),
+]
+LabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label", "--model-label", help="Served version label, e.g. stable (--server only).", rich_help_panel=SOURCE
+    ),
+]
+TlsCaOption = Annotated[
+    Path | None, typer.Option("--tls-ca", help="CA certificate (PEM) to verify the server.", rich_help_panel=SOURCE)
+]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option("--tls-cert", help="Client certificate (PEM), for mutual TLS.", rich_help_panel=SOURCE),
+]
+TlsKeyOption = Annotated[
+    Path | None,
+    typer.Option("--tls-key", help="Client private key (PEM), for mutual TLS.", rich_help_panel=SOURCE),
+]
+TlsServerNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-server-name",
+        help="Name the server's certificate must carry, when it differs from HOST.",
+        rich_help_panel=SOURCE,
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=0.001, help="Deadline of each server call, in seconds.", rich_help_panel=SOURCE),
+]
+
+# Options of the arithmetic commands (math, analogy, attributes).
+LatentsOption = Annotated[
+    list[Path],
+    typer.Option("--latents", help="latents.npz from `project` or `encode`; repeat to join files of one model."),
+]
+AttributesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--attributes",
+        help="An attribute file (list_attr_celeba.txt format) or a folder holding one; "
+        "default: the one next to the latents' images.",
+    ),
+]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing --out folder.")]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model-source options of one command line."""
+
+    models: Path | None = None
+    server: list[str] | None = None  # one or more HOST:PORT; several are used round robin
+    model_version: int | None = None
+    label: str | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_server_name: str | None = None
+    timeout: float = 60.0
+
+    def check(self) -> None:
+        """Combinations that cannot work, refused before any model is loaded."""
+        tls = {"--tls-ca": self.tls_ca, "--tls-cert": self.tls_cert, "--tls-key": self.tls_key}
+        tls["--tls-server-name"] = self.tls_server_name
+        if self.server and self.models is not None:
+            raise typer.BadParameter("give --models or --server, not both", param_hint="--server")
+        if not self.server:
+            if self.label is not None:
+                raise typer.BadParameter("version labels live on a server: only with --server", param_hint="--label")
+            given = [name for name, value in tls.items() if value is not None]
+            if given:
+                raise typer.BadParameter("only with --server", param_hint=given[0])
+        if self.model_version is not None and self.label is not None:
+            raise typer.BadParameter("give one or the other", param_hint="--model-version/--label")
+        if self.tls_server_name is not None and self.tls_ca is None and self.tls_cert is None:
+            raise typer.BadParameter("a name to check needs TLS: add --tls-ca", param_hint="--tls-server-name")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise typer.BadParameter("mutual TLS needs both", param_hint="--tls-cert/--tls-key")
+
+    def open(self, **extra):
+        """The backend: TF Serving for --server, else the embedded backend over the resolved model folder."""
+        from facemath_core import signatures as S
+        from facemath_core.backends import open_backend
+        from facemath_core.model_source import resolve_models
+
+        self.check()
+        if self.server:
+            target = ",".join(self.server)
+            options = dict(version=self.model_version, label=self.label, timeout=self.timeout)
+            options.update(
+                tls_ca=_text(self.tls_ca), tls_cert=_text(self.tls_cert), tls_key=_text(self.tls_key), **extra
+            )
+            if self.tls_server_name is not None:
+                options["tls_server_name"] = self.tls_server_name
+            return open_backend(server=target, **options)
+        backend = open_backend(str(resolve_models(self.models).path), None)
+        if self.model_version is not None:
+            # Like a server's model_spec.version: every model at this version.
+            for model in (*S.MODEL_NAMES, *S.COMPOSITE_NAMES):
+                if backend.available_versions(model):
+                    backend.use_version(model, self.model_version)
+        return backend
+
+    def open_for(self, latents, origin: str, warn):
+        """The backend, set to decode `latents` with the model version recorded in them."""
+        from facemath_core.model_source import use_recorded_version
+
+        backend = self.open()
+        explicit = self.model_version is not None or self.label is not None  # asked for on purpose: it wins
+        note = use_recorded_version(backend, latents.model, latents.model_version, origin, explicit=explicit)
+        if note:
+            warn(note)
+        return backend
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def latents_origin(latents: list[Path]) -> str:
+    """How notes and errors name the --latents files."""
+    return ", ".join(str(p) for p in latents)
+
+
+def note(line: str) -> None:
+    """One note line on stderr (not an error: the command goes on)."""
+    typer.echo(f"note: {line}", err=True)
