@@ -1,0 +1,55 @@
+"""Honest summaries: what `project`/`complete` print is measured on what they wrote (issue 15)."""
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemath_core.latents import load_latents
+from facemath_core.metrics import known_psnr, psnr
+
+from .conftest import run_cli
+
+
+def test_known_psnr_counts_only_the_known_pixels():
+    a = np.zeros((1, 4, 4, 3))
+    b = a.copy()
+    b[0, :2] = 0.2  # error 0.1 on the [0, 1] scale in the top half only
+    top_known = np.zeros((1, 4, 4))
+    top_known[0, :2] = 1
+    np.testing.assert_allclose(known_psnr(a, b, top_known), [20.0])  # 10 log10(1 / 0.01)
+    assert known_psnr(a, b, 1 - top_known)[0] >= 119  # the hole's error does not count
+    np.testing.assert_allclose(known_psnr(a, b, np.ones((1, 4, 4))), psnr(a, b))  # all known: plain PSNR
+
+
+def _numbers(pattern, text):
+    match = re.search(pattern, text)
+    assert match, text
+    return [float(g) for g in match.groups()]
+
+
+@pytest.mark.parametrize("command", ["project", "complete"])
+def test_summary_reports_psnr_loss_and_failures_of_what_was_written(command, tiny_export, train_faces, tmp_path):
+    images = sorted(train_faces.glob("**/*.png"))[:5]
+    out = tmp_path / command
+    result = run_cli(command, *map(str, images), "--models", str(tiny_export), "--steps", "3", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    verb = "completed" if command == "complete" else "projected"
+    assert f"{verb} 5 images into {out}" in result.stdout
+    mean, worst = _numbers(r"PSNR of the known pixels mean ([\d.]+) dB, worst ([\d.]+) dB", result.stdout)
+    # Independently: the PNGs written against the inputs (uint8 rounding moves PSNR by well under 0.3 dB).
+    targets = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float64) / 127.5 - 1 for p in images])
+    recon = np.stack([np.asarray(Image.open(out / "reconstructions" / p.name), np.float64) / 127.5 - 1 for p in images])
+    if command == "complete":  # the default center mask: the middle half is unknown
+        s = targets.shape[1]
+        masks = np.ones(targets.shape[:3])
+        masks[:, s // 4 : s - s // 4, s // 4 : s - s // 4] = 0
+        expected = known_psnr(targets, recon, masks)
+    else:
+        expected = psnr(targets, recon)
+    assert abs(mean - expected.mean()) < 0.3 and abs(worst - expected.min()) < 0.3, (mean, worst, expected)
+    total = load_latents(out / "latents.npz").losses["total"]
+    loss_mean, loss_worst = _numbers(r"final loss mean ([\d.e+]+), worst ([\d.e+]+) \(weighted sum", result.stdout)
+    assert loss_mean == pytest.approx(total.mean(), rel=1e-3) and loss_worst == pytest.approx(total.max(), rel=1e-3)
+    assert "0 of 5 failed" in result.stdout
