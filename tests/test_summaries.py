@@ -1,5 +1,6 @@
 """Honest summaries: what `project`/`complete` print is measured on what they wrote (issue 15)."""
 
+import json
 import re
 
 import numpy as np
@@ -53,3 +54,35 @@ def test_summary_reports_psnr_loss_and_failures_of_what_was_written(command, tin
     loss_mean, loss_worst = _numbers(r"final loss mean ([\d.e+]+), worst ([\d.e+]+) \(weighted sum", result.stdout)
     assert loss_mean == pytest.approx(total.mean(), rel=1e-3) and loss_worst == pytest.approx(total.max(), rel=1e-3)
     assert "0 of 5 failed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_export, train_faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("summaries") / "enc"
+    result = run_cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out / "latents.npz"
+
+
+def test_attributes_states_n_and_refuses_statistics_from_too_few_faces(encoded, tiny_export, tmp_path):
+    from facemath_core.attribute_quality import MIN_AUC_FACES
+
+    args = ["attributes", "--latents", str(encoded), "--models", str(tiny_export)]
+    result = run_cli(*args, "--held-out", "0.02", "-o", str(tmp_path / "few"))  # 3 of 160 held out
+    assert result.returncode == 0, result.stderr
+    assert "160 faces: 157 fitted, 3 held out and scored" in result.stdout
+    scores = json.loads((tmp_path / "few" / "attributes.json").read_text())["scores"]
+    assert scores and all(s["positives"] + s["negatives"] == 3 and not s["auc_measured"] for s in scores)
+    assert "AUC 0.000" not in result.stdout and result.stdout.count("n/a (too few)") == len(scores)
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: AUC not reported")]
+    assert len(warning) == 1 and f"fewer than {MIN_AUC_FACES}" in warning[0]
+    assert all(s["attribute"] in warning[0] for s in scores)
+
+    result = run_cli(*args, "-o", str(tmp_path / "enough"))  # 48 held out: rare attributes may still be short
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "enough" / "attributes.json").read_text())["scores"]
+    short = [s["attribute"] for s in scores if min(s["positives"], s["negatives"]) < MIN_AUC_FACES]
+    assert len(short) < len(scores)
+    warned = [line for line in result.stderr.splitlines() if "AUC not reported for " in line]
+    named = warned[0].split("AUC not reported for ", 1)[1].split(":")[0].split(", ") if warned else []
+    assert named == short
