@@ -136,7 +136,7 @@ def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
 
     out = tmp_path / "j.png"
     result = run_cli(
-        "analogy", "000001", "000002", "mean(Smiling & Male)", "--steps", "4", "--latents", str(encoded_faces),
+        "analogy", "000001", "000002", "mean(Smiling & Male)", "--size", "4", "--latents", str(encoded_faces),
         "--models", str(tiny_export), "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -86,3 +86,25 @@ def test_attributes_states_n_and_refuses_statistics_from_too_few_faces(encoded, 
     warned = [line for line in result.stderr.splitlines() if "AUC not reported for " in line]
     named = warned[0].split("AUC not reported for ", 1)[1].split(":")[0].split(", ") if warned else []
     assert named == short
+
+
+def test_interpolate_frames_and_analogy_size_with_deprecated_steps(encoded, tiny_export, tmp_path):
+    common = ["--latents", str(encoded), "--models", str(tiny_export)]
+    walk, j = tmp_path / "walk.png", tmp_path / "j.png"
+    result = run_cli("interpolate", "000001", "000002", *common, "--frames", "3", "-o", str(walk))
+    assert result.returncode == 0 and "deprecated" not in result.stderr, result.stderr
+    assert Image.open(walk).size == (3 * 34 + 2, 34 + 2)
+    refused = run_cli("interpolate", "000001", "000002", *common, "-n", "4", "-o", str(walk))
+    assert refused.returncode == 1 and "file exists (use --overwrite" in refused.stderr
+    assert Image.open(walk).size == (3 * 34 + 2, 34 + 2)  # untouched
+    old = run_cli("interpolate", "000001", "000002", *common, "--steps", "4", "-o", str(walk), "--overwrite")
+    assert old.returncode == 0 and Image.open(walk).size == (4 * 34 + 2, 34 + 2)
+    notes = [line for line in old.stderr.splitlines() if "deprecated" in line]
+    assert notes == ["note: --steps is deprecated here and will be removed in the next release; use --frames"]
+
+    result = run_cli("analogy", "000001", "000002", "000003", *common, "--size", "3", "-o", str(j))
+    assert result.returncode == 0 and Image.open(j).size == (3 * 34 + 2, 3 * 34 + 2)
+    assert run_cli("analogy", "000001", "000002", "000003", *common, "-o", str(j)).returncode == 1
+    old = run_cli("analogy", "000001", "000002", "000003", *common, "--steps", "2", "-o", str(j), "--overwrite")
+    assert old.returncode == 0 and Image.open(j).size == (2 * 34 + 2, 2 * 34 + 2)
+    assert "--steps is deprecated here" in old.stderr and "use --size" in old.stderr

@@ -93,9 +93,10 @@ def info(
 def grid(
     folder: Annotated[Path, typer.Argument(help="A face folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("grid.png"),
-    count: Annotated[int, typer.Option(help="How many faces.")] = 64,
+    count: Annotated[int, typer.Option("--count", "-n", help="How many faces.")] = 64,
     size: Annotated[int, typer.Option(help="Side of each face in the grid.")] = 64,
     columns: Annotated[int, typer.Option(help="Faces per row.")] = 8,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ):
     """Draw the first COUNT faces of a folder as one picture, cropped and resized as training sees them."""
     from facemath_core.dataset import FaceFolder, load_folder_images, open_faces
@@ -114,7 +115,7 @@ def grid(
             f"--count {count} --size {size} --columns {columns}: the grid would be over the {MAX_PIXELS:,} pixel "
             f"limit; draw fewer or smaller faces"
         )
-    check_new_file(out)
+    check_new_file(out, overwrite=overwrite)
     faces = open_faces(folder)
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))
