@@ -53,7 +53,8 @@ def synth(
             progress.advance(tasks[0], n)
 
         write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out, progress=advance, flat=flat)
-    typer.echo(f"wrote {count} faces to {out}")
+    kept = count * held_out // 100  # as write_synthetic_folder splits: the last held_out% are held out
+    typer.echo(f"wrote {count} faces to {out}: {count - kept} for training, {kept} held out (--held-out-percent)")
 
 
 @app.command("info")

@@ -74,7 +74,15 @@ def train_command(
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
     data_dir = "" if data is None else str(data)
-    record = run_training(kind.value, data_dir, run_dir, cfg, options, resume=resume is not None)
+    record = run_training(
+        kind.value,
+        data_dir,
+        run_dir,
+        cfg,
+        options,
+        resume=resume is not None,
+        warn=lambda line: typer.echo(f"warning: {line}", err=True),
+    )
     typer.echo(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
         f"{record['wall_seconds'] / 60:.1f} min of training"
