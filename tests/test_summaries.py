@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,9 @@ def test_summary_reports_psnr_loss_and_failures_of_what_was_written(command, tin
     loss_mean, loss_worst = _numbers(r"final loss mean ([\d.e+]+), worst ([\d.e+]+) \(weighted sum", result.stdout)
     assert loss_mean == pytest.approx(total.mean(), rel=1e-3) and loss_worst == pytest.approx(total.max(), rel=1e-3)
     assert "0 of 5 failed" in result.stdout
+    documented = (Path(__file__).parent.parent / "docs" / "outputs.md").read_text()
+    for entry in out.iterdir():  # docs/outputs.md names every file the command wrote
+        assert f"`{entry.name}" in documented, entry.name
 
 
 @pytest.fixture(scope="module")
