@@ -18,7 +18,7 @@ class Kind(str, enum.Enum):
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="What to train.")],
     data: Annotated[Path | None, typer.Option(help="Face folder (CelebA layout or plain images).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder to create, e.g. runs/gan64.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to create, e.g. runs/gan64.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Total training steps [default: 10000; with --resume: the recorded total].")
