@@ -213,6 +213,8 @@ class ProjectionJob:
             "names": np.array(inputs.names),
             "paths": np.array(inputs.paths),
             "config": np.array(json.dumps(cfg.to_dict())),
+            # A resumed run must go on with the models it started with, not whatever is newest by then.
+            "models": np.array(json.dumps(self.model_versions())),
         }
         with open(self.partial / HISTORY_FILE, "a" if resume_from else "w") as history:
             for c, chunk in enumerate(chunks):
@@ -289,11 +291,7 @@ class ProjectionJob:
                     f"(not finite: {culprits}); stopped that image and kept its last finite z"
                 )
         model = self.projector.model
-        models = {model: self.backend.version(model)}
-        if self.projector.needs_discriminator:
-            models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
-        if self.config.init == "encoder":
-            models[S.VAE_ENCODER] = self.backend.version(S.VAE_ENCODER)
+        models = self.model_versions()
         latents = Latents(
             names=inputs.names,
             z=np.concatenate(zs),
@@ -307,6 +305,15 @@ class ProjectionJob:
             models=models,
         )
         return latents, failures
+
+    def model_versions(self) -> dict[str, int]:
+        """The version of every model this run uses, as recorded in latents.npz and resume.npz."""
+        models = {self.projector.model: self.backend.version(self.projector.model)}
+        if self.projector.needs_discriminator:
+            models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
+        if self.config.init == "encoder":
+            models[S.VAE_ENCODER] = self.backend.version(S.VAE_ENCODER)
+        return models
 
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
         save_latents(self.partial / "latents.npz", latents)
@@ -378,8 +385,23 @@ def load_resume(out: str | Path) -> tuple[Path, dict]:
             first = arrays.get("c0.best_z")
             z_dim = first.shape[-1] if first is not None and first.ndim == 2 else 0
             check_resume_state(path, arrays, batch_ranges(len(names), config), config, z_dim)
+            resumed_models(path, arrays)
             return folder, arrays
     raise FacemathError(f"--resume {out}: no {RESUME_FILE} there or in {out}.partial (nothing to resume)")
+
+
+def resumed_models(path: Path, arrays: dict) -> dict[str, int]:
+    """The model versions a checkpoint was made with; {} for one written before they were recorded."""
+    from facemath_core.latents import json_field
+
+    if "models" not in arrays:
+        return {}
+    models = json_field(path, arrays, "models")
+    if not isinstance(models, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in models.items()
+    ):
+        raise BadFileError(f"{path}: field 'models' is not a mapping of model names to versions")
+    return models
 
 
 def resumed_config(arrays: dict, steps: int | None) -> ProjectionConfig:

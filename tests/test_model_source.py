@@ -205,3 +205,34 @@ def test_mutual_tls_options_reach_the_server(pki, tiny_export, tmp_path):
     remote_images, local_images = _pixels(tmp_path / "remote"), _pixels(tmp_path / "local")
     assert remote_images.keys() == local_images.keys() == {"a.png", "b.png"}
     assert all(np.abs(remote_images[k] - local_images[k]).max() <= 1 for k in remote_images)
+
+
+def test_resume_goes_on_with_the_checkpoints_model_versions(tiny_export, tmp_path):
+    """A newer generator exported between a run and its --resume must not change the objective halfway: the
+    resumed run ends where an uninterrupted run on the original version ends, and says that it kept the version."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_export, models)
+    faces = [str(FACES / "000001.png"), str(FACES / "000002.png")]
+    common = ["--models", str(models), "--seed", "3"]
+    straight = run_cli("project", *faces, *common, "--steps", "8", "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    first = run_cli("project", *faces, *common, "--steps", "4", "--out", str(tmp_path / "split"))
+    assert first.returncode == 0, first.stderr
+
+    shutil.copytree(models / "vae_decoder" / "1", models / "generator" / "2")  # a different network, same z
+    resumed = run_cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "8")
+    assert resumed.returncode == 0, resumed.stderr
+    notes = [line for line in _errors(resumed) if line.startswith("note: ")]
+    assert len(notes) == 1 and "generator version 1" in notes[0] and "newest: 2" in notes[0], resumed.stderr
+    done, reference = (
+        load_latents(tmp_path / "split" / "latents.npz"),
+        load_latents(tmp_path / "straight" / "latents.npz"),
+    )
+    assert done.model_version == 1 and done.models["generator"] == 1
+    np.testing.assert_allclose(done.z, reference.z, atol=1e-6)
+
+    shutil.rmtree(models / "generator" / "1")
+    gone = run_cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "10")
+    (error,) = _errors(gone)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert error.startswith("error: ") and "resume.npz" in error and "generator version 1" in error

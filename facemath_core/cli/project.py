@@ -102,7 +102,13 @@ def project_command(
 
     from facemath_core import signatures as S
     from facemath_core.plugins import load_registry
-    from facemath_core.projection_job import ProjectionJob, build_masks, load_inputs, load_resume, resumed_config
+    from facemath_core.projection_job import (
+        ProjectionJob,
+        build_masks,
+        load_inputs,
+        load_resume,
+        resumed_config,
+    )
     from facemath_core.projection_settings import projection_config
 
     console = Console(stderr=True)
@@ -110,7 +116,7 @@ def project_command(
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     if resume is not None:
-        _, arrays = load_resume(resume)
+        resume_folder, arrays = load_resume(resume)
         config = resumed_config(arrays, steps)
         inputs_args, out = [str(p) for p in arrays["paths"]], resume
     else:
@@ -136,6 +142,8 @@ def project_command(
         )
         inputs_args = list(images)
     backend = source.open(in_flight=parallel_requests)
+    if resume is not None:
+        _continue_with_recorded_models(backend, source, resume_folder, arrays)
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
     for path in inputs.resized:
@@ -235,3 +243,18 @@ def complete_command(
     """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
     hole (--blend overlay or poisson)."""
     return project_command(**locals())
+
+
+def _continue_with_recorded_models(backend, source, folder, arrays) -> None:
+    """A resumed projection goes on with the model versions its checkpoint was made with (a newer export in the
+    meantime would otherwise change the objective halfway through); gone versions are an error."""
+    from facemath_core.cli.options import note as print_note
+    from facemath_core.model_source import use_recorded_version
+    from facemath_core.projection_job import RESUME_FILE, resumed_models
+
+    explicit = source.model_version is not None or source.label is not None
+    path = Path(folder) / RESUME_FILE
+    for model, version in resumed_models(path, arrays).items():
+        note = use_recorded_version(backend, model, version, str(path), explicit=explicit)
+        if note:
+            print_note(note)
