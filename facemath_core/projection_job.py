@@ -45,6 +45,7 @@ from facemath_core.images import (
     to_unit,
 )
 from facemath_core.latents import Latents, save_latents
+from facemath_core.metrics import known_psnr
 from facemath_core.plugins import check_params
 from facemath_core.projection import BatchResult, ProjectionConfig, Projector
 
@@ -147,6 +148,7 @@ class ProjectionJob:
                 f"--out {self.out}: {self.partial} holds an interrupted run; continue it with --resume {self.out}, "
                 f"or start again with --overwrite (which deletes it)"
             )
+        self.known_psnr: np.ndarray | None = None  # per image, dB, set when the outputs are written
         self._checkpoint: tuple[int, int] | None = None  # (batch, step) of the last checkpoint written
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
@@ -316,6 +318,7 @@ class ProjectionJob:
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
         save_latents(self.partial / "latents.npz", latents)
         generated = self.backend.generate(latents.z, latents.model)
+        self.known_psnr = known_psnr(inputs.images, generated, masks)  # for the summary line
         completing = bool((masks < 0.5).any())
         rows = []
         for i, name in enumerate(inputs.names):

@@ -17,7 +17,7 @@ import json
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,9 @@ from facemath_core.errors import FacemathError
 from facemath_core.files import atomic_file
 from facemath_core.model_kinds import model_kind
 
-MIN_IMAGES = 64
+# Fewer images than this cannot train anything (batch normalisation over a handful of images is noise); above it
+# the batch shrinks to the data when --batch-size asks for more images than there are (`fit_batch_size`).
+MIN_IMAGES = 8
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ def build_model(kind: str, cfg: ArchConfig, options: TrainOptions):
     return model_kind(kind).build(cfg, options)
 
 
+def fit_batch_size(options: TrainOptions, images: int, warn=None) -> TrainOptions:
+    """The options with the batch no larger than the data: a small folder trains with one batch of all of it."""
+    if images >= options.batch_size:
+        return options
+    if warn:
+        warn(f"--batch-size {options.batch_size}: only {images} training images; using batches of {images}")
+    return replace(options, batch_size=images)
+
+
 def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
     from facemath_core.dataset import load_split
 
@@ -92,6 +103,31 @@ def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
         )
     labels = None if faces.attributes is None else (faces.attributes > 0).astype(np.float32)
     return faces, faces.images, labels
+
+
+# The progress line must fit an 80-column terminal with its bar, step count and ETA: a short label, a short bar,
+# and the losses with 2 decimals under short names (images per second go to TensorBoard only).
+_SHORT_NAMES = {"d_loss": "d", "g_loss": "g", "reconstruction": "rec", "accuracy": "acc"}
+
+
+def progress_columns():
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=8),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TimeRemainingColumn(),
+    )
+
+
+def progress_label(run_name: str) -> str:
+    return run_name if len(run_name) <= 10 else run_name[:9] + "~"
+
+
+def compact_losses(logs: dict) -> str:
+    return " ".join(f"{_SHORT_NAMES.get(k, k)} {v:.2f}" for k, v in logs.items())
 
 
 class _RunCallback:
@@ -124,19 +160,12 @@ class _RunCallback:
         self.last_logs: dict = {}
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TimeRemainingColumn(),
-            transient=False,
-        )
+        self.progress = Progress(*progress_columns(), transient=False)
         self.progress.__enter__()
         self.task = self.progress.add_task(
-            f"training {self.run_dir.name}", total=self.total, completed=self.start_step, losses=""
+            progress_label(self.run_dir.name), total=self.total, completed=self.start_step, losses=""
         )
         return self
 
@@ -155,7 +184,7 @@ class _RunCallback:
         self.last_logs = logs
         elapsed = time.perf_counter() - self.started
         rate = (step - self.start_step) * self.options.batch_size / max(elapsed, 1e-9)
-        losses = "  ".join(f"{k} {v:.3f}" for k, v in logs.items()) + f"  {rate:.0f} img/s"
+        losses = compact_losses(logs)
         self.progress.update(self.task, completed=step, losses=losses)
         if step % 50 == 0:
             with self.writer.as_default():
@@ -196,8 +225,10 @@ def train(
     options: TrainOptions,
     resume: bool = False,
     placement: Placement | None = None,
+    warn=None,
 ) -> dict:
     """Train (or resume) a run; returns the final run record. Raises TrainingInterrupted on Ctrl-C.
+    `warn(line)` hears about settings changed to fit the data (a batch larger than the data).
 
     A resumed run takes its kind, architecture, data and options from run.json (only `options.steps`, when not
     None, sets a new total) and continues exactly where it stopped: the same batches and the same noise, so its
@@ -243,6 +274,7 @@ def train(
 
     keras.utils.set_random_seed(options.seed)
     faces, images, labels = _load_training_data(data_dir, cfg, kind, options.split)
+    options = fit_batch_size(options, len(images), warn)
     if spec.needs_labels:  # its outputs are the data's attributes
         cfg = ArchConfig(**{**asdict(cfg), "attribute_names": tuple(faces.attribute_names)})
     distributed = strategy.num_replicas_in_sync > 1 or placement.strategy != "one"

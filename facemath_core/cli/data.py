@@ -53,7 +53,8 @@ def synth(
             progress.advance(tasks[0], n)
 
         write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out, progress=advance, flat=flat)
-    typer.echo(f"wrote {count} faces to {out}")
+    kept = count * held_out // 100  # as write_synthetic_folder splits: the last held_out% are held out
+    typer.echo(f"wrote {count} faces to {out}: {count - kept} for training, {kept} held out (--held-out-percent)")
 
 
 @app.command("info")
@@ -93,9 +94,10 @@ def info(
 def grid(
     folder: Annotated[Path, typer.Argument(help="A face folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("grid.png"),
-    count: Annotated[int, typer.Option(help="How many faces.")] = 64,
+    count: Annotated[int, typer.Option("--count", "-n", help="How many faces.")] = 64,
     size: Annotated[int, typer.Option(help="Side of each face in the grid.")] = 64,
     columns: Annotated[int, typer.Option(help="Faces per row.")] = 8,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ):
     """Draw the first COUNT faces of a folder as one picture, cropped and resized as training sees them."""
     from facemath_core.dataset import FaceFolder, load_folder_images, open_faces
@@ -114,7 +116,7 @@ def grid(
             f"--count {count} --size {size} --columns {columns}: the grid would be over the {MAX_PIXELS:,} pixel "
             f"limit; draw fewer or smaller faces"
         )
-    check_new_file(out)
+    check_new_file(out, overwrite=overwrite)
     faces = open_faces(folder)
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))

@@ -24,7 +24,7 @@ class Kind(str, enum.Enum):
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="What to train.")],
     data: Annotated[Path | None, typer.Option(help="Face folder (CelebA layout or plain images).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder to create, e.g. runs/gan64.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to create, e.g. runs/gan64.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Total training steps [default: 10000; with --resume: the recorded total].")
@@ -97,7 +97,16 @@ def train_command(
     # then the quiet import every other command does up front.
     check_placement(placement.strategy, placement.cpu_replicas)  # before TensorFlow: its errors are one line
     import_tensorflow_quietly(before_devices=lambda: make_strategy(placement.strategy, placement.cpu_replicas))
-    record = run_training(kind.value, data_dir, run_dir, cfg, options, resume=resume is not None, placement=placement)
+    record = run_training(
+        kind.value,
+        data_dir,
+        run_dir,
+        cfg,
+        options,
+        resume=resume is not None,
+        placement=placement,
+        warn=lambda line: typer.echo(f"warning: {line}", err=True),
+    )
     typer.echo(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
         f"{record['wall_seconds'] / 60:.1f} min of training"
