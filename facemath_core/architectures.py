@@ -119,8 +119,9 @@ def build_discriminator(cfg: ArchConfig):
 
     images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
     features = _downsampling_stack(images, cfg, cfg.ndf, cfg.spectral_norm)
-    logits = keras.layers.Dense(1, kernel_initializer=_init(), name="logit")(features)
-    return keras.Model(images, keras.layers.Reshape(())(logits), name="discriminator")
+    # Outputs in float32 (a no-op by default): under --mixed-precision the losses must not be computed in float16.
+    logits = keras.layers.Dense(1, kernel_initializer=_init(), name="logit", dtype="float32")(features)
+    return keras.Model(images, keras.layers.Reshape((), dtype="float32")(logits), name="discriminator")
 
 
 def build_encoder(cfg: ArchConfig):
@@ -129,8 +130,8 @@ def build_encoder(cfg: ArchConfig):
 
     images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
     features = _downsampling_stack(images, cfg, cfg.ndf)
-    z_mean = keras.layers.Dense(cfg.z_dim, kernel_initializer=_init(), name="z_mean")(features)
-    z_log_var = keras.layers.Dense(cfg.z_dim, kernel_initializer="zeros", name="z_log_var")(features)
+    z_mean = keras.layers.Dense(cfg.z_dim, kernel_initializer=_init(), name="z_mean", dtype="float32")(features)
+    z_log_var = keras.layers.Dense(cfg.z_dim, kernel_initializer="zeros", name="z_log_var", dtype="float32")(features)
     return keras.Model(images, [z_mean, z_log_var], name="vae_encoder")
 
 
@@ -159,7 +160,7 @@ def build_oracle(cfg: ArchConfig):
             x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
-    logits = layers.Dense(len(cfg.attribute_names), name="attribute_logits")(x)
+    logits = layers.Dense(len(cfg.attribute_names), name="attribute_logits", dtype="float32")(x)
     return keras.Model(images, logits, name="attribute_oracle")
 
 

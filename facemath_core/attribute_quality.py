@@ -26,6 +26,11 @@ from facemath_core.latent_space import LatentSpace
 from facemath_core.metrics import roc_auc, wilson
 from facemath_core.worked_example import work_out
 
+# Below these counts a statistic is noise, not a measurement (an AUC from one positive face is 0 or 1; a success
+# rate from two edits has a Wilson interval wider than half the range): the CLI prints "n/a" and warns instead.
+MIN_AUC_FACES = 5  # held-out faces with the attribute, and as many without it
+MIN_EDITED = 5  # held-out faces the vector was added to
+
 Render = Callable[[np.ndarray], np.ndarray]  # z (N, D) -> images (N, H, W, 3) in [-1, 1]
 Judge = Callable[[np.ndarray], np.ndarray]  # images -> (N, K_oracle) logits
 
@@ -55,8 +60,34 @@ class AttributeScore:
     preserved: float  # mean share of the other judged attributes unchanged
     all_preserved: float  # share of edited faces with every other judged attribute unchanged
 
+    @property
+    def auc_measured(self) -> bool:
+        return min(self.positives, self.negatives) >= MIN_AUC_FACES
+
+    @property
+    def success_measured(self) -> bool:
+        return self.edited >= MIN_EDITED
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "auc_measured": self.auc_measured, "success_measured": self.success_measured}
+
+
+def too_few_lines(scores: Sequence[AttributeScore]) -> list[str]:
+    """One line per statistic left out for resting on too few faces, naming the attributes and the minimum."""
+    lines = []
+    auc = [s.attribute for s in scores if not s.auc_measured]
+    if auc:
+        lines.append(
+            f"AUC not reported for {', '.join(auc)}: fewer than {MIN_AUC_FACES} held-out faces with and "
+            f"{MIN_AUC_FACES} without the attribute (use more latents or a larger --held-out)"
+        )
+    edits = [s.attribute for s in scores if 0 < s.edited < MIN_EDITED]
+    if edits:
+        lines.append(
+            f"success and preservation not reported for {', '.join(edits)}: fewer than {MIN_EDITED} held-out "
+            f"faces to edit"
+        )
+    return lines
 
 
 def judged_columns(space: LatentSpace, oracle_names: Sequence[str]) -> dict[str, int]:

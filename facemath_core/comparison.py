@@ -19,7 +19,7 @@ import numpy as np
 
 from facemath_core import signatures as S
 from facemath_core.attribute_quality import score_analogies, score_vectors
-from facemath_core.dataset import open_faces
+from facemath_core.dataset import PARTITION_FILE, open_faces
 from facemath_core.errors import FacemathError
 from facemath_core.images import load_images, to_unit
 from facemath_core.latent_space import LatentSpace
@@ -29,6 +29,8 @@ from facemath_core.projection import ProjectionConfig, Projector
 from facemath_core.projection_settings import projection_config
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "VAE encoder")
+MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
+FEW_FACES = 20  # below this every interval is wide: the report still runs, with a warning
 SLUG = {"GAN projection": "gan", "hybrid (encoder init)": "hybrid", "VAE encoder": "vae"}
 
 
@@ -65,6 +67,8 @@ class CompareResult:
     originals: np.ndarray  # the held-out faces, in [-1, 1]
     runs: dict[str, MethodRun] = field(default_factory=dict)
     operators: dict = field(default_factory=dict)  # the operator plugins, for the worked examples
+    faces_used: str = ""  # which faces of --data, in words
+    face_names: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """The scores as JSON-ready data."""
@@ -73,22 +77,35 @@ class CompareResult:
             "data": self.data,
             "judged_attributes": self.judged_attributes,
             "models": self.models,
+            "faces_used": self.faces_used,
+            "face_names": self.face_names,
             "methods": self.methods,
         }
 
 
 def load_faces(data: str | Path, count: int, size: int, seed: int):
-    """`count` labelled faces drawn (seeded) from `data`: (folder, paths, images in [-1, 1], labels as booleans)."""
+    """`count` labelled faces drawn (seeded) from the held-out part of `data` (the whole folder when it has no
+    partition file): (folder, paths, images in [-1, 1], labels as booleans, which faces in words)."""
     folder = open_faces(data)
     if folder.attributes is None:
         raise FacemathError(f"--data {data}: has no list_attr_celeba.txt; the report needs labelled faces")
-    if count < 20:
-        raise FacemathError(f"--count {count}: at least 20 faces")
+    if (folder.root / PARTITION_FILE).exists():
+        folder = folder.split("held-out")
+        used = f"the held-out faces of {PARTITION_FILE}"
+    else:
+        used = f"every face: there is no {PARTITION_FILE} saying which were kept out of training"
+    if len(folder.paths) < MIN_FACES:
+        raise FacemathError(
+            f"--data {data}: {len(folder.paths)} faces to compare on ({used}); the report needs at least {MIN_FACES}"
+        )
     rows = np.arange(len(folder.paths))
     if count < len(rows):
         rows = np.sort(np.random.default_rng(seed).choice(rows, count, replace=False))
+        used = f"{count} drawn (seed {seed}) from {used}"
+    if len(rows) < MIN_FACES:
+        raise FacemathError(f"--count {count}: the report needs at least {MIN_FACES} faces")
     paths = [folder.paths[i] for i in rows]
-    return folder, paths, to_unit(load_images(paths, size)), folder.attributes[rows] > 0
+    return folder, paths, to_unit(load_images(paths, size)), folder.attributes[rows] > 0, used
 
 
 def project_all(backend, registry, config: ProjectionConfig, targets: np.ndarray, progress: Callable[[str], None]):
@@ -109,8 +126,11 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         if not backend.has(model):
             raise FacemathError(f"--models: the report needs the {model} model, and it is missing")
     size = backend.metadata(S.GENERATOR)["image_size"]
-    folder, paths, images, labels = load_faces(data, cfg.count, size, cfg.seed)
+    folder, paths, images, labels, used = load_faces(data, cfg.count, size, cfg.seed)
     names = [p.name for p in paths]
+    progress(f"comparing on {len(names)} faces: {used}")
+    if len(names) < FEW_FACES:
+        progress(f"warning: only {len(names)} faces: every interval in the report is wide (use {FEW_FACES} or more)")
     attribute_names = list(folder.attribute_names)
     oracle_names = backend.metadata(S.ORACLE)["attribute_names"]
     judged = [n for n in attribute_names if n in oracle_names]
@@ -183,6 +203,8 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         originals=images,
         runs=runs,
         operators=registry_ops,
+        faces_used=used,
+        face_names=names,
     )
 
 

@@ -187,6 +187,17 @@ def check_constraint(component, params: dict, z_dim: int, bound: float) -> None:
 # --- masks and blenders ---------------------------------------------------------------------------------------
 
 
+def _array_of_shape(component, value, shape: tuple, image_name: str) -> np.ndarray:
+    """What a mask or blender returned, as float32 of the expected shape, or an error naming the plugin."""
+    try:
+        array = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        raise PluginError(f"{component.label} returned {_describe(value)} for {image_name}, expected {shape}") from None
+    if array.shape != shape:
+        raise PluginError(f"{component.label} returned shape {array.shape} for {image_name}, expected {shape}")
+    return array
+
+
 MASK_CALL = "function(shape, rng, image_name, **params)"
 
 
@@ -195,12 +206,7 @@ def make_mask(component, params: dict, shape: tuple[int, int], rng, image_name: 
     check_signature(component, 3, params, MASK_CALL)
     with guard(component, f"for {image_name}"):
         mask = component.function(shape, rng, image_name, **params)
-    try:
-        mask = np.asarray(mask, np.float32)
-    except (TypeError, ValueError):
-        raise PluginError(f"{component.label} returned {_describe(mask)} for {image_name}, expected {shape}") from None
-    if mask.shape != tuple(shape):
-        raise PluginError(f"{component.label} returned shape {mask.shape} for {image_name}, expected {tuple(shape)}")
+    mask = _array_of_shape(component, mask, tuple(shape), image_name)
     if not np.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
         raise PluginError(
             f"{component.label} returned values outside [0, 1] for {image_name} "
@@ -217,14 +223,7 @@ def blend(component, params: dict, target: np.ndarray, generated: np.ndarray, ma
     check_signature(component, 3, params, BLENDER_CALL)
     with guard(component, f"for {image_name}"):
         out = component.function(target, generated, mask, **params)
-    try:
-        out = np.asarray(out, np.float32)
-    except (TypeError, ValueError):
-        raise PluginError(
-            f"{component.label} returned {_describe(out)} for {image_name}, expected {target.shape}"
-        ) from None
-    if out.shape != target.shape:
-        raise PluginError(f"{component.label} returned shape {out.shape} for {image_name}, expected {target.shape}")
+    out = _array_of_shape(component, out, target.shape, image_name)
     if not np.isfinite(out).all():
         raise PluginError(f"{component.label} returned {_not_finite(out)} for {image_name}")
     return out

@@ -96,11 +96,14 @@ def check_new_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out
     return check_writable(path, option)
 
 
-def check_new_file(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Refuse a file output that could not be written, before any work (an existing file is replaced)."""
+def check_new_file(path: str | os.PathLike, option: str = "--out", overwrite: bool = True) -> Path:
+    """Refuse a file output that could not be written, before any work; an existing file is replaced only when
+    `overwrite` (the CLI's --overwrite: the same rule as `check_new_dir` for folders)."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{option} {path}: is a folder; name a file")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{option} {path}: file exists (use --overwrite to replace it)")
     return check_writable(path, option)
 
 

@@ -44,15 +44,6 @@ def robust_z(values: np.ndarray, usable: np.ndarray | None = None) -> np.ndarray
     return scores
 
 
-def known_psnr(targets: np.ndarray, generated: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """PSNR in dB (on the [0, 1] scale) of each reconstruction over the pixels its mask keeps (mask > 0.5)."""
-    keep = (np.asarray(masks) > 0.5)[..., None].astype(np.float64)
-    error = ((np.asarray(generated, np.float64) - np.asarray(targets, np.float64)) / 2.0) ** 2 * keep
-    counted = np.maximum(keep.sum(axis=(1, 2, 3)) * targets.shape[-1], 1.0)
-    mse = error.sum(axis=(1, 2, 3)) / counted
-    return 10.0 * np.log10(1.0 / np.maximum(mse, 1e-12))
-
-
 def flag_outliers(losses: np.ndarray, psnr: np.ndarray, failed: np.ndarray | None = None) -> np.ndarray:
     """True for each face whose final loss or known-pixel PSNR is an outlier among the run's faces."""
     return np.array([bool(why) for why in reasons(losses, psnr, failed)], bool)

@@ -63,10 +63,12 @@ class DCGAN(TrainableModel):
         }
 
     def sample_latents(self, n):
-        shape = (n, self.cfg.z_dim)
-        if self.cfg.z_distribution == "normal":
-            return keras.random.normal(shape, seed=self.seed_generator)
-        return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+        def draw(shape):
+            if self.cfg.z_distribution == "normal":
+                return keras.random.normal(shape, seed=self.seed_generator)
+            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+
+        return self.replica_noise(draw, (n, self.cfg.z_dim))
 
     def _noisy(self, images):
         if not self.instance_noise:
@@ -74,7 +76,9 @@ class DCGAN(TrainableModel):
         # Instance noise (Sonderby et al.) decays linearly to zero: it blurs the two distributions early on.
         step = tf.cast(self.d_optimizer.iterations, tf.float32)
         std = self.instance_noise * tf.maximum(0.0, 1.0 - step / self.noise_decay_steps)
-        return images + std * keras.random.normal(tf.shape(images), seed=self.seed_generator)
+        return images + std * self.replica_noise(
+            lambda s: keras.random.normal(s, seed=self.seed_generator), tf.shape(images)
+        )
 
     def train_step(self, real_images):
         batch = tf.shape(real_images)[0]

@@ -34,7 +34,11 @@ def _adam(options: TrainOptions, lr: float | None = None, beta_1: float | None =
     import keras
 
     beta_1 = options.beta1 if beta_1 is None else beta_1
-    return keras.optimizers.Adam(learning_rate=lr or options.lr, beta_1=beta_1)
+    optimizer = keras.optimizers.Adam(learning_rate=lr or options.lr, beta_1=beta_1)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":  # training's --mixed-precision
+        # Dynamic loss scaling: float16 gradients would underflow; steps with inf/NaN gradients are skipped.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def _gan(cfg: ArchConfig, options: TrainOptions):

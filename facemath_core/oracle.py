@@ -32,8 +32,11 @@ class Oracle(TrainableModel):
         images, labels = data
         # Light augmentation (brightness jitter, a little noise) so the judge does not key on exact pixel values
         # and stays sound on generated images.
-        images = images + keras.random.uniform((tf.shape(images)[0], 1, 1, 1), -0.1, 0.1, seed=self.seed_generator)
-        images = images + 0.03 * keras.random.normal(tf.shape(images), seed=self.seed_generator)
+        jitter = self.replica_noise(
+            lambda s: keras.random.uniform(s, -0.1, 0.1, seed=self.seed_generator), (tf.shape(images)[0], 1, 1, 1)
+        )
+        noise = self.replica_noise(lambda s: keras.random.normal(s, seed=self.seed_generator), tf.shape(images))
+        images = images + jitter + 0.03 * noise
         with tf.GradientTape() as tape:
             logits = self.classifier(images, training=True)
             loss = tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
@@ -52,15 +55,15 @@ class Oracle(TrainableModel):
 
     def summary_record(self, data_dir: str, options) -> dict:
         """Per-attribute accuracy on the held-out split of the training folder."""
-        from facemath_core.dataset import load_folder_images, open_faces
+        from facemath_core.dataset import load_split
         from facemath_core.images import to_unit
 
-        held_out = open_faces(data_dir).split("held-out")
-        if not held_out.paths or held_out.attributes is None:
+        held_out = load_split(data_dir, self.cfg.image_size, "held-out")  # a face folder or TFRecord shards
+        if not held_out.names or held_out.attributes is None:
             return {}
-        logits = self.predict_attributes(to_unit(load_folder_images(held_out, self.cfg.image_size)))
+        logits = self.predict_attributes(to_unit(held_out.images))
         correct = (logits > 0) == (held_out.attributes > 0)
         return {
-            "held_out_images": len(held_out.paths),
+            "held_out_images": len(held_out.names),
             "held_out_accuracy": {name: float(correct[:, i].mean()) for i, name in enumerate(held_out.attribute_names)},
         }

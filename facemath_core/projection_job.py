@@ -37,7 +37,7 @@ from facemath_core.contracts import blend, check_blender
 from facemath_core.drawing import enlarge, labelled_grid, outline, scale_for
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
-from facemath_core.flags import known_psnr, reasons
+from facemath_core.flags import reasons
 from facemath_core.images import (
     BadImagesError,
     collect_image_paths,
@@ -48,6 +48,7 @@ from facemath_core.images import (
     to_unit,
 )
 from facemath_core.latents import Latents, save_latents
+from facemath_core.metrics import known_psnr
 from facemath_core.plugins import check_params
 from facemath_core.projection import BatchResult, ProjectionConfig, Projector
 
@@ -150,6 +151,7 @@ class ProjectionJob:
                 f"--out {self.out}: {self.partial} holds an interrupted run; continue it with --resume {self.out}, "
                 f"or start again with --overwrite (which deletes it)"
             )
+        self.known_psnr: np.ndarray | None = None  # per image, dB, set when the outputs are written
         self._checkpoint: tuple[int, int] | None = None  # (batch, step) of the last checkpoint written
         self.projector = Projector(backend, registry, config)
         self.blender = registry.get("blender", config.blend, option="--blend")
@@ -321,6 +323,7 @@ class ProjectionJob:
         latents.psnr = known_psnr(inputs.images, generated, masks)
         why = reasons(latents.losses["total"], latents.psnr, latents.failed)
         latents.flagged = np.array([bool(w) for w in why])
+        self.known_psnr = latents.psnr  # for the summary line
         save_latents(self.partial / "latents.npz", latents)
         completing = bool((masks < 0.5).any())
         rows = []

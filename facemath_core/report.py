@@ -84,7 +84,8 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
         ("h1", "GAN projection vs VAE encoding: does face arithmetic work as well?"),
         (
             "p",
-            f"{n} held-out labelled faces from `{result['data']}`; GAN projection uses the amos2016 settings "
+            f"{n} labelled faces from `{result['data']}` ({result.get('faces_used', 'held-out')}); "
+            f"GAN projection uses the amos2016 settings "
             f"(contextual + 0.1 perceptual, Adam lr 0.01, clipping) for up to {cfg['steps']} steps; the hybrid starts "
             f"the same projection at the VAE encoder's z; the VAE row is the encoder's posterior mean. Models: "
             + ", ".join(f"{k} v{v}" for k, v in result["models"].items())

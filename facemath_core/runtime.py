@@ -6,8 +6,9 @@ import os
 import sys
 
 
-def import_tensorflow_quietly():
-    """Import TensorFlow and initialise its devices with C-level stderr muted.
+def import_tensorflow_quietly(before_devices=None):
+    """Import TensorFlow and initialise its devices with C-level stderr muted; `before_devices()`, when given, runs
+    (muted too) between the import and the device set-up: a tf.distribute strategy must be created there.
 
     TensorFlow's C++ start-up lines ("oneDNN custom operations are on", "Could not find cuda drivers", cuInit
     errors) are written before its log-level settings apply, and would bury the one line a user needs to read.
@@ -21,6 +22,8 @@ def import_tensorflow_quietly():
     try:
         import tensorflow as tf
 
+        if before_devices is not None:
+            before_devices()
         tf.config.list_physical_devices()
         tf.constant(0.0).numpy()  # first op: device initialisation logs its own lines
         import keras  # noqa: F401

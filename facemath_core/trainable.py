@@ -12,6 +12,12 @@ import keras
 from facemath_core.architectures import ArchConfig
 
 
+def _multi_worker() -> bool:
+    import tensorflow as tf
+
+    return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+
+
 class TrainableModel(keras.Model):
     """A model `training.train` can drive: subclasses build their networks and trackers and write `train_step`.
 
@@ -47,15 +53,53 @@ class TrainableModel(keras.Model):
         return self.trackers
 
     def descend(self, tape, loss, variables, optimizer=None) -> None:
-        """One gradient step on `variables` down `loss`, recorded by `tape`."""
+        """One gradient step on `variables` down `loss` (a mean over this replica's batch), recorded by `tape`.
+
+        Under a tf.distribute strategy the optimizer sums the replicas' gradients, so each replica's mean is
+        divided by the number of replicas: with equal replica batches (training checks that the global batch
+        divides) that is tf.nn.compute_average_loss, the sum over the replica's examples / the global batch.
+        """
+        import tensorflow as tf
+
         optimizer = optimizer or self.optimizer
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        with tape:
+            loss = tf.cast(loss, tf.float32) / tf.distribute.get_replica_context().num_replicas_in_sync
+            loss = optimizer.scale_loss(loss)  # --mixed-precision: times the loss scale (else unchanged)
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # A step whose scaled gradients overflowed is skipped (and the scale halved) without counting it, but
+            # the run's step counter must count every step, as Keras 2's LossScaleOptimizer did.
+            skipped = tf.logical_not(optimizer.check_finite(gradients))
+            optimizer.iterations.assign_add(tf.cast(skipped, optimizer.iterations.dtype))
+
+    def replica_noise(self, draw, shape):
+        """`draw(shape)` for this replica's rows of the global batch (`shape[0]` is the replica's batch).
+
+        Every replica draws the whole global batch's noise from the same seed state and keeps its own rows, so R
+        replicas together use exactly the noise one device would, not R copies of one replica's noise.
+        """
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        if replicas == 1:
+            return draw(shape)
+        shape = tf.convert_to_tensor(shape)
+        rows = shape[0]
+        noise = draw(tf.concat([[rows * replicas], shape[1:]], 0))
+        start = tf.cast(context.replica_id_in_sync_group, rows.dtype) * rows
+        return noise[start : start + rows]
 
     def report(self, *updates) -> dict:
         """Update each tracker (in `trackers` order) with its value, or its tuple of arguments; Keras' logs."""
         for tracker, update in zip(self.trackers, updates, strict=True):
             tracker.update_state(*(update if isinstance(update, tuple) else (update,)))
-        return {m.name: m.result() for m in self.trackers}
+        logs = {m.name: m.result() for m in self.trackers}
+        if _multi_worker():
+            # Keras reduces a multi-worker step's logs with strategy.reduce(MEAN, axis=0), which needs a batch axis.
+            logs = {name: value[None] for name, value in logs.items()}
+        return logs
 
     # --- the hooks training.train drives every model kind through --------------------------------------------
 
@@ -72,7 +116,7 @@ class TrainableModel(keras.Model):
         from facemath_core.dataset import make_dataset
 
         labels = labels if self.uses_labels else None
-        return make_dataset(images, options.batch_size, options.seed, labels=labels).repeat()
+        return make_dataset(images, options.batch_size, options.seed, labels=labels, epochs=None)
 
     def build_for_restore(self) -> None:
         """Create the optimizers' slots, so that a checkpoint restores them too."""

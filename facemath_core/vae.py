@@ -37,7 +37,7 @@ class VAE(TrainableModel):
     def train_step(self, images):
         with tf.GradientTape() as tape:
             z_mean, z_log_var = self.encoder(images, training=True)
-            epsilon = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
+            epsilon = self.replica_noise(lambda s: keras.random.normal(s, seed=self.seed_generator), tf.shape(z_mean))
             z = z_mean + tf.exp(0.5 * z_log_var) * epsilon
             reconstructions = self.decoder(z, training=True)
             rec = reconstruction_loss(images, reconstructions)

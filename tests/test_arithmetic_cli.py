@@ -171,7 +171,7 @@ def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
 
     out = tmp_path / "j.png"
     result = run_cli(
-        "analogy", "000001", "000002", "mean(Smiling & Male)", "--steps", "4", "--latents", str(encoded_faces),
+        "analogy", "000001", "000002", "mean(Smiling & Male)", "--size", "4", "--latents", str(encoded_faces),
         "--models", str(tiny_export), "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -225,13 +225,18 @@ def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "VAE encoder"]
+    # The folder has a partition file: only its held-out faces (the last 10%, 16 of 160) are compared.
+    partition = (train_faces / "list_eval_partition.txt").read_text().split("\n")
+    held_out = [line.split()[0] for line in partition if line.strip() and line.split()[1] != "0"]
+    assert report["face_names"] == held_out and "held-out faces of list_eval_partition.txt" in report["faces_used"]
+    assert "comparing on 16 faces" in result.stderr and "warning: only 16 faces" in result.stderr
     for entry in report["methods"].values():
-        assert entry["faces"] == 40 and np.isfinite(entry["psnr"][0]) and entry["psnr"][1] > 0
+        assert entry["faces"] == 16 and np.isfinite(entry["psnr"][0]) and entry["psnr"][1] > 0
         assert set(entry["analogies"]) == {"1", "3"}
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     for figure in ("reconstructions.png", "quality.png", "auc.png", "arithmetic.png", "example_vae.png"):
         assert (out / figure).stat().st_size > 1000 and figure in markdown and f'src="{figure}"' in html
-    assert "n = 40 faces per method" in markdown and "<table>" in html
+    assert "n = 16 faces per method" in markdown and "<table>" in html
     assert load_latents(out / "latents_gan.npz").family == "gan"
 
 

@@ -420,8 +420,8 @@ def test_bad_numbers_elsewhere(ws, faces, good_latents, tiny_export, synth_faces
     latents = ["--latents", good_latents, "--models", tiny_export]
     for jitter in ("nan", "inf", "-1"):
         fails_cleanly(ws, ["math", "f0", *latents, "--out", ws / "m", "--jitter", jitter], 2, "--jitter")
-    fails_cleanly(ws, ["analogy", "f0", "f1", "f2", *latents, "--out", ws / "a.png", "--steps", "100000"], 1, "GiB")
-    fails_cleanly(ws, ["interpolate", "f0", "f1", *latents, "--out", ws / "i.png", "--steps", "1000000"], 1, "GiB")
+    fails_cleanly(ws, ["analogy", "f0", "f1", "f2", *latents, "--out", ws / "a.png", "--size", "100000"], 1, "GiB")
+    fails_cleanly(ws, ["interpolate", "f0", "f1", *latents, "--out", ws / "i.png", "--frames", "1000000"], 1, "GiB")
     for option in ("--columns", "--size", "--count"):
         fails_cleanly(ws, ["data", "grid", synth_faces, "--out", ws / "g.png", option, "0"], 1, f"{option} 0")
     fails_cleanly(ws, ["data", "grid", synth_faces, "--out", ws / "g.png", "--count", "100000", "--size", "512"], 1)

@@ -94,7 +94,7 @@ def test_train_needs_enough_images(tmp_path):
     for i in range(5):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{i}.png")
     result = run_cli("train", "vae", "--data", str(tmp_path), "--out", str(tmp_path / "run"))
-    assert_one_line_error(result, "images in the train split; need at least 64")
+    assert_one_line_error(result, "images in the train split; need at least 8")
 
 
 def test_resume_needs_a_run(tmp_path):

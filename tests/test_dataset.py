@@ -15,6 +15,8 @@ from facemath_core.dataset import (
 from facemath_core.errors import FacemathError
 from facemath_core.synth import ATTRIBUTES
 
+from .conftest import run_cli
+
 # The 40 attribute names of real CelebA, in its order.
 CELEBA_40 = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
@@ -138,3 +140,48 @@ def test_missing_listed_images_and_empty_folders(tmp_path):
         open_faces(empty)
     with pytest.raises(FacemathError, match="no such folder"):
         open_faces(tmp_path / "nowhere")
+
+
+# --- TFRecord shards (`facemath data pack`) ---------------------------------------------------------------------
+
+
+def test_tfrecord_round_trip_is_lossless(synth_faces, celeba_layout, tmp_path):
+    """Shards decode to the very pixels, attributes, names and split that reading the folder gives."""
+
+    from facemath_core.dataset import load_split
+    from facemath_core.tfrecords import is_shard_folder, read_index
+
+    for name, folder, size in (("synth", synth_faces, 32), ("celeba", celeba_layout, 16)):
+        shards = tmp_path / f"{name}_shards"
+        result = run_cli("data", "pack", str(folder), "--out", str(shards), "--shard-size", "5")
+        assert result.returncode == 0, result.stderr
+        faces = open_faces(folder)
+        index = read_index(shards)
+        assert is_shard_folder(shards) and not is_shard_folder(folder)
+        assert index["count"] == len(faces.paths) and len(index["shards"]) == -(-len(faces.paths) // 5)
+        assert sorted(p.name for p in shards.iterdir()) == sorted(
+            [s["file"] for s in index["shards"]] + ["shards.json"]
+        )
+        for split in ("all", "train", "held-out"):
+            direct, packed = load_split(folder, size, split), load_split(shards, size, split)
+            part = faces.split(split)
+            assert packed.names == direct.names == part.names
+            np.testing.assert_array_equal(packed.images, load_folder_images(part, size))
+            np.testing.assert_array_equal(packed.attributes, part.attributes)
+            assert packed.attribute_names == faces.attribute_names
+
+
+def test_pack_refuses_bad_input_in_one_line(synth_faces, tmp_path):
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    cases = [
+        (["--shard-size", "0", "--out", str(tmp_path / "a")], "--shard-size 0"),
+        (["--out", str(tmp_path / "taken")], "not empty"),
+    ]
+    for extra, expected in cases:
+        result = run_cli("data", "pack", str(synth_faces), *extra)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine" and not (tmp_path / "a").exists()
+    result = run_cli("data", "pack", str(tmp_path / "nothing"), "--out", str(tmp_path / "b"))
+    assert result.returncode == 1 and "no such folder" in result.stderr and not (tmp_path / "b").exists()

@@ -91,7 +91,7 @@ def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
         "000003",
         "--latents",
         str(encoded / "latents.npz"),
-        "--steps",
+        "--frames",
         "4",
         "--method",
         method,

@@ -119,9 +119,9 @@ def test_every_model_command_runs_through_the_server(encoded, server, train_face
     commands = {
         "project": ["project", face, "--steps", "2", "--out", str(tmp_path / "p")],
         "complete": ["complete", face, "--steps", "2", "--out", str(tmp_path / "c")],
-        "interpolate": ["interpolate", a, b, "--latents", latents, "--steps", "3", "--out", str(tmp_path / "i.png")],
+        "interpolate": ["interpolate", a, b, "--latents", latents, "--frames", "3", "--out", str(tmp_path / "i.png")],
         "math": ["math", f"{a} + {b} - {a}", "--latents", latents, "--out", str(tmp_path / "m")],
-        "analogy": ["analogy", a, b, a, "--latents", latents, "--steps", "2", "--out", str(tmp_path / "j.png")],
+        "analogy": ["analogy", a, b, a, "--latents", latents, "--size", "2", "--out", str(tmp_path / "j.png")],
         "attributes": ["attributes", "--latents", latents, "--out", str(tmp_path / "attr")],
         "compare": [
             "compare",

@@ -160,3 +160,21 @@ def test_the_seed_sets_the_training_noise(train_faces, kind):
         after.append(np.concatenate([w.ravel() for n in model.networks().values() for w in n.get_weights()]))
     np.testing.assert_array_equal(after[0], after[1])
     assert np.abs(after[0] - after[2]).max() > 1e-6
+
+
+def test_training_from_tfrecord_shards_is_training_from_the_folder(train_faces, tmp_path):
+    """`--data SHARDS` (from `facemath data pack`) gives the very run `--data FOLDER` gives: same weights, same
+    held-out accuracy (the oracle reads its held-out split from the shards too)."""
+    from facemath_core.tfrecords import pack_folder
+
+    pack_folder(train_faces, tmp_path / "shards", shard_size=50)
+    options = TrainOptions(steps=3, batch_size=16, sample_every=100, checkpoint_every=100)
+    runs = {}
+    for name, data in (("folder", train_faces), ("shards", tmp_path / "shards")):
+        runs[name] = train("oracle", str(data), tmp_path / name, ArchConfig(**TINY), options)
+    assert runs["shards"]["held_out_accuracy"] == runs["folder"]["held_out_accuracy"]
+    assert runs["shards"]["data_images"] == runs["folder"]["data_images"] == 144
+    folder, shards = _checkpoint_tensors(tmp_path / "folder"), _checkpoint_tensors(tmp_path / "shards")
+    assert folder.keys() == shards.keys()
+    for key in folder:
+        np.testing.assert_array_equal(shards[key], folder[key], err_msg=key)

@@ -27,8 +27,9 @@ app = typer.Typer(
 )
 
 
-# Commands that never touch TensorFlow; every other command imports it once, quietly, up front.
-LIGHT_COMMANDS = {"plugins", "data", "info", None}
+# Commands that never touch TensorFlow; every other command imports it once, quietly, up front. `train` does it
+# itself, after its tf.distribute strategy is set up (that must come before TensorFlow initialises its devices).
+LIGHT_COMMANDS = {"plugins", "data", "info", "train", None}
 
 
 def _version(value: bool):
@@ -145,6 +146,31 @@ def _click_exceptions():
     return exceptions.ClickException, getattr(exceptions, "NoArgsIsHelpError", ())
 
 
+def _plain_help(command):
+    """Help without type tags on plain flags: `--raw` takes no value, so `<bool>` beside it only misleads, and a
+    repeatable option reads better as TEXT than as `<list[str]>`."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif getattr(param, "multiple", False) and param.param_type_name == "option" and param.metavar is None:
+            param.metavar = "TEXT"
+        elif param.param_type_name == "argument" and param.nargs != 1:
+            param.display_type_rich = lambda ctx: None  # "images..." already says it takes several
+    if hasattr(command, "get_help_option"):
+        make_help = command.get_help_option
+
+        def help_option(ctx, make_help=make_help):
+            option = make_help(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+    return command
+
+
 def main() -> None:
     """The error boundary: every failure leaves as one `error:` line and an exit code (docs/errors.md)."""
     import traceback
@@ -158,7 +184,7 @@ def main() -> None:
     ClickException, NoArgsIsHelpError = _click_exceptions()
 
     try:
-        code = app(prog_name="facemath", standalone_mode=False)
+        code = _plain_help(typer.main.get_command(app))(prog_name="facemath", standalone_mode=False)
         sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
     except NoArgsIsHelpError as exc:
         exc.show()  # the command's help, as `-h` would show it

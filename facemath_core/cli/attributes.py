@@ -54,7 +54,7 @@ def attributes_command(
     import numpy as np
 
     from facemath_core import signatures as S
-    from facemath_core.attribute_quality import score_vectors, split_rows
+    from facemath_core.attribute_quality import score_vectors, split_rows, too_few_lines
     from facemath_core.drawing import labelled_grid
     from facemath_core.files import atomic_dir, check_new_dir, to_json
     from facemath_core.images import from_unit, save_png
@@ -83,15 +83,17 @@ def attributes_command(
     rows = [
         {
             "attribute": s.attribute,
-            "AUC": f"{s.auc:.3f} ± {1.96 * s.auc_se:.3f}",
+            "AUC": f"{s.auc:.3f} ± {1.96 * s.auc_se:.3f}" if s.auc_measured else "n/a (too few)",
             "held-out +/-": f"{s.positives}/{s.negatives}",
             "edited faces": s.edited,
-            "success": f"{s.success:.2f} [{s.success_low:.2f}, {s.success_high:.2f}]" if s.edited else "n/a",
-            "preserved": f"{s.preserved:.3f}" if s.edited else "n/a",
-            "all others kept": f"{s.all_preserved:.2f}" if s.edited else "n/a",
+            "success": f"{s.success:.2f} [{s.success_low:.2f}, {s.success_high:.2f}]" if s.success_measured else "n/a",
+            "preserved": f"{s.preserved:.3f}" if s.success_measured else "n/a",
+            "all others kept": f"{s.all_preserved:.2f}" if s.success_measured else "n/a",
         }
         for s in scores
     ]
+    for line in too_few_lines(scores):
+        typer.echo(f"warning: {line}", err=True)
     # One row per judged attribute: four faces without it, then the same faces with the vector added.
     # Faces from the held-out part (the ones scored) first, topped up from the fitted part; rows of fewer than
     # four faces are left out so every row lines up.
@@ -131,5 +133,6 @@ def attributes_command(
         if examples:
             headers = ["before"] * 4 + ["after"] * 4
             save_png(tmp / "examples.png", labelled_grid(np.concatenate(examples), 8, headers, titles))
+    typer.echo(f"{len(space.z)} faces: {len(fit)} fitted, {len(test)} held out and scored")
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out}/vectors.npz, attributes.json, attributes.md" + (", examples.png" if examples else ""))

@@ -28,7 +28,9 @@ def compare_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.md, report.html, figures).")] = Path(
         "report"
     ),
-    count: Annotated[int, typer.Option(help="Faces drawn from --data (seeded); all of them if fewer.")] = 256,
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="Faces drawn from --data (seeded); all of them if fewer.")
+    ] = 256,
     steps: Annotated[int, typer.Option(help="Projection steps (amos2016 settings otherwise).")] = 1000,
     trials: Annotated[int, typer.Option(help="Analogies per attribute and exemplar count.")] = 40,
     exemplars: Annotated[str, typer.Option(help="Exemplar counts per concept to compare, comma-separated.")] = "1,3",

@@ -53,7 +53,8 @@ def synth(
             progress.advance(tasks[0], n)
 
         write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out, progress=advance, flat=flat)
-    typer.echo(f"wrote {count} faces to {out}")
+    kept = count * held_out // 100  # as write_synthetic_folder splits: the last held_out% are held out
+    typer.echo(f"wrote {count} faces to {out}: {count - kept} for training, {kept} held out (--held-out-percent)")
 
 
 @app.command("info")
@@ -93,9 +94,10 @@ def info(
 def grid(
     folder: Annotated[Path, typer.Argument(help="A face folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("grid.png"),
-    count: Annotated[int, typer.Option(help="How many faces.")] = 64,
+    count: Annotated[int, typer.Option("--count", "-n", help="How many faces.")] = 64,
     size: Annotated[int, typer.Option(help="Side of each face in the grid.")] = 64,
     columns: Annotated[int, typer.Option(help="Faces per row.")] = 8,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ):
     """Draw the first COUNT faces of a folder as one picture, cropped and resized as training sees them."""
     from facemath_core.dataset import FaceFolder, load_folder_images, open_faces
@@ -114,8 +116,27 @@ def grid(
             f"--count {count} --size {size} --columns {columns}: the grid would be over the {MAX_PIXELS:,} pixel "
             f"limit; draw fewer or smaller faces"
         )
-    check_new_file(out)
+    check_new_file(out, overwrite=overwrite)
     faces = open_faces(folder)
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))
     typer.echo(f"wrote {out}")
+
+
+@app.command("pack")
+def pack(
+    folder: Annotated[Path, typer.Argument(help="A face folder (CelebA layout or plain images).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of TFRecord shards to write.")] = Path("shards"),
+    shard_size: Annotated[int, typer.Option(help="Faces per shard.")] = 10_000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out folder.")] = False,
+):
+    """Pack a face folder into TFRecord shards (image bytes, attributes, split) that `facemath train --data` reads."""
+    from facemath_core.errors import FacemathError
+    from facemath_core.files import check_new_dir
+    from facemath_core.tfrecords import pack_folder
+
+    if shard_size < 1:
+        raise FacemathError(f"--shard-size {shard_size}: must be at least 1")
+    check_new_dir(out, overwrite)
+    index = pack_folder(folder, out, shard_size)
+    typer.echo(f"wrote {index['count']} faces in {len(index['shards'])} shards to {out}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from facemath_core.cli.options import (
+    FileOverwriteOption,
     LabelOption,
     ModelsOption,
     ModelSource,
@@ -19,6 +20,7 @@ from facemath_core.cli.options import (
     TlsCertOption,
     TlsKeyOption,
     TlsServerNameOption,
+    deprecated_alias,
     note,
 )
 
@@ -48,9 +50,9 @@ def encode_command(
     from facemath_core import signatures as S
     from facemath_core.drawing import labelled_grid
     from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.flags import known_psnr
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import decode, encode_images, save_latents
+    from facemath_core.metrics import known_psnr
     from facemath_core.projection_job import load_inputs
 
     check_new_dir(out, overwrite)
@@ -117,11 +119,13 @@ def interpolate_command(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Two or more latent names (file names or stems), A B [C ...].")],
     latents_file: Annotated[Path, typer.Option("--latents", help="The latents.npz the names are in.")],
-    steps: Annotated[int, typer.Option(help="Frames between consecutive faces, ends included.")] = 8,
+    frames: Annotated[int, typer.Option("--frames", "-n", help="Frames between consecutive faces, ends included.")] = 8,
+    steps: Annotated[int | None, typer.Option("--steps", hidden=True, help="Deprecated: --frames.")] = None,
     method: Annotated[str, typer.Option(help="An operator plugin taking (a, b, t): lerp or slerp.")] = "slerp",
     out: Annotated[Path, typer.Option("--out", "-o", help="A .png strip or an animated .gif.")] = Path(
         "interpolation.png"
     ),
+    overwrite: FileOverwriteOption = False,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -145,18 +149,19 @@ def interpolate_command(
 
     if len(names) < 2:
         raise typer.BadParameter("give at least two latent names", param_hint="NAMES")
+    steps = deprecated_alias(steps, frames, "--steps", "--frames")
     if steps < 2:
-        raise typer.BadParameter(f"{steps}: at least 2 frames", param_hint="--steps")
+        raise typer.BadParameter(f"{steps}: at least 2 frames", param_hint="--frames")
     if out.suffix.lower() not in (".png", ".gif"):
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
     check_operator(operator, 3, f"--method {method}")
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    check_new_file(out)
+    check_new_file(out, overwrite=overwrite)
     latents = load_latents(latents_file)
     backend = source.open_for(latents, str(latents_file), note)
-    check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--steps")
+    check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--frames")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
     with guard(operator):
         path = [

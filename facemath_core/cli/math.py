@@ -10,6 +10,7 @@ import typer
 
 from facemath_core.cli.options import (
     AttributesOption,
+    FileOverwriteOption,
     IncludeFlaggedOption,
     LabelOption,
     LatentsOption,
@@ -23,6 +24,7 @@ from facemath_core.cli.options import (
     TlsCertOption,
     TlsKeyOption,
     TlsServerNameOption,
+    deprecated_alias,
     latents_origin,
     note,
 )
@@ -133,7 +135,9 @@ def analogy_command(
     c: Annotated[str, typer.Argument(help="Reached from A along the left edge.")],
     latents: LatentsOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="The J-diagram PNG.")] = Path("analogy.png"),
-    steps: Annotated[int, typer.Option(help="Faces along each edge, corners included.")] = 5,
+    size: Annotated[int, typer.Option("--size", help="Faces along each edge, corners included.")] = 5,
+    steps: Annotated[int | None, typer.Option("--steps", hidden=True, help="Deprecated: --size.")] = None,
+    overwrite: FileOverwriteOption = False,
     attributes: AttributesOption = None,
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
@@ -157,16 +161,17 @@ def analogy_command(
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import check_frames, decode
 
+    steps = deprecated_alias(steps, size, "--steps", "--size")
     if steps < 2:
-        raise typer.BadParameter(f"{steps}: at least 2", param_hint="--steps")
+        raise typer.BadParameter(f"{steps}: at least 2", param_hint="--size")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
-    check_new_file(out)
+    check_new_file(out, overwrite=overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
-    check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--steps")
+    check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     for line in evaluator.flag_notes():
         note(line)

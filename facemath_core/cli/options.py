@@ -86,6 +86,18 @@ AttributesOption = Annotated[
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing --out folder.")]
+FileOverwriteOption = Annotated[bool, typer.Option(help="Replace an existing --out file.")]
+
+
+def deprecated_alias(old_value, new_value, old: str, new: str):
+    """The value of an option renamed from `old` to `new`: the old spelling still works for one release, with a
+    one-line note."""
+    if old_value is None:
+        return new_value
+    typer.echo(f"note: {old} is deprecated here and will be removed in the next release; use {new}", err=True)
+    return old_value
+
+
 IncludeFlaggedOption = Annotated[
     bool,
     typer.Option(

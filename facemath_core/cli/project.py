@@ -173,16 +173,40 @@ def project_command(
             resume_from=arrays if resume is not None else None,
             warn=lambda line: console.print(f"[yellow]warning:[/yellow] {line}", highlight=False),
         )
-        bar.update(task, completed=len(chunks) * config.steps)
-    total, failed = latents.losses["total"], int(latents.failed.sum())
-    failures = f"; {failed} of {len(latents.names)} failed, see the warnings" if failed else ""
+        done = ~latents.failed
+        final = f"{latents.losses['total'][done].mean():.4g}" if done.any() else "-"
+        # The bar ends on the summary's number: the mean over images of the final (best) weighted loss.
+        bar.update(task, completed=len(chunks) * config.steps, loss=final)
+    verb = "completed" if ctx.info_name == "complete" else "projected"
     name = S.model_name(latents.model, getattr(backend, "prefix", ""))
     typer.echo(
-        f"projected {len(latents.names)} images into {out} with {name} version {latents.model_version} "
-        f"({backend.describe()}; mean loss {total[~latents.failed].mean():.4g}{failures}; {flagged_summary(latents)})"
+        f"{verb} {len(latents.names)} images into {out} with {name} version {latents.model_version} "
+        f"({backend.describe()})"
     )
+    typer.echo(summary_line(latents, job.known_psnr))
     for line in flagged_lines(latents):
         typer.echo(line)
+
+
+def summary_line(latents, known_psnr) -> str:
+    """One honest line about the result: how close the known pixels came (PSNR, dB), the loss and what it is, and
+    how many images failed. Each part is one entry of `parts`, so another count (flagged faces) is one more line."""
+    import numpy as np
+
+    done = ~latents.failed
+    parts = []
+    if known_psnr is not None and done.any():
+        values = np.asarray(known_psnr)[done]
+        parts.append(f"PSNR of the known pixels mean {values.mean():.1f} dB, worst {values.min():.1f} dB")
+    if done.any():
+        total = latents.losses["total"][done]
+        parts.append(f"final loss mean {total.mean():.4g}, worst {total.max():.4g} (weighted sum of the loss terms)")
+    failed = int(latents.failed.sum())
+    parts.append(f"{failed} of {len(latents.names)} failed" + (", see the warnings" if failed else ""))
+    flagged = getattr(latents, "flagged", None)
+    if flagged is not None:
+        parts.append(f"{int(np.sum(flagged))} flagged as possible failed projections")
+    return "; ".join(parts)
 
 
 def complete_command(
@@ -236,11 +260,6 @@ def _continue_with_recorded_models(backend, source, folder, arrays) -> None:
         note = use_recorded_version(backend, model, version, str(path), explicit=explicit)
         if note:
             print_note(note)
-
-
-def flagged_summary(latents) -> str:
-    """The summary's "flagged: N" piece (facemath_core.flags says what makes a projection an outlier)."""
-    return f"flagged: {int(latents.flagged.sum()) if latents.flagged is not None else 0}"
 
 
 def flagged_lines(latents) -> list[str]:

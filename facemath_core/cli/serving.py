@@ -209,8 +209,8 @@ def _poll_config(store, path: Path, every: int, stop) -> None:
 
 
 def deploy_command(
+    to: Annotated[Path, typer.Option(help="The server's model base path (e.g. a mounted volume).")],
     models: Annotated[Path, typer.Option(help="Exported models to deploy.")] = Path("exported_models"),
-    to: Annotated[Path, typer.Option(help="The server's model base path (e.g. a mounted volume).")] = Path("/models"),
     version: Annotated[int | None, typer.Option(help="Deploy this version of each model (default: newest).")] = None,
     label: Annotated[
         str | None, typer.Option(help="Point this version label (e.g. stable) at the deployed version.")

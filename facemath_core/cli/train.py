@@ -9,6 +9,12 @@ from typing import Annotated
 import typer
 
 
+class Strategy(str, enum.Enum):
+    one = "one"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
 class Kind(str, enum.Enum):
     gan = "gan"
     vae = "vae"
@@ -18,12 +24,12 @@ class Kind(str, enum.Enum):
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="What to train.")],
     data: Annotated[Path | None, typer.Option(help="Face folder (CelebA layout or plain images).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder to create, e.g. runs/gan64.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to create, e.g. runs/gan64.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Total training steps [default: 10000; with --resume: the recorded total].")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Images per step: the global batch, split among the replicas.")] = 64,
     image_size: Annotated[int, typer.Option(help="32, 64 or 128.")] = 64,
     z_dim: Annotated[int, typer.Option(help="Latent dimensions (GAN and VAE).")] = 100,
     z_dist: Annotated[str, typer.Option(help="GAN prior: uniform U(-1,1) or normal N(0,1).")] = "uniform",
@@ -39,10 +45,22 @@ def train_command(
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed repeats a run.")] = 0,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps.")] = 1000,
+    strategy: Annotated[
+        Strategy, typer.Option(help="one device; mirrored over local GPUs; multi-worker configured by TF_CONFIG.")
+    ] = Strategy.one,
+    cpu_replicas: Annotated[
+        int, typer.Option(min=0, help="mirrored: over N logical CPU devices instead of the GPUs (0: the GPUs).")
+    ] = 0,
+    mixed_precision: Annotated[
+        bool, typer.Option(help="GPU: mixed_float16 compute with float32 weights and dynamic loss scaling.")
+    ] = False,
+    jit: Annotated[bool, typer.Option(help="GPU: compile the train step with XLA.")] = False,
 ):
     """Train KIND on --data into --out, or continue --resume RUN. Ctrl-C saves a checkpoint and stops."""
     from facemath_core.architectures import ArchConfig
-    from facemath_core.training import TrainOptions
+    from facemath_core.distribute import check_placement, make_strategy
+    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.training import Placement, TrainOptions
     from facemath_core.training import train as run_training
 
     if resume is None and (data is None or out is None):
@@ -74,7 +92,21 @@ def train_command(
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
     data_dir = "" if data is None else str(data)
-    record = run_training(kind.value, data_dir, run_dir, cfg, options, resume=resume is not None)
+    placement = Placement(strategy.value, cpu_replicas, mixed_precision, jit)
+    # The strategy first (logical CPUs and collectives need a TensorFlow that has not set up its devices yet),
+    # then the quiet import every other command does up front.
+    check_placement(placement.strategy, placement.cpu_replicas)  # before TensorFlow: its errors are one line
+    import_tensorflow_quietly(before_devices=lambda: make_strategy(placement.strategy, placement.cpu_replicas))
+    record = run_training(
+        kind.value,
+        data_dir,
+        run_dir,
+        cfg,
+        options,
+        resume=resume is not None,
+        placement=placement,
+        warn=lambda line: typer.echo(f"warning: {line}", err=True),
+    )
     typer.echo(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
         f"{record['wall_seconds'] / 60:.1f} min of training"
