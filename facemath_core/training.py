@@ -96,6 +96,7 @@ def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
     if len(faces.names) < MIN_IMAGES:
         raise FacemathError(
             f"--data {data_dir}: {len(faces.names)} images in the {split} split; need at least {MIN_IMAGES}"
+            + (" (--split all trains on every face of the folder)" if split != "all" else "")
         )
     if model_kind(kind).needs_labels and faces.attributes is None:
         raise FacemathError(

@@ -1,6 +1,7 @@
 """Consistent options (issue 15): one name per meaning, deprecated spellings, one overwrite rule, plain help."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -72,3 +73,19 @@ def test_train_batch_shrinks_to_small_data_with_a_warning(tmp_path):
     assert "warning: --batch-size 64: only 18 training images; using batches of 18" in result.stderr
     record = json.loads((run / "run.json").read_text())
     assert record["options"]["batch_size"] == 18 and record["data_images"] == 18 and record["steps_done"] == 2
+
+
+def test_train_runs_on_the_shipped_examples_with_split_all(tmp_path):
+    """examples/faces holds 16 faces, all in the held-out split: training refuses them by default, says how to use
+    them, and `--split all` trains on every one of them."""
+    examples = Path(__file__).parent.parent / "examples" / "faces"
+    tiny = ["--steps", "1", "--image-size", "32", "--z-dim", "8", "--ngf", "8", "--ndf", "8", "--sample-every", "1000"]
+    refused = run_cli("train", "vae", "--data", str(examples), "--out", str(tmp_path / "refused"), *tiny)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "0 images in the train split" in refused.stderr and "--split all" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    run = tmp_path / "run"
+    result = run_cli("train", "vae", "--data", str(examples), "--out", str(run), "--split", "all", *tiny)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["options"]["split"] == "all" and record["data_images"] == 16 and record["steps_done"] == 1

@@ -15,6 +15,12 @@ class Strategy(str, enum.Enum):
     multi_worker = "multi-worker"
 
 
+class Split(str, enum.Enum):
+    train = "train"
+    held_out = "held-out"
+    all = "all"  # e.g. examples/faces, whose 16 faces are all held out (they are there to be projected)
+
+
 class Kind(str, enum.Enum):
     gan = "gan"
     vae = "vae"
@@ -55,6 +61,10 @@ def train_command(
         bool, typer.Option(help="GPU: mixed_float16 compute with float32 weights and dynamic loss scaling.")
     ] = False,
     jit: Annotated[bool, typer.Option(help="GPU: compile the train step with XLA.")] = False,
+    split: Annotated[
+        Split,
+        typer.Option(help="Which faces of --data to train on: the train split, the held-out one, or all of them."),
+    ] = Split.train,
 ):
     """Train KIND on --data into --out, or continue --resume RUN. Ctrl-C saves a checkpoint and stops."""
     from facemath_core.architectures import ArchConfig
@@ -88,6 +98,7 @@ def train_command(
         beta=beta,
         sample_every=sample_every,
         checkpoint_every=checkpoint_every,
+        split=split.value,
     )
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
