@@ -243,13 +243,6 @@ def test_hook_facemath_blenders():
     assert out[:, :2].max() == 0 and out[:, 2:].min() == 1
 
 
-class _FakeBackend:
-    """Just enough of a backend for the encoder initialiser: encode() returns a known z."""
-
-    def encode(self, images):
-        return np.full((len(images), 4), 0.5, np.float32), None
-
-
 def test_hook_facemath_initializers():
     registry = builtins()
     assert registry.names("init") == ["encoder", "normal", "uniform"]
@@ -260,8 +253,11 @@ def test_hook_facemath_initializers():
     normal = registry.get("init", "normal").function(targets, 4, 3.0, np.random.default_rng(0), None)
     assert abs(normal.std() - 1.0) < 0.05 and np.abs(normal).max() <= 3.0
     encoder = registry.get("init", "encoder")
-    assert encoder.needs_models == ("vae_encoder",)
-    np.testing.assert_array_equal(encoder.function(targets[:3], 4, 0.25, None, _FakeBackend()), np.full((3, 4), 0.25))
+    assert encoder.needs_encoder  # the core hands it the encoder of the model projected onto
+    encode = lambda images: np.full((len(images), 4), 0.5, np.float32)  # noqa: E731
+    np.testing.assert_array_equal(
+        encoder.function(targets[:3], 4, 0.25, None, None, encode=encode), np.full((3, 4), 0.25)
+    )
 
 
 def test_hook_facemath_constraints():
