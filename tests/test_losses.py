@@ -23,11 +23,10 @@ def inputs(seed=0, batch=3, hole=True, dtype=tf.float32):
 
 
 def latents(batch, dtype=tf.float64, seed=4):
-    """z and E(G(z)) for the terms that `needs_encoder`: z_dim 5."""
+    """z and E(G(z)) for the terms that `needs_encoder` (z_dim 5); row i is the same for every batch size."""
     rng = np.random.default_rng(seed)
-    return tf.Variable(rng.uniform(-1, 1, (batch, 5)), dtype=dtype), tf.Variable(
-        rng.uniform(-1, 1, (batch, 5)), dtype=dtype
-    )
+    z, encoded = rng.uniform(-1, 1, (2, 3, 5))[:, :batch]
+    return tf.Variable(z, dtype=dtype), tf.Variable(encoded, dtype=dtype)
 
 
 def evaluate(name, target, generated, mask, logits, z=None, encoded=None):

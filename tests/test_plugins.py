@@ -198,7 +198,7 @@ def test_hook_facemath_loss_terms():
     import tensorflow as tf
 
     registry = builtins()
-    assert registry.names("loss") == ["contextual", "l2", "lowres", "perceptual", "weighted-contextual"]
+    assert registry.names("loss") == ["contextual", "in-domain", "l2", "lowres", "perceptual", "weighted-contextual"]
     target = tf.zeros((2, 8, 8, 3))
     generated = tf.concat([tf.zeros((1, 8, 8, 3)), tf.ones((1, 8, 8, 3))], 0)
     mask = tf.ones((2, 8, 8, 1))
@@ -206,6 +206,12 @@ def test_hook_facemath_loss_terms():
     np.testing.assert_allclose(value.numpy(), [0.0, 8 * 8 * 3])
     assert registry.get("loss", "perceptual").needs_discriminator
     assert registry.get("loss", "perceptual").provider == "facemath 0.1.0"
+    # in-domain: ||z - E(G(z))||^2 per row, checked against numpy.
+    z, encoded = np.array([[0.5, -0.5, 0.0], [1.0, 1.0, 1.0]]), np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -1.0]])
+    in_domain = registry.get("loss", "in-domain")
+    assert in_domain.needs_encoder and not in_domain.needs_discriminator
+    value = in_domain.function(target, generated, mask, None, z=tf.constant(z), encoded=tf.constant(encoded))
+    np.testing.assert_allclose(value.numpy(), ((z - encoded) ** 2).sum(axis=1))
 
 
 def test_hook_facemath_optimizers():
