@@ -1,7 +1,7 @@
 """The GAN-vs-VAE comparison (`facemath compare`): the question the project was started for, answered with numbers.
 
 On the same held-out labelled faces it runs three ways into latent space: GAN projection (amos2016 settings),
-the VAE encoder, and the hybrid (projection started at the encoder's z, as in iGAN). For each it measures
+the VAE encoder, and the hybrid (projection started at the gan_encoder's z, as in iGAN). For each it measures
 reconstruction (PSNR, SSIM, L1, sharpness, oracle agreement, seconds per image), attribute vectors (AUC, success,
 preservation) and the DCGAN paper's analogies with 1 and 3 exemplars per concept. Every number comes with its
 sample size and a 95% interval. Figures are drawn by `facemath_core.report_figures`, the documents written by
@@ -32,6 +32,8 @@ METHODS = ("GAN projection", "hybrid (encoder init)", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
 FEW_FACES = 20  # below this every interval is wide: the report still runs, with a warning
 SLUG = {"GAN projection": "gan", "hybrid (encoder init)": "hybrid", "VAE encoder": "vae"}
+# The hybrid starts at the gan_encoder's z (`--init encoder` with the GAN: the encoder trained for its generator).
+REPORT_MODELS = (S.GENERATOR, S.DISCRIMINATOR, S.GAN_ENCODER, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def project_all(backend, registry, config: ProjectionConfig, targets: np.ndarray
 
 def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[[str], None] = print) -> CompareResult:
     """Run the three methods on the same faces and score each: everything the report shows."""
-    for model in (S.GENERATOR, S.DISCRIMINATOR, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE):
+    for model in REPORT_MODELS:
         if not backend.has(model):
             raise FacemathError(f"--models: the report needs the {model} model, and it is missing")
     size = backend.metadata(S.GENERATOR)["image_size"]
@@ -198,7 +200,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         config=cfg,
         data=str(Path(data)),
         judged_attributes=judged,
-        models={m: backend.version(m) for m in (S.GENERATOR, S.DISCRIMINATOR, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)},
+        models={m: backend.version(m) for m in REPORT_MODELS},
         methods=results,
         originals=images,
         runs=runs,

@@ -58,6 +58,15 @@ def generator_for_training(cfg, options):
     return cfg, replace(options, generator=str(version_dir), generator_version=int(version_dir.name))
 
 
+def inverted_generator(options: dict) -> dict | None:
+    """What a gan_encoder's metadata says it inverts, {name, version}, from its run's options (None for other
+    kinds): the generator's folder name and version, as `check_encoder` compares them."""
+    version_dir = Path(options.get("generator") or "")
+    if not version_dir.name.isdigit():
+        return None
+    return {"name": version_dir.parent.name, "version": int(version_dir.name)}
+
+
 def check_encoder(backend, decoder: str, option: str) -> None:
     """Refuse (one line naming `option`) an encoder that was not trained for the decoder the backend runs."""
     encoder = ENCODER_OF[decoder]

@@ -70,13 +70,21 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
             "options": record.get("options"),
         },
         "held_out_accuracy": record.get("held_out_accuracy"),
-        **({"generator": record["generator"]} if record.get("generator") else {}),  # what a gan_encoder inverts
+        **_inverts(record),
         "facemath_version": __version__,
         "signatures": {
             sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
             for sig, s in S.SIGNATURES[_base_name(name)].items()
         },
     }
+
+
+def _inverts(record: dict) -> dict:
+    """A gan_encoder's metadata names the generator and version it inverts (`encoders.check_encoder` reads it)."""
+    from facemath_core.encoders import inverted_generator
+
+    generator = inverted_generator(record.get("options") or {})
+    return {"generator": generator} if generator else {}
 
 
 def _base_name(name: str) -> str:

@@ -130,15 +130,11 @@ class GANEncoder(TrainableModel):
         return np.concatenate(rows)
 
     def summary_record(self, data_dir: str, options) -> dict:
-        """The generator inverted (export names it in the encoder's metadata) and G(E(x))'s PSNR on up to 512
-        held-out faces of the training folder."""
-        from pathlib import Path
-
+        """G(E(x))'s PSNR on up to 512 held-out faces of the training folder."""
         from facemath_core.dataset import load_split
         from facemath_core.images import to_unit
 
-        version_dir = Path(options.generator)
-        record = {"generator": {"name": version_dir.parent.name, "version": int(version_dir.name)}}
+        record = {}
         held_out = load_split(data_dir, self.cfg.image_size, "held-out")
         if held_out.names:
             images = to_unit(held_out.images[:512])
