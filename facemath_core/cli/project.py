@@ -54,6 +54,14 @@ BatchSizeOption = Annotated[int, typer.Option(help="Images optimised together.")
 PatienceOption = Annotated[int, typer.Option(help="Stop an image after this many steps without improvement.")]
 NoResizeOption = Annotated[bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")]
 ResumeOption = Annotated[Path | None, typer.Option(help="Continue this result folder (with --steps: the new total).")]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="K/N",
+        help="Project only shard K of N (K from 1) of the inputs, by a hash of each file name; merge the shards "
+        "with `facemath latents merge`.",
+    ),
+]
 ParallelRequestsOption = Annotated[
     int | None,
     typer.Option(
@@ -95,6 +103,7 @@ def project_command(
     tls_server_name: TlsServerNameOption = None,
     timeout: TimeoutOption = 60.0,
     parallel_requests: ParallelRequestsOption = None,
+    shard: ShardOption = None,
 ):
     """Project images onto the generator's z: optimise z so that G(z) matches each image."""
     from rich.console import Console
@@ -108,6 +117,7 @@ def project_command(
         load_inputs,
         load_resume,
         resumed_config,
+        resumed_inputs,
     )
     from facemath_core.projection_settings import projection_config
 
@@ -115,7 +125,10 @@ def project_command(
     registry = load_registry(ctx.obj["plugins"])
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
+    chosen_shard = _parse_shard(shard)
     if resume is not None:
+        if chosen_shard is not None:
+            raise typer.BadParameter("a resumed run keeps the shard it started with: drop it", param_hint="--shard")
         resume_folder, arrays = load_resume(resume)
         config = resumed_config(arrays, steps)
         inputs_args, out = [str(p) for p in arrays["paths"]], resume
@@ -145,14 +158,17 @@ def project_command(
     if resume is not None:
         _continue_with_recorded_models(backend, source, resume_folder, arrays)
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
-    inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
+    if resume is not None:
+        inputs = resumed_inputs(arrays, job.projector.image_size, resize=not no_resize)
+    else:
+        inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize, shard=chosen_shard)
     for path in inputs.resized:
         console.print(
             f"[yellow]warning:[/yellow] {path}: resized to {job.projector.image_size}x"
             f"{job.projector.image_size} (use --no-resize to refuse)",
             highlight=False,
         )
-    build_masks(registry, config, inputs.names, job.projector.image_size)  # bad masks fail before any work
+    build_masks(registry, config, inputs.names, job.projector.image_size, inputs.keys)  # bad masks fail first
     chunks = job.chunks(len(inputs.names))
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -183,6 +199,12 @@ def project_command(
         f"{verb} {len(latents.names)} images into {out} with {name} version {latents.model_version} "
         f"({backend.describe()})"
     )
+    if inputs.shard:
+        typer.echo(
+            f"shard {inputs.shard['index']}/{inputs.shard['count']}: {len(latents.names)} of "
+            f"{inputs.shard['inputs']} inputs"
+            + ("; an empty shard writes a latents.npz with no faces, for the merge" if not latents.names else "")
+        )
     typer.echo(summary_line(latents, job.known_psnr))
     for line in flagged_lines(latents):
         typer.echo(line)
@@ -241,6 +263,7 @@ def complete_command(
     tls_server_name: TlsServerNameOption = None,
     timeout: TimeoutOption = 60.0,
     parallel_requests: ParallelRequestsOption = None,
+    shard: ShardOption = None,
 ):
     """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
     hole (--blend overlay or poisson)."""
@@ -273,3 +296,16 @@ def flagged_lines(latents) -> list[str]:
         for i, flagged in enumerate(latents.flagged)
         if flagged
     ]
+
+
+def _parse_shard(text: str | None):
+    """--shard K/N, or a usage error (exit 2) saying what K/N looks like."""
+    from facemath_core.errors import FacemathError
+    from facemath_core.shards import parse_shard
+
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except FacemathError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
