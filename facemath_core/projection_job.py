@@ -133,24 +133,21 @@ def read_inputs(paths, names, keys, indices, size: int, resize: bool, total: int
     return JobInputs(list(names), [str(p) for p in paths], stacked, resized, list(keys), list(indices))
 
 
-def resumed_inputs(arrays: dict, size: int, resize: bool = True) -> JobInputs:
-    """The inputs of the run a resume file belongs to, with the names, keys and shard it recorded (a shard's
-    names were made unique over all the inputs, which its own paths alone cannot repeat)."""
+def resumed_inputs(arrays: dict, size: int, resize: bool = True, path: str | Path = RESUME_FILE) -> JobInputs:
+    """The inputs of the run a resume file (`path`, for messages) belongs to, with the names, keys and shard it
+    recorded (a shard's names were made unique over all the inputs, which its own paths alone cannot repeat)."""
     from facemath_core.latents import json_field, text_list
 
+    path = Path(path)
     paths = [str(p) for p in arrays["paths"]]
     if "keys" not in arrays:  # written before shards existed
         return load_inputs(paths, size, resize)
-    where = Path("resume file")
-    inputs = read_inputs(
-        paths,
-        text_list(where, arrays, "names"),
-        text_list(where, arrays, "keys"),
-        [int(i) for i in arrays["indices"]],
-        size,
-        resize,
-    )
-    inputs.shard = json_field(where, arrays, "shard")
+    names, keys = text_list(path, arrays, "names"), text_list(path, arrays, "keys")
+    indices = arrays.get("indices")
+    if len(keys) != len(names) or indices is None or indices.dtype.kind not in "iu" or indices.shape != (len(names),):
+        raise BadFileError(f"{path}: its keys and input indices do not match its {len(names)} images")
+    inputs = read_inputs(paths, names, keys, indices.tolist(), size, resize)
+    inputs.shard = json_field(path, arrays, "shard")
     return inputs
 
 

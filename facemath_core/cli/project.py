@@ -112,6 +112,7 @@ def project_command(
     from facemath_core import signatures as S
     from facemath_core.plugins import load_registry
     from facemath_core.projection_job import (
+        RESUME_FILE,
         ProjectionJob,
         build_masks,
         load_inputs,
@@ -159,7 +160,7 @@ def project_command(
         _continue_with_recorded_models(backend, source, resume_folder, arrays)
     job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
     if resume is not None:
-        inputs = resumed_inputs(arrays, job.projector.image_size, resize=not no_resize)
+        inputs = resumed_inputs(arrays, job.projector.image_size, not no_resize, Path(resume_folder) / RESUME_FILE)
     else:
         inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize, shard=chosen_shard)
     for path in inputs.resized:
