@@ -219,3 +219,27 @@ def test_bad_shards_and_merges(backend, faces, whole, tmp_path):
     ok = run_cli("latents", "merge", *shard, *out)
     assert ok.returncode == 0, ok.stderr
     one_line(run_cli("latents", "merge", *shard, *out), 1, "--overwrite")
+
+
+def test_shards_against_a_served_model_merge_to_the_unsharded_run(tiny_export, faces, tmp_path):
+    """The deployment this is for: every worker projects its shard through TF Serving (here the stand-in server,
+    with each batch split over two requests in flight, as over two replicas)."""
+    from facemath_core.backends.tfserving import TFServingBackend
+    from facemath_core.model_config import entries_for_folder
+    from facemath_core.shards import load_shards, merge
+    from facemath_core.standin_server import build_server
+
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0)
+    try:
+        remote = TFServingBackend(f"127.0.0.1:{port}", in_flight=2)
+        config = replace(CONFIG, steps=6)
+        reference = project(remote, tmp_path / "whole", [str(faces)], config)
+        for k in (1, 2, 3):
+            project(remote, tmp_path / f"s{k}", [str(faces)], config, Shard(k, 3))
+    finally:
+        server.stop(0)
+    merged = merge(load_shards([tmp_path / f"s{k}" for k in (3, 2, 1)]))
+    assert merged.names == reference.names
+    np.testing.assert_array_equal(merged.z, reference.z)
+    np.testing.assert_array_equal(merged.losses["total"], reference.losses["total"])
+    assert merged.config == reference.config
