@@ -113,6 +113,11 @@ def check_shards(parts: list[tuple[Path, Latents]]) -> None:
                 f"{path}: made with model versions {json.dumps(latents.models, sort_keys=True)}, but {first_path} "
                 f"with {json.dumps(first.models, sort_keys=True)}"
             )
+        if set(latents.losses) != set(first.losses) or latents.z.shape[1:] != first.z.shape[1:]:
+            raise BadFileError(
+                f"{path}: holds loss terms {sorted(latents.losses)} and z of {latents.z.shape[1]} dimensions, but "
+                f"{first_path} {sorted(first.losses)} and {first.z.shape[1]}"
+            )
         config = {k: v for k, v in latents.config.items() if k not in _PER_SHARD}
         if config != base_config:
             raise BadFileError(
@@ -169,11 +174,10 @@ def merge(parts: list[tuple[Path, Latents]]) -> Latents:
     names = [name for _, latents in parts for name in latents.names]
     inputs = [path for _, latents in parts for path in latents.config.get("inputs", [])]
     backends = list(dict.fromkeys(str(latents.config.get("backend", "")) for _, latents in parts))
-    z = joined([latents.z for _, latents in parts]).reshape(-1, first.z.shape[1] if first.z.ndim == 2 else 0)
     has_psnr = all(latents.psnr is not None for _, latents in parts)
     merged = Latents(
         names=[names[i] for i in order],
-        z=z,
+        z=joined([latents.z for _, latents in parts]),
         family=first.family,
         model=first.model,
         model_version=first.model_version,
