@@ -9,7 +9,7 @@ References (the rules below are theirs, not read from the manifests):
   `<hostname>.<subdomain>` (kubernetes.io/docs/concepts/services-networking/dns-pod-service/,
   kubernetes.io/docs/tasks/job/job-with-pod-to-pod-communication/).
 - TFJob (kubeflow.org/v1): `spec.tfReplicaSpecs` keyed by Chief/Master, Worker, PS, Evaluator; the container named
-  `tensorflow`, its port `tfjob-port` (www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/tensorflow/).
+  `tensorflow`, its port `tfjob-port` (www.kubeflow.org/docs/components/training/tftraining/).
 - TF_CONFIG: {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}
   (tensorflow.org/guide/distributed_training#setting_up_the_tf_config_environment_variable).
 """
