@@ -51,8 +51,10 @@ PAPER_BATCH_PER_REPLICA = 64
 # --- projection ----------------------------------------------------------------------------------------------
 
 
-def _client(index, targets, batch, steps, warm, barrier, results):
-    """One projection client process: for each target, warm up, wait for the others, then project `steps` steps."""
+def _client(index, plan, batch, steps, warm, everyone, barriers, results):
+    """Projection client `index`: for each (clients, replicas, target) of the plan, wait for every client process;
+    if it is one of the first `clients`, warm up, wait for the other active clients, then project `steps` steps.
+    The idle ones wait at the next rendezvous, so nothing else runs while a configuration is timed."""
     import time
 
     import numpy as np
@@ -66,7 +68,10 @@ def _client(index, targets, batch, steps, warm, barrier, results):
 
     import_tensorflow_quietly()
     registry = load_registry()
-    for replicas, target in targets:
+    for clients, replicas, target in plan:
+        everyone.wait()
+        if index >= clients:
+            continue
         backend = TFServingBackend(target)
         config = projection_config(
             registry,
@@ -81,7 +86,7 @@ def _client(index, targets, batch, steps, warm, barrier, results):
         targets_ = backend.generate(rng.uniform(-1, 1, (batch, z_dim)).astype(np.float32))
         marks = {}
 
-        def on_step(step, mean, terms, backend=backend, marks=marks):
+        def on_step(step, mean, terms, backend=backend, marks=marks, barrier=barriers[clients]):
             if step == warm:  # traced and warm: start together
                 barrier.wait()
                 marks["start"] = (time.time(), backend.calls, backend.bytes_sent + backend.bytes_received)
@@ -95,6 +100,7 @@ def _client(index, targets, batch, steps, warm, barrier, results):
         (t0, c0, b0), (t1, c1, b1) = marks["start"], marks["end"]
         results.put(
             {
+                "clients": clients,
                 "replicas": replicas,
                 "start": t0,
                 "end": t1,
@@ -112,34 +118,37 @@ def projection(models: str, clients_list: list[int], batch: int, steps: int, war
     addresses = [address for _, address in servers]
     # One channel per endpoint; the client splits each step's batch over them (one request in flight per replica).
     targets = [(1, addresses[0]), (2, ",".join(addresses))]
+    plan = [(clients, replicas, target) for clients in clients_list for replicas, target in targets]
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per client
+    # One set of client processes for every configuration: starting TensorFlow in a process costs more than a
+    # configuration's measurement on 2 busy cores.
+    everyone = context.Barrier(max(clients_list))
+    barriers = {clients: context.Barrier(clients) for clients in clients_list}
+    results = context.Queue()
+    processes = [
+        context.Process(target=_client, args=(i, plan, batch, steps, warm, everyone, barriers, results))
+        for i in range(max(clients_list))
+    ]
     rows = []
     try:
-        for clients in clients_list:
-            barrier, results = context.Barrier(clients), context.Queue()
-            processes = [
-                context.Process(target=_client, args=(i, targets, batch, steps, warm, barrier, results))
-                for i in range(clients)
-            ]
-            for p in processes:
-                p.start()
-            measured = [results.get(timeout=600) for _ in range(clients * len(targets))]
-            for p in processes:
-                p.join()
-            for replicas, _ in targets:
-                runs = [m for m in measured if m["replicas"] == replicas]
-                wall = max(m["end"] for m in runs) - min(m["start"] for m in runs)
-                image_steps = sum(m["image_steps"] for m in runs)
-                rows.append(
-                    {
-                        "replicas": replicas,
-                        "clients": clients,
-                        "image-steps/s": image_steps / wall,
-                        "RPCs/image-step": sum(m["rpcs"] for m in runs) / image_steps,
-                        "KiB/image-step": sum(m["bytes"] for m in runs) / image_steps / 1024,
-                    }
-                )
-                print_table("so far", rows[-1:])
+        for p in processes:
+            p.start()
+        measured = [results.get(timeout=600) for _ in range(sum(clients for clients, _, _ in plan))]
+        for p in processes:
+            p.join()
+        for clients, replicas, _ in plan:
+            runs = [m for m in measured if m["replicas"] == replicas and m["clients"] == clients]
+            wall = max(m["end"] for m in runs) - min(m["start"] for m in runs)
+            image_steps = sum(m["image_steps"] for m in runs)
+            rows.append(
+                {
+                    "replicas": replicas,
+                    "clients": clients,
+                    "image-steps/s": image_steps / wall,
+                    "RPCs/image-step": sum(m["rpcs"] for m in runs) / image_steps,
+                    "KiB/image-step": sum(m["bytes"] for m in runs) / image_steps / 1024,
+                }
+            )
     finally:
         for process, _ in servers:
             process.terminate()

@@ -293,3 +293,39 @@ def test_the_cli_check_catches_a_wrong_command_line(argv, message):
     with pytest.raises(Exception, match=re.escape(message)) as caught:
         _parse_cli(argv)
     assert type(caught.value).__name__ in {"NoSuchOption", "BadParameter"}
+
+
+# --- docs/scale.md and the README quote bench/results/scale.json ---------------------------------------------
+
+
+def test_the_scale_docs_quote_the_measurements():
+    """The costs docs/scale.md and the README state are bench/scale.py's last run (rerun it, then update them)."""
+    root = Path(__file__).parent.parent
+    scale = json.loads((root / "bench" / "results" / "scale.json").read_text())
+    projection = next(r for r in scale["projection"]["rows"] if r["replicas"] == 1 and r["clients"] == 1)
+    training = {r["strategy"]: r for r in scale["training"]["rows"]}
+    paper = {(r["replica"].split()[0], r["replicas"]): r for r in scale["paper"]["rows"]}
+    gradients = scale["paper"]["payload"]["gradient_bytes"] / 2**20
+    cpu_hours = {n: paper["2-core", n]["100k photos x 1000 steps h"] for n in (1, 8, 64)}
+    one_client = {r["replicas"]: r["image-steps/s"] for r in scale["projection"]["rows"] if r["clients"] == 1}
+    both = [
+        f"{projection['KiB/image-step']:.0f} KiB per image",
+        f"{gradients:.0f} MiB of gradients",
+        f"{paper['accelerator', 8]['train efficiency']:.0%} efficiency",
+        f"{paper['accelerator', 64]['train efficiency']:.0%} on 64",
+    ]
+    page = " ".join((root / "docs" / "scale.md").read_text().split())
+    readme = " ".join((root / "README.md").read_text().split())
+    for quote in both:
+        assert quote in page and quote in readme, quote
+    for quote in [
+        f"{training['one']['step ms']:.0f} ms on one device",
+        f"{training['mirrored']['step ms']:.0f} ms under `mirrored`",
+        f"({training['mirrored']['overhead share']:.0%} overhead",
+        f"{training['multi-worker']['step ms']:.0f} ms under `multi-worker`",
+        f"({training['multi-worker']['overhead share']:.0%} overhead",
+        f"{paper['accelerator', 1]['100k photos x 1000 steps h']:.1f} h on one accelerator replica",
+        f"{cpu_hours[1]:.0f} h / {cpu_hours[8]:.0f} h / {cpu_hours[64]:.1f} h on 2-core CPU replicas",
+        f"2 replicas projected {one_client[2] / one_client[1]:.1f} times faster than 1",
+    ]:
+        assert quote in page, quote
