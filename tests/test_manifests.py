@@ -144,19 +144,24 @@ def _require_sharded_projection() -> None:
         pytest.skip("`facemath project --shard` and `facemath latents merge` are not in this branch yet")
 
 
-def _projection_argv(index: int, tmp_path: Path) -> list[str]:
+def _projection_argv(index: int, tmp_path: Path, results: str | None = None) -> list[str] | None:
     """The command line worker `index` runs: the manifest's shell command run by sh, as Kubernetes would, with
-    JOB_COMPLETION_INDEX set and `facemath` replaced by a program that prints its arguments."""
+    JOB_COMPLETION_INDEX and the container's env set, and `facemath` replaced by a program that prints its
+    arguments. None when the script runs no facemath command. `results` replaces the RESULTS folder."""
     container = _pod(_job("facemath-project"))["containers"][0]
     assert container["command"][:2] == ["sh", "-c"]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     echo = bin_dir / "facemath"
-    echo.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    echo.write_text(f"#!{sys.executable}\nimport json, sys\nprint('argv', json.dumps(sys.argv[1:]))\n")
     echo.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "JOB_COMPLETION_INDEX": str(index)}
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    if results is not None:
+        env["RESULTS"] = results
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "JOB_COMPLETION_INDEX": str(index)}
     result = subprocess.run(container["command"], env=env, capture_output=True, text=True, check=True)
-    return ["facemath", *json.loads(result.stdout)]
+    lines = [line[5:] for line in result.stdout.splitlines() if line.startswith("argv ")]
+    return ["facemath", *json.loads(lines[0])] if lines else None
 
 
 def test_projection_workers_cover_every_shard_once(tmp_path):
@@ -183,6 +188,28 @@ def test_projection_workers_cover_every_shard_once(tmp_path):
     inputs = [a for a in argv[3:] if a.startswith("/") and a != out]
     assert inputs == outs  # every shard, none twice, in index order
     assert out not in outs
+    # The shards are written where the merge reads them: on the results volume.
+    mounts = {m["name"]: m["mountPath"] for m in _pod(_job("facemath-project"))["containers"][0]["volumeMounts"]}
+    assert all(o.startswith(mounts["results"] + "/") for o in outs)
+
+
+def test_a_retried_projection_worker_keeps_or_resumes_its_shard(tmp_path):
+    """A retried index finds what the last try left on the shared volume: a finished shard is kept (no command
+    runs), an interrupted one (a checkpoint in <out>.partial, projection_job.py) is resumed with a valid command."""
+    _require_sharded_projection()
+    results = tmp_path / "results"
+    (results / "shard-2").mkdir(parents=True)
+    assert _projection_argv(2, tmp_path, str(results)) is None
+    (results / "shard-3.partial").mkdir()
+    (results / "shard-3.partial" / "resume.npz").write_bytes(b"")
+    argv = _projection_argv(3, tmp_path, str(results))
+    assert _parse_cli(argv).command.name == "project"
+    assert _options(argv)["--resume"] == str(results / "shard-3") and "--shard" not in argv
+    # A .partial without a checkpoint (a killed pod) does not block a fresh start: --overwrite clears it.
+    (results / "shard-4.partial").mkdir()
+    argv = _projection_argv(4, tmp_path, str(results))
+    count = _job("facemath-project")["spec"]["completions"]
+    assert _options(argv)["--shard"] == f"5/{count}" and "--overwrite" in argv
 
 
 def test_projection_workers_reach_the_tf_serving_service(tmp_path):
