@@ -1,4 +1,4 @@
-"""The scale-out manifests in serving/kubernetes/ (docs/scale.md): parsed, checked against the Kubernetes and
+"""The scale-out manifests in serving/kubernetes/scale/ (docs/scale.md): parsed, checked against the Kubernetes and
 Kubeflow rules they rely on, and their facemath command lines parsed by the real CLI.
 
 References (the rules below are theirs, not read from the manifests):
@@ -31,13 +31,14 @@ from facemath_core.cli import app
 from facemath_core.distribute import read_tf_config
 
 KUBERNETES = Path(__file__).parent.parent / "serving" / "kubernetes"
+SCALE = KUBERNETES / "scale"
 JOB_RESTART_POLICIES = {"Never", "OnFailure"}
 TFJOB_REPLICA_TYPES = {"Chief", "Master", "Worker", "PS", "Evaluator"}
 INDEXED_JOB_MAX_PARALLELISM = 10**5  # the API's limit for completionMode Indexed
 
 
 def _documents() -> dict[str, list[dict]]:
-    return {path.name: list(yaml.safe_load_all(path.read_text())) for path in sorted(KUBERNETES.glob("*.yaml"))}
+    return {path.name: list(yaml.safe_load_all(path.read_text())) for path in sorted(SCALE.glob("*.yaml"))}
 
 
 def _objects() -> dict[tuple[str, str], dict]:
@@ -88,6 +89,14 @@ def test_every_manifest_parses_with_kind_and_name():
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"]), name  # DNS-1123 label
 
 
+def test_the_serving_folder_starts_no_jobs():
+    """docs/deploy.md deploys the fleet with `kubectl apply -f serving/kubernetes/` (not recursive): no Job there,
+    or the fleet's deploy would start a projection, a merge or a training run with it."""
+    for path in KUBERNETES.glob("*.yaml"):
+        kinds = {doc["kind"] for doc in yaml.safe_load_all(path.read_text())}
+        assert not kinds & {"Job", "TFJob"}, path.name
+
+
 def test_jobs_have_the_fields_batch_v1_requires():
     objects = _objects()
     jobs = [doc for (kind, _), doc in objects.items() if kind == "Job"]
@@ -125,7 +134,7 @@ def test_one_image_and_its_dockerfile():
                 for spec in doc["spec"]["tfReplicaSpecs"].values():
                     images |= {c["image"] for c in spec["template"]["spec"]["containers"]}
     assert images == {f"facemath:{__version__}"}
-    dockerfile = (KUBERNETES / "Dockerfile").read_text()
+    dockerfile = (SCALE / "Dockerfile").read_text()
     assert f"-t facemath:{__version__}" in dockerfile
     # Every package the wheel lists must be copied in, or `pip install .` fails inside the build.
     copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
