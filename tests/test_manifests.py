@@ -153,24 +153,33 @@ def _require_sharded_projection() -> None:
         pytest.skip("`facemath project --shard` and `facemath latents merge` are not in this branch yet")
 
 
-def _projection_argv(index: int, tmp_path: Path, results: str | None = None) -> list[str] | None:
-    """The command line worker `index` runs: the manifest's shell command run by sh, as Kubernetes would, with
-    JOB_COMPLETION_INDEX and the container's env set, and `facemath` replaced by a program that prints its
-    arguments. None when the script runs no facemath command. `results` replaces the RESULTS folder."""
-    container = _pod(_job("facemath-project"))["containers"][0]
-    assert container["command"][:2] == ["sh", "-c"]
+def _run_with_fake_facemath(command: list[str], env: dict[str, str], tmp_path: Path) -> list[str] | None:
+    """Run a manifest's shell command with sh, as the container would, with `facemath` replaced by a program that
+    prints its arguments: the facemath command line it runs, or None when it runs none."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     echo = bin_dir / "facemath"
     echo.write_text(f"#!{sys.executable}\nimport json, sys\nprint('argv', json.dumps(sys.argv[1:]))\n")
     echo.chmod(0o755)
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
-    if results is not None:
-        env["RESULTS"] = results
-    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "JOB_COMPLETION_INDEX": str(index)}
-    result = subprocess.run(container["command"], env=env, capture_output=True, text=True, check=True)
+    env = {**env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     lines = [line[5:] for line in result.stdout.splitlines() if line.startswith("argv ")]
     return ["facemath", *json.loads(lines[0])] if lines else None
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def _projection_argv(index: int, tmp_path: Path, results: str | None = None) -> list[str] | None:
+    """The command line projection worker `index` runs (JOB_COMPLETION_INDEX and the container's env set);
+    `results` replaces the RESULTS folder."""
+    container = _pod(_job("facemath-project"))["containers"][0]
+    assert container["command"][:2] == ["sh", "-c"]
+    env = _env(container) | {"JOB_COMPLETION_INDEX": str(index)}
+    if results is not None:
+        env["RESULTS"] = results
+    return _run_with_fake_facemath(container["command"], env, tmp_path)
 
 
 def test_projection_workers_cover_every_shard_once(tmp_path):
@@ -263,7 +272,7 @@ def test_training_service_is_the_pods_subdomain():
     assert pod["subdomain"] == service["metadata"]["name"]
     # Kubernetes labels a Job's pods with batch.kubernetes.io/job-name: <job>; the Service must select them.
     assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
-    env = {e["name"]: e["value"] for e in _train_container()["env"]}
+    env = _env(_train_container())
     assert {p["port"] for p in service["spec"]["ports"]} == {int(env["PORT"])}
     assert {p["containerPort"] for p in _train_container()["ports"]} == {int(env["PORT"])}
     # Every worker takes part in every collective: all of them must run at once.
@@ -274,7 +283,7 @@ def test_training_service_is_the_pods_subdomain():
 def test_the_entrypoint_names_every_worker_by_its_pod_dns_name():
     job = _job("facemath-train")
     pod, count = _pod(job), job["spec"]["completions"]
-    env = {e["name"]: e["value"] for e in _train_container()["env"]}
+    env = _env(_train_container())
     port = env["PORT"]
     # The DNS names Kubernetes gives indexed pods under a subdomain: <job>-<index>.<subdomain>.
     expected = [f"{job['metadata']['name']}-{i}.{pod['subdomain']}:{port}" for i in range(count)]
@@ -288,19 +297,39 @@ def test_the_entrypoint_names_every_worker_by_its_pod_dns_name():
 
 
 def test_the_entrypoint_passes_the_command_through_and_refuses_a_missing_index():
-    env = {e["name"]: e["value"] for e in _train_container()["env"]}
+    env = _env(_train_container())
     result = _entrypoint({**env, "JOB_COMPLETION_INDEX": "1"}, ["sh", "-c", 'printf "%s|" "$@"', "x", "a b", "c"])
     assert result.returncode == 0 and result.stdout == "a b|c|"  # arguments arrive unsplit, in order
     result = _entrypoint(env, ["true"])
     assert result.returncode != 0 and "JOB_COMPLETION_INDEX" in result.stderr
 
 
-def test_training_command_lines_are_valid_and_the_tfjob_runs_the_same():
+def test_training_starts_a_run_or_continues_it_with_valid_command_lines(tmp_path):
+    """The worker's command (after the entrypoint): a new run, or --resume once the run has a checkpoint; both
+    parsed by the real CLI."""
     container = _train_container()
-    ctx = _parse_cli(container["args"])
+    results = _env(container)["RESULTS"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert results == mounts["results"]  # the run lives on the shared volume every worker reads on --resume
+    local = tmp_path / "results"
+    argv = _run_with_fake_facemath(container["args"], {"RESULTS": str(local)}, tmp_path)
+    ctx = _parse_cli(argv)
     assert ctx.command.name == "train" and ctx.params["strategy"].value == "multi-worker"
     assert ctx.params["cpu_replicas"] == 0  # a multi-worker run splits over workers, not logical CPUs
+    run = Path(_options(argv)["--out"])
+    assert run.parent.parent == local and "--resume" not in argv
+    # What a real save leaves (training.py saves through tf.train.CheckpointManager into <run>/checkpoints).
+    import tensorflow as tf
 
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(run / "checkpoints"), 3).save()
+    argv = _run_with_fake_facemath(container["args"], {"RESULTS": str(local)}, tmp_path)
+    ctx = _parse_cli(argv)
+    assert _options(argv)["--resume"] == str(run) and ctx.params["strategy"].value == "multi-worker"
+    assert "--data" not in argv and "--out" not in argv  # a resumed run keeps its recorded data and options
+
+
+def test_the_tfjob_runs_the_same_training():
+    container = _train_container()
     tfjob = _objects()[("TFJob", "facemath-train")]
     assert tfjob["apiVersion"] == "kubeflow.org/v1"
     specs = tfjob["spec"]["tfReplicaSpecs"]
@@ -312,9 +341,9 @@ def test_training_command_lines_are_valid_and_the_tfjob_runs_the_same():
         (tf_container,) = spec["template"]["spec"]["containers"]
         assert tf_container["name"] == "tensorflow"
         assert [p["name"] for p in tf_container["ports"]] == ["tfjob-port"]
-        argv = [*tf_container["command"], *tf_container["args"]]
-        assert argv == container["args"]
-        _parse_cli(argv)
+        assert tf_container["command"] == container["args"]
+        assert _env(tf_container)["RESULTS"] == _env(container)["RESULTS"]
+        assert {m["mountPath"] for m in tf_container["volumeMounts"]} >= {"/data", _env(container)["RESULTS"]}
 
 
 @pytest.mark.parametrize(
