@@ -15,6 +15,7 @@ cores, so adding replicas or clients cannot add compute; the measurements show t
 (RPCs, bytes, the all-reduce and its synchronisation) and that the paths work, not speed-ups.
 
     python bench/scale.py [--steps 20] [--clients 1,2,4] [--train-steps 100]
+    python bench/scale.py --paper-only     # after changing ASSUMPTIONS: redo the paper table from scale.json
 """
 
 from __future__ import annotations
