@@ -394,3 +394,15 @@ def test_the_scale_docs_quote_the_measurements():
         f"2 replicas projected {one_client[2] / one_client[1]:.1f} times faster than 1",
     ]:
         assert quote in page, quote
+
+
+def test_benchmarks_md_shows_the_last_scale_run():
+    """docs/benchmarks.md's scale section is what bench/report.py writes from the JSON in bench/results/ now."""
+    import importlib.util
+
+    root = Path(__file__).parent.parent
+    spec = importlib.util.spec_from_file_location("bench_report", root / "bench" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    section = "\n".join(report.scale_section(report.load("scale"), report.load("gpu"), report.load("gpu-tiny")))
+    assert section.startswith("## Scale") and section in (root / "docs" / "benchmarks.md").read_text()
