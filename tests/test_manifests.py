@@ -144,15 +144,6 @@ def test_one_image_and_its_dockerfile():
 # --- bulk projection: the Indexed Job, its shards and the merge -----------------------------------------------
 
 
-def _require_sharded_projection() -> None:
-    """`project --shard` and `latents merge` come with issue 16's bulk projection, built on another branch; until it
-    is merged neither exists. Once either does, the checks run (a renamed option then fails them)."""
-    cli = typer.main.get_command(app)
-    options = {o for p in cli.commands["project"].params for o in p.opts}
-    if "--shard" not in options and "latents" not in cli.commands:
-        pytest.skip("`facemath project --shard` and `facemath latents merge` are not in this branch yet")
-
-
 def _run_with_fake_facemath(command: list[str], env: dict[str, str], tmp_path: Path) -> list[str] | None:
     """Run a manifest's shell command with sh, as the container would, with `facemath` replaced by a program that
     prints its arguments: the facemath command line it runs, or None when it runs none."""
@@ -183,7 +174,6 @@ def _projection_argv(index: int, tmp_path: Path, results: str | None = None) -> 
 
 
 def test_projection_workers_cover_every_shard_once(tmp_path):
-    _require_sharded_projection()
     job = _job("facemath-project")
     assert job["spec"]["completionMode"] == "Indexed"
     count = job["spec"]["completions"]
@@ -214,7 +204,6 @@ def test_projection_workers_cover_every_shard_once(tmp_path):
 def test_a_retried_projection_worker_keeps_or_resumes_its_shard(tmp_path):
     """A retried index finds what the last try left on the shared volume: a finished shard is kept (no command
     runs), an interrupted one (a checkpoint in <out>.partial, projection_job.py) is resumed with a valid command."""
-    _require_sharded_projection()
     results = tmp_path / "results"
     (results / "shard-2").mkdir(parents=True)
     assert _projection_argv(2, tmp_path, str(results)) is None
