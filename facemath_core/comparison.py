@@ -28,11 +28,17 @@ from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, w
 from facemath_core.projection import ProjectionConfig, Projector
 from facemath_core.projection_settings import projection_config
 
-METHODS = ("GAN projection", "hybrid (encoder init)", "VAE encoder")
+METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
 FEW_FACES = 20  # below this every interval is wide: the report still runs, with a warning
-SLUG = {"GAN projection": "gan", "hybrid (encoder init)": "hybrid", "VAE encoder": "vae"}
-# The hybrid starts at the gan_encoder's z (`--init encoder` with the GAN: the encoder trained for its generator).
+SLUG = {
+    "GAN projection": "gan",
+    "hybrid (encoder init)": "hybrid",
+    "in-domain hybrid": "in-domain",
+    "VAE encoder": "vae",
+}
+# The hybrid starts at the gan_encoder's z (`--init encoder` with the GAN: the encoder trained for its generator);
+# the in-domain hybrid also keeps z where the encoder would put it (Zhu et al. 2020: the `in-domain` loss term).
 REPORT_MODELS = (S.GENERATOR, S.DISCRIMINATOR, S.GAN_ENCODER, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)
 
 
@@ -142,6 +148,10 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
     original_verdicts = backend.judge(images)[:, judged_columns] > 0
     registry_ops = {n: registry.get("operator", n) for n in registry.names("operator")}
     gan = projection_config(registry, preset="amos2016", steps=cfg.steps, seed=cfg.seed)
+    hybrid = replace(gan, init="encoder")
+    in_domain = projection_config(
+        registry, preset="amos2016", loss_plugins=["in-domain"], init="encoder", steps=cfg.steps, seed=cfg.seed
+    )
 
     results, runs = {}, {}
     for method in METHODS:
@@ -151,7 +161,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             z = backend.encode(images)[0]
             family, decoder = "vae", S.VAE_DECODER
         else:
-            config = gan if method == "GAN projection" else replace(gan, init="encoder")
+            config = {"GAN projection": gan, "hybrid (encoder init)": hybrid, "in-domain hybrid": in_domain}[method]
             z = project_all(backend, registry, config, images, progress)
             family, decoder = "gan", S.GENERATOR
         seconds = (time.perf_counter() - start) / len(images)
