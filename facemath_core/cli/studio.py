@@ -35,7 +35,9 @@ def studio_command(
 
         from facemath_core.studio.app import create_app
     except ImportError as exc:
-        raise FacemathError(f"facemath studio needs the studio extra ({exc.name} is missing): pip install 'facemath[studio]'") from None
+        raise FacemathError(
+            f"facemath studio needs the studio extra ({exc.name} is missing): pip install 'facemath[studio]'"
+        ) from None
     from facemath_core.plugins import load_registry
     from facemath_core.studio.engine import Engine
 

@@ -31,13 +31,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _image_folder(folder: Path) -> Path:
+    """The folder of face images: `folder`, or its img_align_celeba/ in CelebA's layout (as `project` reads it)."""
+    from facemath_core.dataset import IMAGE_DIR
+
+    return folder / IMAGE_DIR if (folder / IMAGE_DIR).is_dir() else folder
+
+
 class Engine:
     def __init__(self, backend, registry, faces: str | Path | None = None):
         self.backend, self.registry = backend, registry
         meta = backend.metadata(S.GENERATOR)
         self.image_size, self.z_dim = meta["image_size"], meta["z_dim"]
         self.has_vae = backend.has(S.VAE_ENCODER) and backend.has(S.VAE_DECODER)
-        self.faces = Path(faces) if faces is not None else None
+        self.faces = _image_folder(Path(faces)) if faces is not None else None
         self.face_files = {p.name: p for p in list_images(self.faces)} if self.faces is not None else {}
         self.attribute_names, self.labels = self._read_labels()
 
@@ -45,9 +52,12 @@ class Engine:
         """Attribute labels of the example faces, when their folder has an attribute file (CelebA format)."""
         from facemath_core.dataset import ATTR_FILE, read_attribute_file
 
-        if self.faces is None or not (self.faces / ATTR_FILE).is_file():
+        # Next to the images or one folder up (CelebA's layout), as `facemath math` looks for it.
+        found = [f / ATTR_FILE for f in (self.faces, self.faces.parent)] if self.faces is not None else []
+        found = [f for f in found if f.is_file()]
+        if not found:
             return [], {}
-        rows, names, values = read_attribute_file(self.faces / ATTR_FILE)
+        rows, names, values = read_attribute_file(found[0])
         return list(names), {row: np.asarray(v) > 0 for row, v in zip(rows, values, strict=True)}
 
     # --- menus --------------------------------------------------------------------------------------------
@@ -204,7 +214,9 @@ class Engine:
         from facemath_core.attribute_vectors import attribute_vectors
 
         if not self.labels:
-            raise FacemathError("attribute sliders need labelled faces: start with --faces DIR holding an attribute file")
+            raise FacemathError(
+                "attribute sliders need labelled faces: start with --faces DIR holding an attribute file"
+            )
         # Uploads have no labels: the vectors come from the library faces that do.
         labelled = [e for e in session.library.values() if Path(e.path).name in self.labels and e.path]
         if len(labelled) < 2:

@@ -2,7 +2,7 @@
 
 It runs the library's `Projector` (the same step, plugins and backend as `facemath project`) and records events
 for the page's Server-Sent Events stream: the loss of every step, a render of the best z so far a few times a
-second, and the end (done, cancelled or an error). Cancelling keeps the best z reached so far.
+second, and the end (`done`, possibly cancelled, or `failed` with one line). Cancelling keeps the best z reached so far.
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ class ProjectionJob:
             names, cancelled = self._project()
             self._emit({"type": "done", "names": names, "cancelled": cancelled}, final=True)
         except FacemathError as exc:
-            self._emit({"type": "error", "message": " ".join(str(exc).split())}, final=True)
+            self._emit({"type": "failed", "message": " ".join(str(exc).split())}, final=True)
         except Exception as exc:  # a bug: the page says so in one line and the server goes on
-            self._emit({"type": "error", "message": f"internal error: {type(exc).__name__}: {exc}"}, final=True)
+            self._emit({"type": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"}, final=True)
 
     def _project(self) -> tuple[list[str], bool]:
         cfg, engine = self.config, self.engine
