@@ -28,6 +28,7 @@ def studio_command(
 ):
     """Open the face-math studio in your browser: project, slide attributes, do arithmetic, interpolate and
     complete faces interactively, on the same plugins and backends as the other commands."""
+    import os
     import socket
 
     try:
@@ -48,7 +49,8 @@ def studio_command(
     try:
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as exc:
-        raise FacemathError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise FacemathError(f"--host {host} --port {port}: cannot listen there ({reason})") from None
     bound = sock.getsockname()[1]
     if host not in LOOPBACK:
         note(f"listening on {host}: anyone who can reach this machine can use the studio")

@@ -282,8 +282,10 @@ async def _json(request: Request) -> dict:
 
 def _text(body: dict, key: str) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise BadRequest(f"{key}: give a text value")
+    if not value.strip():
+        raise BadRequest(f"{key}: empty")
     return value
 
 
