@@ -422,3 +422,31 @@ def test_the_command_refuses_a_port_in_use(tiny_export):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: --host 127.0.0.1 --port {port}: cannot listen there "
                                                   "(Address already in use)"]  # fmt: skip
+
+
+def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_export, synth_faces, tmp_path):
+    """`facemath studio --server`: the stand-in TF Serving over the same models gives the same projection (to
+    float32 accuracy, as the projector test of test_serving.py shows for the backends themselves)."""
+    from facemath_core.backends import open_backend
+    from facemath_core.model_config import entries_for_folder
+    from facemath_core.plugins import load_registry
+    from facemath_core.standin_server import build_server
+    from facemath_core.studio.app import create_app
+    from facemath_core.studio.engine import Engine
+
+    server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0)
+    try:
+        remote = Engine(open_backend(server=f"127.0.0.1:{port}"), load_registry(builtins_only=True), synth_faces)
+        assert "127.0.0.1" in remote.menus()["backend"]
+        client = new_client(create_app(remote))
+        faces = projected[1]
+        assert client.post("/api/project", json={"faces": [f"example:{f}" for f in faces], "steps": STEPS}).is_success
+        assert read_events(client)[-1]["names"] == faces
+        np.testing.assert_allclose(
+            np.stack(list(library_z(client, tmp_path).values())),
+            np.stack(list(library_z(projected[0], tmp_path).values())),
+            atol=1e-3,
+        )
+        assert client.get("/api/sliders").json()["attributes"]
+    finally:
+        server.stop(0)

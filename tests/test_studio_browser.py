@@ -102,6 +102,26 @@ def project_and_slide(driver, url: str, faces: list[str], steps: int) -> tuple[s
     return before, after
 
 
+def brush_and_complete(driver) -> int:
+    """Paint a stroke across the face on the canvas, complete it; return how many pixels were painted."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    canvas = driver.find_element(By.ID, "brush-canvas")
+    driver.execute_script("arguments[0].scrollIntoView()", canvas)
+    stroke = ActionChains(driver).move_to_element_with_offset(canvas, -60, 0).click_and_hold()
+    for _ in range(12):
+        stroke = stroke.move_by_offset(10, 0)
+    stroke.release().perform()
+    painted = driver.execute_script("return maskValues().filter((v) => v === 0).length")
+    steps = driver.find_element(By.ID, "complete-steps")
+    steps.clear()
+    steps.send_keys("5")
+    driver.find_element(By.ID, "complete-btn").click()
+    wait_for(driver, "return document.getElementById('completion-image').naturalWidth", what="the completion")
+    return painted
+
+
 def pixels(data_url: str):
     import base64
     import io
@@ -122,9 +142,12 @@ def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces)
     process, url = start_studio(tiny_export, synth_faces)
     try:
         before, after = project_and_slide(browser, url, names, steps=15)
+        painted = brush_and_complete(browser)
         assert browser.execute_script("return document.getElementById('error').hidden")
     finally:
         process.terminate()
         process.wait(timeout=30)
     # The face really moved: a visible change of pixels, not just a new encoding of the same picture.
     assert np.abs(pixels(after) - pixels(before)).mean() > 0.5
+    # A stroke 120 canvas pixels long and 28 wide, on a 256-pixel canvas over a 32-pixel face: about 15 x 4 pixels.
+    assert 40 <= painted <= 150

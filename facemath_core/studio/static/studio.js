@@ -204,6 +204,8 @@ let sliding = false, slideAgain = false;
 
 async function loadSliders() {
   const box = $("sliders");
+  const kept = {};  // a library refresh keeps where the sliders were
+  box.querySelectorAll("input[data-attr]").forEach((i) => { kept[i.dataset.attr] = i.value; });
   box.innerHTML = "";
   if (state.library.length < 2) return;
   let data;
@@ -217,10 +219,10 @@ async function loadSliders() {
     const label = document.createElement("span");
     label.textContent = name;
     const input = document.createElement("input");
-    Object.assign(input, { type: "range", min: -data.range, max: data.range, step: 0.1, value: 0 });
+    Object.assign(input, { type: "range", min: -data.range, max: data.range, step: 0.1, value: kept[name] ?? 0 });
     input.dataset.attr = name;
     const shown = document.createElement("span");
-    shown.textContent = "0";
+    shown.textContent = input.value;
     input.addEventListener("input", () => { shown.textContent = input.value; slide(); });
     box.append(label, input, shown);
   }
@@ -299,9 +301,10 @@ async function analogy() {
 
 const brush = { mask: null, image: new Image(), down: false };
 
-function loadCanvas() {
+function loadCanvas(force) {
   const base = $("complete-base").value;
-  if (!base) return;
+  if (!base || (base === brush.base && force !== true)) return;  // a library refresh keeps the painting
+  brush.base = base;
   brush.image.onload = () => { clearMask(); };
   brush.image.src = `/api/library/${encodeURIComponent(base)}?kind=target&t=${Date.now()}`;
 }
@@ -366,7 +369,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("interp-method").addEventListener("change", scrub);
   $("interp-names").addEventListener("change", () => { updateScrubber(); scrub(); });
   $("analogy-btn").addEventListener("click", analogy);
-  $("complete-base").addEventListener("change", loadCanvas);
+  $("complete-base").addEventListener("change", () => loadCanvas(true));
   $("clear-btn").addEventListener("click", clearMask);
   $("complete-btn").addEventListener("click", complete);
   const c = $("brush-canvas");
