@@ -12,21 +12,13 @@ from facemath_core.cli.options import (
     AttributesOption,
     FileOverwriteOption,
     IncludeFlaggedOption,
-    LabelOption,
     LatentsOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
     deprecated_alias,
     latents_origin,
     note,
+    with_option_groups,
 )
 
 
@@ -50,6 +42,7 @@ def _evaluator(
     return Evaluator(space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged)
 
 
+@with_option_groups
 def math_command(
     ctx: typer.Context,
     expression: Annotated[str, typer.Argument(metavar="EXPR", help="e.g. 'mean(Smiling & ~Male) - ...'")],
@@ -63,15 +56,7 @@ def math_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
 
@@ -88,7 +73,6 @@ def math_command(
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
@@ -128,6 +112,7 @@ def math_command(
     typer.echo(f"wrote {out}/grid.png, result.png and latents.npz ({space.family} latents)")
 
 
+@with_option_groups
 def analogy_command(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="The corner face: a latent name or any expression.")],
@@ -142,15 +127,7 @@ def analogy_command(
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     include_flagged: IncludeFlaggedOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
 
@@ -167,7 +144,6 @@ def analogy_command(
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
     check_new_file(out, overwrite=overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
