@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from facemath_core.cli.options import ModelsOption, ModelSource, ServerOption, note
+from facemath_core.cli.options import ModelSource, note, with_option_groups
 from facemath_core.errors import FacemathError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+@with_option_groups
 def studio_command(
     ctx: typer.Context,
     host: Annotated[
@@ -23,8 +24,7 @@ def studio_command(
         Path | None,
         typer.Option(help="A folder of faces to offer (its attribute file, if any, labels them for the sliders)."),
     ] = None,
-    models: ModelsOption = None,
-    server: ServerOption = None,
+    source: ModelSource = ModelSource(),
 ):
     """Open the face-math studio in your browser: project, slide attributes, do arithmetic, interpolate and
     complete faces interactively, on the same plugins and backends as the other commands."""
@@ -42,7 +42,6 @@ def studio_command(
     from facemath_core.plugins import load_registry
     from facemath_core.studio.engine import Engine
 
-    source = ModelSource(models, server)
     source.check()
     registry = load_registry(ctx.obj["plugins"])
     engine = Engine(source.open(), registry, faces)
