@@ -112,6 +112,7 @@ def measure(models: str, faces: str, steps: int) -> list[dict]:
             "note": "while another session projects",
         }
     )
+    app.state.store.close()
     return rows
 
 

@@ -30,7 +30,10 @@ def engine(tiny_export, synth_faces):
 def app(engine):
     from facemath_core.studio.app import create_app
 
-    return create_app(engine)
+    app = create_app(engine)
+    yield app
+    app.state.store.close()  # what the server's shutdown does: the sessions' temporary folder goes
+    assert not app.state.store.root.exists()
 
 
 def new_client(app):
@@ -435,10 +438,12 @@ def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_
     from facemath_core.studio.engine import Engine
 
     server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0)
+    remote_app = None
     try:
         remote = Engine(open_backend(server=f"127.0.0.1:{port}"), load_registry(builtins_only=True), synth_faces)
         assert "127.0.0.1" in remote.menus()["backend"]
-        client = new_client(create_app(remote))
+        remote_app = create_app(remote)
+        client = new_client(remote_app)
         faces = projected[1]
         assert client.post("/api/project", json={"faces": [f"example:{f}" for f in faces], "steps": STEPS}).is_success
         assert read_events(client)[-1]["names"] == faces
@@ -449,4 +454,6 @@ def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_
         )
         assert client.get("/api/sliders").json()["attributes"]
     finally:
+        if remote_app is not None:
+            remote_app.state.store.close()
         server.stop(0)

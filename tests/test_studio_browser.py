@@ -133,13 +133,14 @@ def pixels(data_url: str):
 
 
 @pytest.mark.slow
-def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces):
+def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces, tmp_path):
     import numpy as np
 
     from facemath_core.images import list_images
 
     names = [p.name for p in list_images(synth_faces / "img_align_celeba")][:6]
-    process, url = start_studio(tiny_export, synth_faces)
+    process, url = start_studio(tiny_export, synth_faces, env={"TMPDIR": str(tmp_path)})
+    assert len(list(tmp_path.glob("facemath-studio-*"))) == 1  # the sessions' folder
     try:
         before, after = project_and_slide(browser, url, names, steps=15)
         painted = brush_and_complete(browser)
@@ -147,6 +148,7 @@ def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces)
     finally:
         process.terminate()
         process.wait(timeout=30)
+    assert not list(tmp_path.glob("facemath-studio-*"))  # stopping the server removed it
     # The face really moved: a visible change of pixels, not just a new encoding of the same picture.
     assert np.abs(pixels(after) - pixels(before)).mean() > 0.5
     # A stroke 120 canvas pixels long and 28 wide, on a 256-pixel canvas over a 32-pixel face: about 15 x 4 pixels.

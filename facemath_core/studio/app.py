@@ -124,7 +124,10 @@ def create_app(engine: Engine, store: SessionStore | None = None) -> Starlette:
         def start():
             faces = [Face(*engine.target(session, s)) for s in sources]
             job = ProjectionJob(engine, session, faces, config, mask)
-            session.job = job
+            with session.lock:  # two requests at once: the second is refused here
+                if session.job is not None and not session.job.finished:
+                    raise BadRequest("a projection is already running in this session; stop it first", 409)
+                session.job = job
             job.start()
 
         await run_in_threadpool(start)
@@ -168,7 +171,7 @@ def create_app(engine: Engine, store: SessionStore | None = None) -> Starlette:
                     "vae": e.vae_z is not None,
                     "completion": e.completion is not None,
                 }
-                for e in session.library.values()
+                for e in session.entries()
             ]
         }
 

@@ -124,7 +124,7 @@ class Engine:
         return Latents([], np.zeros((0, 0), np.float32), family, model, self.backend.version(model), "studio")
 
     def library_latents(self, session: Session, family: str = "gan") -> Latents:
-        entries = list(session.library.values())
+        entries = list(session.entries())
         if not entries:
             raise FacemathError("the library is empty: project a face first")
         if family == "vae":
@@ -167,7 +167,7 @@ class Engine:
         from facemath_core.latent_space import LatentSpace
 
         latents = self.library_latents(session)
-        stems = [Path(e.path).name if e.path else "" for e in session.library.values()]
+        stems = [Path(e.path).name if e.path else "" for e in session.entries()]
         unlabelled = [n for n, s in zip(latents.names, stems, strict=True) if s not in self.labels]
         if not self.labels:
             return LatentSpace(latents, labels_unusable="the --faces folder has no attribute file")
@@ -218,7 +218,7 @@ class Engine:
                 "attribute sliders need labelled faces: start with --faces DIR holding an attribute file"
             )
         # Uploads have no labels: the vectors come from the library faces that do.
-        labelled = [e for e in session.library.values() if Path(e.path).name in self.labels and e.path]
+        labelled = [e for e in session.entries() if Path(e.path).name in self.labels and e.path]
         if len(labelled) < 2:
             raise FacemathError(
                 f"attribute sliders: {len(labelled)} labelled face(s) in the library; project at least two example "

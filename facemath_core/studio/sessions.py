@@ -46,11 +46,17 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: float = field(default_factory=time.monotonic)
 
+    def entries(self) -> list[Entry]:
+        """The library now, as a list: a projection may add faces while a request reads it."""
+        with self.lock:
+            return list(self.library.values())
+
     def entry(self, name: str) -> Entry:
-        if name not in self.library:
+        with self.lock:
+            if name in self.library:
+                return self.library[name]
             known = ", ".join(self.library) or "none yet: project a face first"
-            raise FacemathError(f"no face named {name!r} in the library (it has: {known})")
-        return self.library[name]
+        raise FacemathError(f"no face named {name!r} in the library (it has: {known})")
 
     def add(self, entry: Entry) -> None:
         with self.lock:
@@ -58,12 +64,14 @@ class Session:
 
     def unique_name(self, name: str) -> str:
         """A library name not yet taken: a face projected twice keeps both results."""
-        if name not in self.library:
+        with self.lock:
+            taken = set(self.library)
+        if name not in taken:
             return name
         stem, dot, suffix = name.rpartition(".")
         stem, suffix = (stem, f".{suffix}") if dot else (name, "")
         n = 2
-        while f"{stem}-{n}{suffix}" in self.library:
+        while f"{stem}-{n}{suffix}" in taken:
             n += 1
         return f"{stem}-{n}{suffix}"
 
