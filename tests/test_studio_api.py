@@ -200,7 +200,7 @@ def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
         assert_same_picture(pixels(client.get(f"/api/library/{name}").content), render(engine, z))
 
 
-def test_library_npz_works_with_facemath_math_and_finds_the_labels(projected, tiny_export, tmp_path):
+def test_library_npz_works_with_facemath_math_and_finds_the_labels(projected, engine, tiny_export, tmp_path):
 
     client, faces, _ = projected
     for family in ("gan", "vae"):
@@ -217,6 +217,13 @@ def test_library_npz_works_with_facemath_math_and_finds_the_labels(projected, ti
 
     vae = load_latents(tmp_path / "vae.npz")
     assert vae.family == "vae" and vae.source == "encoder" and vae.names == faces
+    # the encoding beside each projection is what `facemath encode` computes for the same image
+    from facemath_core.images import crop_and_resize, read_image, to_unit
+    from facemath_core.latents import encode_images
+
+    images = np.stack([crop_and_resize(read_image(engine.face_files[f]), 32) for f in faces])
+    encoded = encode_images(engine.backend, faces, faces, to_unit(images))
+    np.testing.assert_allclose(vae.z, encoded.z, atol=1e-5)
 
 
 def test_download_png_of_a_library_face(projected):

@@ -111,8 +111,13 @@ class Engine:
         return from_unit(decode(self.backend, self.template(model), np.asarray(z, np.float32)))
 
     def encode_vae(self, images: np.ndarray) -> np.ndarray | None:
+        """The VAE encoder's posterior means of uint8 faces (resized to its input if it differs from the GAN's),
+        as `facemath encode` computes them; None without a VAE."""
         if not self.has_vae:
             return None
+        size = self.backend.metadata(S.VAE_ENCODER)["image_size"]
+        if size != images.shape[1]:
+            images = np.stack([crop_and_resize(image, size) for image in images])
         z_mean, _ = self.backend.encode(to_unit(images))
         return np.asarray(z_mean, np.float32)
 
