@@ -122,6 +122,17 @@ def brush_and_complete(driver) -> int:
     return painted
 
 
+def bad_expression(driver) -> str:
+    """Evaluate a malformed expression: the page shows the one-line error, and the server still answers."""
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, "expression")
+    box.clear()
+    box.send_keys("000001 -")
+    driver.find_element(By.ID, "math-btn").click()
+    return wait_for(driver, "const e = document.getElementById('error'); return !e.hidden && e.textContent")
+
+
 def pixels(data_url: str):
     import base64
     import io
@@ -144,7 +155,9 @@ def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces,
     try:
         before, after = project_and_slide(browser, url, names, steps=15)
         painted = brush_and_complete(browser)
-        assert browser.execute_script("return document.getElementById('error').hidden")
+        error = bad_expression(browser)
+        assert error == "expression column 9: the expression ends too early; a name, number or '(' is missing"
+        assert browser.execute_script("return fetch('/api/menus').then((r) => r.status)") == 200
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -53,7 +53,11 @@ def studio_command(
     bound = sock.getsockname()[1]
     if host not in LOOPBACK:
         note(f"listening on {host}: anyone who can reach this machine can use the studio")
+    app = create_app(engine)  # before the address is printed: whoever reads it can connect at once
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"facemath studio at http://{shown}:{bound}/ ({engine.backend.describe()}); Ctrl-C stops it", err=False)
-    config = uvicorn.Config(create_app(engine), log_level="warning", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        app.state.store.close()  # also when the server fails to start: no temporary folder is left behind
