@@ -464,3 +464,17 @@ def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_
         if remote_app is not None:
             remote_app.state.store.close()
         server.stop(0)
+
+
+def test_uploads_are_bounded_per_session(app, monkeypatch):
+    from facemath_core.studio import sessions
+
+    monkeypatch.setattr(sessions, "MAX_UPLOADS", 3)
+    client = new_client(app)
+    face = png(np.full((32, 32, 3), 128, np.uint8))
+    for name in ("a.png", "a.png", "b.png", "c.png", "d.png"):
+        assert client.post(f"/api/upload?name={name}", content=face).status_code == 200
+    session = app.state.store._sessions[client.cookies["facemath_studio"]]
+    assert list(session.uploads) == ["b.png", "c.png", "d.png"]  # a replaced upload and the oldest are gone
+    assert sorted(p.name for p in session.folder.iterdir()) == sorted(p.name for p in session.uploads.values())
+    assert_error(client.post("/api/project", json={"faces": ["upload:a.png"]}), 400, "a.png")

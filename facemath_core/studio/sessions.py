@@ -78,6 +78,9 @@ class Session:
     def upload_path(self, name: str) -> Path:
         """Where an upload called `name` is stored: a fresh file in the session folder (the name only labels it)."""
         with self.lock:
+            replaced = self.uploads.pop(name, None)
+            if replaced is not None:
+                replaced.unlink(missing_ok=True)
             while len(self.uploads) >= MAX_UPLOADS:
                 _, old = self.uploads.popitem(last=False)
                 old.unlink(missing_ok=True)
