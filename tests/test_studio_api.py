@@ -282,6 +282,7 @@ def test_cancel_keeps_the_best_face_so_far_and_one_job_at_a_time(app, engine):
     assert steps < 5000
     library = client.get("/api/library").json()["faces"]
     assert [f["name"] for f in library] == done["names"] == [face.split(":")[1]]
+    assert library[0]["loss"] > 0 and library[0]["psnr"] > 0  # the best z so far, with its loss
 
 
 def test_brush_completion_keeps_the_known_pixels_and_fills_the_hole(app, engine):

@@ -55,7 +55,7 @@ class ProjectionJob:
         self.finished = False
         self._changed = threading.Condition()
         self._cancel = threading.Event()
-        self._best: np.ndarray | None = None
+        self._best: tuple[np.ndarray, np.ndarray] | None = None  # (best z, its loss) at the last step
         self._thread = threading.Thread(target=self._run, name=f"studio-projection-{session.id[:6]}", daemon=True)
 
     def start(self) -> None:
@@ -63,9 +63,6 @@ class ProjectionJob:
 
     def cancel(self) -> None:
         self._cancel.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _emit(self, event: dict, final: bool = False) -> None:
         with self._changed:
@@ -108,11 +105,11 @@ class ProjectionJob:
             now = time.monotonic()
             if self._best is not None and (now - last_preview[0] > PREVIEW_SECONDS or step == cfg.steps):
                 last_preview[0] = now
-                event["image"] = data_url(engine.render(self._best[:1])[0])
+                event["image"] = data_url(engine.render(self._best[0][:1])[0])
             self._emit(event)
 
         def on_snapshot(state):
-            self._best = state["best_z"].copy()
+            self._best = state["best_z"].copy(), state["best_total"].copy()
 
         try:
             result = self.projector.project(
@@ -122,7 +119,7 @@ class ProjectionJob:
         except _Cancelled:
             if self._best is None:
                 return [], True  # stopped before the first step ended: nothing to keep
-            z, totals, cancelled = self._best, np.full(len(self.faces), np.nan, np.float32), True
+            (z, totals), cancelled = self._best, True
         return self._keep(z, totals, targets, masks), cancelled
 
     def _keep(self, z, totals, targets, masks) -> list[str]:
