@@ -163,7 +163,10 @@ def check_constraint(component, params: dict, z_dim: int, bound: float) -> None:
         if getattr(component, extra) is not None:
             _check_callable(component, getattr(component, extra), 2, params, f"{extra}(value, bound, **params)")
     start = np.linspace(-2 * bound, 2 * bound, CHECK_BATCH * z_dim, dtype=np.float32).reshape(CHECK_BATCH, z_dim)
-    generator = tf.random.Generator.from_seed(0)
+    from facemath_core.seeds import RowGenerator, row_seeds
+
+    generator = RowGenerator(CHECK_BATCH)  # what the projection loop passes: per-row draws
+    generator.reset(row_seeds(0, [str(i) for i in range(CHECK_BATCH)], 1, "check"))
     calls = TracedCalls()
 
     @tf.function
