@@ -11,11 +11,13 @@ import base64
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from facemath_core.errors import FacemathError
 from facemath_core.images import from_unit, to_unit
+from facemath_core.seeds import image_rng, row_seeds
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.sessions import Entry, Session
 
@@ -94,7 +96,11 @@ class ProjectionJob:
         size = engine.image_size
         known = np.ones((size, size), np.float32) if self.mask is None else self.mask.astype(np.float32)
         masks = np.repeat(known[None], len(self.faces), axis=0)
-        z0 = self.projector.initial_z(targets, np.random.default_rng([cfg.seed, 0]))
+        # Seeded per face as `facemath project` seeds it (facemath_core.seeds: --seed and the file name), so a face
+        # starts where the CLI starts it, whatever else is projected with it.
+        keys = [Path(f.path).name if f.path else f.name for f in self.faces]
+        starts = [image_rng(cfg.seed, key, "init") for key in keys]
+        z0 = np.concatenate([self.projector.initial_z(t[None], rng) for t, rng in zip(targets, starts, strict=True)])
         last_preview = [0.0]
 
         def on_step(step, mean, terms):
@@ -112,8 +118,9 @@ class ProjectionJob:
             self._best = state["best_z"].copy(), state["best_total"].copy()
 
         try:
+            seeds = row_seeds(cfg.seed, keys, 1, "constraint")
             result = self.projector.project(
-                targets, masks, z0, progress=on_step, on_checkpoint=on_snapshot, checkpoint_every=1
+                targets, masks, z0, progress=on_step, on_checkpoint=on_snapshot, checkpoint_every=1, seeds=seeds
             )
             z, totals, cancelled = result.z, result.total, False
         except _Cancelled:
