@@ -18,6 +18,7 @@ import numpy as np
 
 from facemath_core import contracts
 from facemath_core import signatures as S
+from facemath_core.encoders import check_encoder
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import TracedCalls, check_params, guard
 from facemath_core.seeds import RowGenerator, row_seeds
@@ -312,8 +313,16 @@ class Projector:
                 f"--init {config.init}: {self.init_component.label} needs the {', '.join(missing)} model "
                 f"beside the {self.model} ({backend.describe()})"
             )
+        self.init_extra = {}
+        if self.init_component.needs_encoder:
+            check_encoder(backend, self.model, f"--init {config.init}")
+            self.init_extra = {"encode": lambda images: backend.encode_z(images, self.model)}
+        encoded_terms = [(spec, c) for spec, c, _ in self.terms if c.needs_encoder]
+        for spec, _ in encoded_terms:
+            check_encoder(backend, self.model, f"--loss-plugin {spec.name}")
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
+        self.encoder = backend.differentiable_encoder(self.model) if encoded_terms else None
         self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
@@ -331,7 +340,7 @@ class Projector:
 
     def initial_z(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return contracts.initial_z(
-            self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend
+            self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend, self.init_extra
         )
 
     # --- the step -------------------------------------------------------------------------------------------
@@ -343,7 +352,7 @@ class Projector:
         bound = self.bound
         constraint, constraint_params = self.constraint, self.constraint_params
         terms = self.terms
-        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
+        decoder, discriminator, encoder, fused = self.decoder, self.discriminator, self.encoder, self.fused
 
         def to_z(v):
             if constraint.to_z is None:
@@ -360,8 +369,17 @@ class Projector:
                 else:
                     images = decoder(z)
                     logits = discriminator(images) if discriminator is not None else None
+                    latents = {"z": z, "encoded": encoder(images)} if encoder is not None else {}
                     values = {
-                        spec.name: calls.call(component, target, images, mask, logits, **params)
+                        spec.name: calls.call(
+                            component,
+                            target,
+                            images,
+                            mask,
+                            logits,
+                            **(latents if component.needs_encoder else {}),
+                            **params,
+                        )
                         for spec, component, params in terms
                     }
                     total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])

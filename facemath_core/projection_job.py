@@ -35,6 +35,7 @@ import numpy as np
 from facemath_core import signatures as S
 from facemath_core.contracts import blend, check_blender
 from facemath_core.drawing import enlarge, labelled_grid, outline, scale_for
+from facemath_core.encoders import ENCODER_OF
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.flags import reasons
@@ -400,8 +401,9 @@ class ProjectionJob:
         models = {self.projector.model: self.backend.version(self.projector.model)}
         if self.projector.needs_discriminator:
             models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
-        if self.config.init == "encoder":
-            models[S.VAE_ENCODER] = self.backend.version(S.VAE_ENCODER)
+        if self.projector.init_component.needs_encoder or self.projector.encoder is not None:
+            encoder = ENCODER_OF[self.projector.model]  # --init encoder, the in-domain loss: the model's own
+            models[encoder] = self.backend.version(encoder)
         return models
 
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:

@@ -29,7 +29,7 @@ OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (def
 LrOption = Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")]
 StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
 InitOption = Annotated[
-    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
+    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (the model's own encoder: iGAN's hybrid), ...")
 ]
 RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
 ConstraintOption = Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")]
