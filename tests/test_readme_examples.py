@@ -1,6 +1,7 @@
 """Every example of the README's command table runs on the shipped examples/faces (issue 15), with the tiny test
 models and few steps (train with `--split all`: the example faces are all held out). export, serve and deploy
-need a run or a server: tests/test_export.py and tests/test_deploy.py run them."""
+need a run or a server: tests/test_export.py and tests/test_deploy.py run them; studio is a server that runs until
+stopped: tests/test_studio_browser.py starts it and drives it in a browser."""
 
 import re
 from pathlib import Path
@@ -9,7 +10,7 @@ from .conftest import run_cli
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "faces"
-NOT_HERE = {"export", "serve", "deploy"}  # see the module docstring
+NOT_HERE = {"export", "serve", "deploy", "studio"}  # see the module docstring
 
 
 def readme_rows() -> dict[str, str]:

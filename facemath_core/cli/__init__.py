@@ -84,6 +84,7 @@ def _register_commands() -> None:
         plugins,
         project,
         serving,
+        studio,
         train,
     )
 
@@ -104,6 +105,7 @@ def _register_commands() -> None:
     app.command("export", no_args_is_help=True)(export.export_command)
     app.command("serve")(serving.serve_command)
     app.command("deploy")(serving.deploy_command)
+    app.command("studio")(studio.studio_command)
 
 
 _register_commands()

@@ -1,0 +1,286 @@
+"""What the studio computes, as calls into the library: faces read with `images`, projection configs from
+`projection_settings`, arithmetic with `arithmetic`/`worked_example`, attribute vectors from `attribute_vectors`,
+interpolation through the operator plugins (as `facemath interpolate` does), latents files with `latents`.
+
+One `Engine` per server: one backend (embedded or TF Serving) and one plugin registry, shared by every session.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core import signatures as S
+from facemath_core.errors import FacemathError, PluginError
+from facemath_core.images import crop_and_resize, from_unit, list_images, read_image, to_unit
+from facemath_core.latents import Latents, check_frames, decode, save_latents
+from facemath_core.studio.sessions import Session
+
+MAX_INTERPOLATION_FACES = 16
+MAX_ANALOGY_SIZE = 9
+SLIDER_RANGE = 3.0  # a slider moves a face by at most this many attribute vectors either way
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image_folder(folder: Path) -> Path:
+    """The folder of face images: `folder`, or its img_align_celeba/ in CelebA's layout (as `project` reads it)."""
+    from facemath_core.dataset import IMAGE_DIR
+
+    return folder / IMAGE_DIR if (folder / IMAGE_DIR).is_dir() else folder
+
+
+class Engine:
+    def __init__(self, backend, registry, faces: str | Path | None = None):
+        self.backend, self.registry = backend, registry
+        meta = backend.metadata(S.GENERATOR)
+        self.image_size, self.z_dim = meta["image_size"], meta["z_dim"]
+        self.has_vae = backend.has(S.VAE_ENCODER) and backend.has(S.VAE_DECODER)
+        self.faces = _image_folder(Path(faces)) if faces is not None else None
+        self.face_files = {p.name: p for p in list_images(self.faces)} if self.faces is not None else {}
+        self.attribute_names, self.labels = self._read_labels()
+
+    def _read_labels(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        """Attribute labels of the example faces, when their folder has an attribute file (CelebA format)."""
+        from facemath_core.dataset import ATTR_FILE, read_attribute_file
+
+        # Next to the images or one folder up (CelebA's layout), as `facemath math` looks for it.
+        found = [f / ATTR_FILE for f in (self.faces, self.faces.parent)] if self.faces is not None else []
+        found = [f for f in found if f.is_file()]
+        if not found:
+            return [], {}
+        rows, names, values = read_attribute_file(found[0])
+        return list(names), {row: np.asarray(v) > 0 for row, v in zip(rows, values, strict=True)}
+
+    # --- menus --------------------------------------------------------------------------------------------
+
+    def menus(self) -> dict:
+        """Everything the page offers a choice of, from the plugin registry: a plugin installed for the CLI shows
+        up here too."""
+        from facemath_core.projection import PRESETS
+
+        kinds = {"init": "inits", "loss": "losses", "blender": "blenders", "operator": "operators"}
+        menus = {plural: self.registry.names(kind) for kind, plural in kinds.items()}
+        return {
+            **menus,
+            "presets": list(PRESETS),
+            "faces": list(self.face_files),
+            "image_size": self.image_size,
+            "vae": self.has_vae,
+            "backend": self.backend.describe(),
+            "slider_range": SLIDER_RANGE,
+        }
+
+    # --- faces --------------------------------------------------------------------------------------------
+
+    def example(self, name: str) -> tuple[np.ndarray, str]:
+        if name not in self.face_files:
+            raise FacemathError(f"no example face named {name!r}" + ("" if self.faces else " (no --faces folder)"))
+        path = self.face_files[name]
+        return self.model_sized(read_image(path)), str(path)
+
+    def model_sized(self, rgb: np.ndarray) -> np.ndarray:
+        """The image as the model sees it: cropped and resized like `facemath project` does."""
+        return crop_and_resize(rgb, self.image_size)
+
+    def target(self, session: Session, source: str) -> tuple[np.ndarray, str, str]:
+        """(image, path, display name) of `example:NAME`, `upload:NAME` or `library:NAME`."""
+        kind, _, name = source.partition(":")
+        if kind == "example":
+            image, path = self.example(name)
+            return image, path, name
+        if kind == "upload":
+            if name not in session.uploads:
+                raise FacemathError(f"no upload named {name!r} in this session")
+            return self.model_sized(read_image(session.uploads[name])), "", name
+        if kind == "library":
+            entry = session.entry(name)
+            return entry.target, entry.path, name
+        raise FacemathError(f"face {source!r}: write example:NAME, upload:NAME or library:NAME")
+
+    def render(self, z: np.ndarray, model: str = S.GENERATOR) -> np.ndarray:
+        """uint8 faces for (N, D) latents."""
+        return from_unit(decode(self.backend, self.template(model), np.asarray(z, np.float32)))
+
+    def encode_vae(self, images: np.ndarray) -> np.ndarray | None:
+        """The VAE encoder's posterior means of uint8 faces (resized to its input if it differs from the GAN's),
+        as `facemath encode` computes them; None without a VAE."""
+        if not self.has_vae:
+            return None
+        size = self.backend.metadata(S.VAE_ENCODER)["image_size"]
+        if size != images.shape[1]:
+            images = np.stack([crop_and_resize(image, size) for image in images])
+        z_mean, _ = self.backend.encode(to_unit(images))
+        return np.asarray(z_mean, np.float32)
+
+    # --- the library as latents ---------------------------------------------------------------------------
+
+    def template(self, model: str = S.GENERATOR) -> Latents:
+        """An empty Latents of this backend's model, for `latents.decode`'s checks."""
+        family = "vae" if model == S.VAE_DECODER else "gan"
+        return Latents([], np.zeros((0, 0), np.float32), family, model, self.backend.version(model), "studio")
+
+    def library_latents(self, session: Session, family: str = "gan") -> Latents:
+        entries = list(session.entries())
+        if not entries:
+            raise FacemathError("the library is empty: project a face first")
+        if family == "vae":
+            entries = [e for e in entries if e.vae_z is not None]
+            if not entries:
+                raise FacemathError("no VAE encodings in the library (the models have no VAE)")
+            z = np.stack([e.vae_z for e in entries])
+            model, source = S.VAE_DECODER, "encoder"
+            models = {S.VAE_ENCODER: self.backend.version(S.VAE_ENCODER), model: self.backend.version(model)}
+        elif family == "gan":
+            z, model, source = np.stack([e.z for e in entries]), S.GENERATOR, "projection"
+            models = {model: self.backend.version(model)}
+        else:
+            raise FacemathError(f"family {family!r}: choose gan or vae")
+        return Latents(
+            names=[e.name for e in entries],
+            z=z.astype(np.float32),
+            family=family,
+            model=model,
+            model_version=self.backend.version(model),
+            source=source,
+            losses={"total": np.array([e.loss for e in entries], np.float32)} if family == "gan" else {},
+            psnr=np.array([e.psnr for e in entries], np.float32) if family == "gan" else None,
+            config={"backend": self.backend.describe(), "inputs": [e.path for e in entries], "studio": True},
+            models=models,
+        )
+
+    def library_npz(self, session: Session, family: str, folder: Path) -> bytes:
+        """The library as a latents.npz (readable by every command taking --latents), written in the session's
+        folder and read back."""
+        path = folder / f"library-{family}.npz"
+        save_latents(path, self.library_latents(session, family))
+        data = path.read_bytes()
+        path.unlink()
+        return data
+
+    def space(self, session: Session):
+        """The library as a LatentSpace labelled from the example faces' attribute file, as `open_space` would
+        label a latents file whose inputs are those faces."""
+        from facemath_core.latent_space import LatentSpace
+
+        latents = self.library_latents(session)
+        stems = [Path(e.path).name if e.path else "" for e in session.entries()]
+        unlabelled = [n for n, s in zip(latents.names, stems, strict=True) if s not in self.labels]
+        if not self.labels:
+            return LatentSpace(latents, labels_unusable="the --faces folder has no attribute file")
+        if unlabelled:
+            return LatentSpace(
+                latents, labels_unusable=f"{len(unlabelled)} library faces have no labels, e.g. {unlabelled[0]!r}"
+            )
+        labels = np.stack([self.labels[s] for s in stems])
+        return LatentSpace(latents, self.attribute_names, labels, str(self.faces))
+
+    # --- arithmetic ---------------------------------------------------------------------------------------
+
+    def evaluator(self, session: Session, exemplars: int = 3, seed: int = 0):
+        from facemath_core.arithmetic import Evaluator
+
+        operators = {name: self.registry.get("operator", name) for name in self.registry.names("operator")}
+        return Evaluator(self.space(session), operators, exemplars=exemplars, seed=seed)
+
+    def math(self, session: Session, expression: str) -> dict:
+        """An expression of `facemath math`'s language: each term's face and the faces it came from, the result."""
+        from facemath_core.worked_example import work_out
+
+        if not expression.strip():
+            raise FacemathError("expression: empty; e.g. a - b + c with names from the library")
+        evaluator = self.evaluator(session)
+        example = work_out(evaluator, expression, jitter=0.0, variants=1)
+        images = self.render(np.stack([*(t.z for t in example.terms), example.result.z]))
+        terms = [
+            {
+                "sign": "+" if sign > 0 else "-",
+                "text": text,
+                "faces": [example.names[r] for r in term.rows],
+                "image": images[i],
+            }
+            for i, (sign, text, term) in enumerate(zip(example.signs, example.term_texts, example.terms, strict=True))
+        ]
+        return {"terms": terms, "result": images[-1], "notes": evaluator.flag_notes()}
+
+    # --- attribute sliders --------------------------------------------------------------------------------
+
+    def sliders(self, session: Session) -> tuple[list[str], np.ndarray]:
+        """The attributes with a vector (some library faces have it and some lack it) and their vectors, fitted
+        with White's bias correction as `facemath attributes` does."""
+        from facemath_core.attribute_vectors import attribute_vectors
+
+        if not self.labels:
+            raise FacemathError(
+                "attribute sliders need labelled faces: start with --faces DIR holding an attribute file"
+            )
+        # Uploads have no labels: the vectors come from the library faces that do.
+        labelled = [e for e in session.entries() if Path(e.path).name in self.labels and e.path]
+        if len(labelled) < 2:
+            raise FacemathError(
+                f"attribute sliders: {len(labelled)} labelled face(s) in the library; project at least two example "
+                f"faces that differ"
+            )
+        labels = np.stack([self.labels[Path(e.path).name] for e in labelled])
+        vectors = attribute_vectors(np.stack([e.z for e in labelled]), labels, self.attribute_names)
+        usable = [k for k in range(len(self.attribute_names)) if np.isfinite(vectors[k]).all()]
+        if not usable:
+            raise FacemathError(
+                f"attribute sliders: every attribute is shared by all {len(labelled)} labelled faces or by none; "
+                f"project faces that differ"
+            )
+        return [self.attribute_names[k] for k in usable], vectors[usable]
+
+    def slide(self, session: Session, base: str, amounts: dict[str, float]) -> np.ndarray:
+        names, vectors = self.sliders(session)
+        z = session.entry(base).z.copy()
+        for name, amount in amounts.items():
+            if name not in names:
+                raise FacemathError(f"attribute {name!r}: no slider (have: {', '.join(names)})")
+            if not (isinstance(amount, int | float) and -SLIDER_RANGE <= amount <= SLIDER_RANGE):
+                raise FacemathError(f"attribute {name}: {amount!r} is not a number in +-{SLIDER_RANGE:g}")
+            z = z + float(amount) * vectors[names.index(name)]
+        return self.render(z[None])[0]
+
+    # --- interpolation and analogies ----------------------------------------------------------------------
+
+    def interpolate(self, session: Session, names: list[str], method: str, t: float) -> np.ndarray:
+        """The face at position t along A -> B -> C ... (t = 0 is A, 1 is B, 2 is C), through the operator plugin
+        `method` (lerp, slerp) called as `facemath interpolate` calls it: op(a, b, t)."""
+        from facemath_core.contracts import check_operator
+        from facemath_core.plugins import guard
+
+        if not 2 <= len(names) <= MAX_INTERPOLATION_FACES:
+            raise FacemathError(f"interpolation: choose 2 to {MAX_INTERPOLATION_FACES} library faces")
+        if not 0 <= t <= len(names) - 1:
+            raise FacemathError(f"interpolation: t={t} is outside 0..{len(names) - 1}")
+        operator = self.registry.get("operator", method, option="method")
+        check_operator(operator, 3, f"method {method}")
+        segment = min(int(t), len(names) - 2)
+        a, b = session.entry(names[segment]).z, session.entry(names[segment + 1]).z
+        with guard(operator):
+            z = np.asarray(operator.function(a, b, t - segment, **operator.defaults), np.float32)
+        if z.shape != a.shape or not np.isfinite(z).all():
+            raise PluginError(f"{operator.label} did not return a finite latent of shape {a.shape}")
+        return self.render(z[None])[0]
+
+    def analogy(self, session: Session, a: str, b: str, c: str, size: int) -> np.ndarray:
+        """White's J-diagram, as `facemath analogy` draws it; A, B and C are expressions over the library."""
+        from facemath_core.cli.math import analogy_figure
+
+        if not 2 <= size <= MAX_ANALOGY_SIZE:
+            raise FacemathError(f"analogy size {size}: choose 2 to {MAX_ANALOGY_SIZE}")
+        evaluator = self.evaluator(session)
+        za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
+        check_frames(size * size, self.image_size, "size")
+        t = np.linspace(0.0, 1.0, size, dtype=np.float32)
+        cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
+        return analogy_figure(self.render(cells.reshape(-1, za.shape[0])), size, a, b, c)

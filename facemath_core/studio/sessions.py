@@ -1,0 +1,133 @@
+"""Each visitor's state: a session library of faces (GAN latent, VAE encoding, the image it came from), uploads in
+a private temporary folder, and the projection job in flight. Sessions are found by a cookie; none is shared."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core.errors import FacemathError
+
+COOKIE = "facemath_studio"
+MAX_SESSIONS = 64  # beyond this the session idle longest is dropped (its tempdir with it)
+MAX_UPLOADS = 32  # per session; the oldest upload goes first
+
+
+@dataclass
+class Entry:
+    """One face of the session library."""
+
+    name: str
+    z: np.ndarray  # (D,) GAN latent
+    target: np.ndarray  # (S, S, 3) uint8: the image it was projected from
+    reconstruction: np.ndarray  # (S, S, 3) uint8: G(z)
+    path: str = ""  # the example face file, so a downloaded latents.npz finds its attribute file
+    loss: float = float("nan")
+    psnr: float = float("nan")
+    vae_z: np.ndarray | None = None  # (D_vae,) the VAE encoder's posterior mean of the same image
+    completion: np.ndarray | None = None  # (S, S, 3) uint8 when projected with a brush mask
+
+
+@dataclass
+class Session:
+    id: str
+    folder: Path  # the only place this session writes (uploads)
+    library: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
+    uploads: OrderedDict[str, Path] = field(default_factory=OrderedDict)
+    job: object | None = None  # jobs.ProjectionJob in flight or last finished
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: float = field(default_factory=time.monotonic)
+
+    def entries(self) -> list[Entry]:
+        """The library now, as a list: a projection may add faces while a request reads it."""
+        with self.lock:
+            return list(self.library.values())
+
+    def entry(self, name: str) -> Entry:
+        with self.lock:
+            if name in self.library:
+                return self.library[name]
+            known = ", ".join(self.library) or "none yet: project a face first"
+        raise FacemathError(f"no face named {name!r} in the library (it has: {known})")
+
+    def add(self, entry: Entry) -> None:
+        with self.lock:
+            self.library[entry.name] = entry
+
+    def unique_name(self, name: str) -> str:
+        """A library name not yet taken: a face projected twice keeps both results."""
+        with self.lock:
+            taken = set(self.library)
+        if name not in taken:
+            return name
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, f".{suffix}") if dot else (name, "")
+        n = 2
+        while f"{stem}-{n}{suffix}" in taken:
+            n += 1
+        return f"{stem}-{n}{suffix}"
+
+    def upload_path(self, name: str) -> Path:
+        """Where an upload called `name` is stored: a fresh file in the session folder (the name only labels it)."""
+        with self.lock:
+            replaced = self.uploads.pop(name, None)
+            if replaced is not None:
+                replaced.unlink(missing_ok=True)
+            while len(self.uploads) >= MAX_UPLOADS:
+                _, old = self.uploads.popitem(last=False)
+                old.unlink(missing_ok=True)
+            path = self.folder / f"upload-{len(self.uploads)}-{secrets.token_hex(4)}"
+            self.uploads[name] = path
+        return path
+
+
+class SessionStore:
+    """Sessions by id, all under one temporary folder that `close` removes."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(tempfile.mkdtemp(prefix="facemath-studio-", dir=root))
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str | None) -> tuple[Session, bool]:
+        """The session of this id, or a new one; True when it was created (the cookie must be set)."""
+        with self._lock:
+            if session_id and session_id in self._sessions:
+                session = self._sessions[session_id]
+                self._sessions.move_to_end(session_id)
+                session.seen = time.monotonic()
+                return session, False
+            while len(self._sessions) >= MAX_SESSIONS:
+                _, old = self._sessions.popitem(last=False)
+                _cancel(old)
+                shutil.rmtree(old.folder, ignore_errors=True)
+            new_id = secrets.token_urlsafe(16)
+            folder = self.root / new_id
+            folder.mkdir(mode=0o700)
+            session = Session(new_id, folder)
+            self._sessions[new_id] = session
+            return session, True
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions.values():
+                _cancel(session)
+            self._sessions.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _cancel(session: Session) -> None:
+    job = session.job
+    if job is not None:
+        job.cancel()

@@ -1,0 +1,383 @@
+// facemath studio: plain JavaScript over the JSON API (facemath_core/studio/app.py); no framework, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { menus: null, selected: new Set(), uploads: [], library: [], curve: [], events: null };
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// Every API call: JSON in, JSON out; an error answer is {"error": "..."} and is shown, once, at the top.
+async function api(path, body) {
+  const options = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    showError(`the studio server cannot be reached (${err.message})`);
+    throw err;
+  }
+  const data = await response.json().catch(() => ({ error: `${path}: answer ${response.status} is not JSON` }));
+  if (!response.ok || data.error) {
+    showError(data.error || `${path}: answer ${response.status}`);
+    throw new Error(data.error);
+  }
+  showError("");
+  return data;
+}
+
+function option(select, value, text) {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = text ?? value;
+  select.appendChild(o);
+}
+
+function figure(src, caption, onClick) {
+  const f = document.createElement("figure");
+  const img = document.createElement("img");
+  img.src = src;
+  img.alt = caption;
+  f.appendChild(img);
+  const c = document.createElement("figcaption");
+  c.textContent = caption;
+  f.appendChild(c);
+  if (onClick) f.addEventListener("click", () => onClick(f));
+  return f;
+}
+
+// --- faces, upload, projection ------------------------------------------------------------------------------
+
+function toggle(face, f) {
+  if (state.selected.has(face)) state.selected.delete(face); else state.selected.add(face);
+  f.classList.toggle("selected", state.selected.has(face));
+}
+
+async function loadMenus() {
+  const m = (state.menus = await api("/api/menus"));
+  $("backend").textContent = m.backend;
+  m.presets.forEach((p) => option($("preset"), p));
+  m.inits.forEach((i) => option($("init"), i));
+  $("init").value = "uniform";
+  m.blenders.forEach((b) => option($("blender"), b));
+  ["lerp", "slerp"].filter((o) => m.operators.includes(o)).concat(m.operators.filter((o) => o !== "lerp" && o !== "slerp" && o !== "project_out"))
+    .forEach((o) => option($("interp-method"), o));
+  $("interp-method").value = m.operators.includes("slerp") ? "slerp" : $("interp-method").value;
+  for (const loss of m.losses) {
+    const label = document.createElement("label");
+    label.innerHTML = `<input type="checkbox" data-loss="${loss}"> ${loss} <input type="number" data-weight="${loss}" value="${loss === "contextual" ? 1 : 0.1}" step="any" min="0" style="width:4.5em">`;
+    label.querySelector("input[type=checkbox]").checked = loss === "contextual";
+    $("losses").appendChild(label);
+  }
+  m.faces.forEach((name) => $("faces").appendChild(figure(`/api/faces/${encodeURIComponent(name)}`, name, (f) => toggle(`example:${name}`, f))));
+  $("download-vae").hidden = !m.vae;
+}
+
+async function uploadFile(file) {
+  const response = await fetch(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+  const data = await response.json().catch(() => ({ error: `upload: answer ${response.status}` }));
+  if (!response.ok) return showError(data.error);
+  showError("");
+  const f = figure(data.image, file.name, (fig) => toggle(data.face, fig));
+  $("faces").appendChild(f);
+  toggle(data.face, f);
+}
+
+function lossTerms() {
+  const chosen = [...document.querySelectorAll("#losses input[data-loss]")].filter((c) => c.checked).map((c) => c.dataset.loss);
+  const all = [...document.querySelectorAll("#losses input[data-loss]")].map((c) => c.dataset.loss);
+  // An unticked contextual term is dropped explicitly (contextual=0), as on the command line.
+  const terms = chosen.map((name) => `${name}=${document.querySelector(`#losses input[data-weight="${name}"]`).value}`);
+  if (all.includes("contextual") && !chosen.includes("contextual")) terms.push("contextual=0");
+  return terms;
+}
+
+async function startProjection(body) {
+  await api("/api/project", body);
+  state.curve = [];
+  $("cancel-btn").disabled = false;
+  $("project-btn").disabled = true;
+  $("complete-btn").disabled = true;
+  $("status").textContent = "starting";
+  watch();
+}
+
+function project() {
+  if (!state.selected.size) return showError("choose at least one face (click it) or upload one");
+  const body = { faces: [...state.selected], steps: Number($("steps").value), init: $("init").value, losses: lossTerms() };
+  if ($("preset").value) { body.preset = $("preset").value; body.losses = null; }
+  return startProjection(body).catch(() => {});
+}
+
+function watch() {
+  if (state.events) state.events.close();
+  const events = (state.events = new EventSource("/api/project/events"));
+  events.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    $("status").textContent = `step ${p.step} of ${p.steps}, loss ${p.loss === null ? "not finite" : p.loss.toPrecision(4)}`;
+    if (p.loss !== null) state.curve.push(p.loss);
+    if (p.image) $("preview").src = p.image;
+    drawCurve();
+  });
+  const end = (text) => {
+    events.close();
+    state.events = null;
+    $("cancel-btn").disabled = true;
+    $("project-btn").disabled = false;
+    $("complete-btn").disabled = false;
+    $("status").textContent = text;
+    refreshLibrary();
+  };
+  events.addEventListener("done", (e) => {
+    const d = JSON.parse(e.data);
+    end(`${d.cancelled ? "stopped; kept" : "done:"} ${d.names.length} face(s) in the library`);
+    const first = d.names.length ? `/api/library/${encodeURIComponent(d.names[0])}` : null;
+    if (first && state.completing) $("completion-image").src = `${first}?kind=completion&t=${Date.now()}`;
+    else if (first) $("preview").src = `${first}?t=${Date.now()}`;
+    state.completing = false;
+  });
+  events.addEventListener("failed", (e) => {
+    showError(JSON.parse(e.data).message);
+    state.completing = false;
+    end("failed");
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) end("connection lost");
+  });
+}
+
+function drawCurve() {
+  const c = $("curve"), g = c.getContext("2d"), v = state.curve;
+  g.clearRect(0, 0, c.width, c.height);
+  if (v.length < 2) return;
+  const lo = Math.min(...v), hi = Math.max(...v), span = hi - lo || 1;
+  g.strokeStyle = "#2a7ae2";
+  g.beginPath();
+  v.forEach((y, i) => {
+    const px = 30 + (i / (v.length - 1)) * (c.width - 40), py = 10 + (1 - (y - lo) / span) * (c.height - 30);
+    i ? g.lineTo(px, py) : g.moveTo(px, py);
+  });
+  g.stroke();
+  g.fillStyle = "#555";
+  g.fillText(`loss ${hi.toPrecision(3)}`, 2, 10);
+  g.fillText(`${lo.toPrecision(3)}`, 2, c.height - 18);
+  g.fillText(`step ${v.length}`, c.width - 60, c.height - 4);
+}
+
+// --- library ------------------------------------------------------------------------------------------------
+
+async function refreshLibrary() {
+  state.library = (await api("/api/library")).faces;
+  const lib = $("library");
+  lib.innerHTML = "";
+  for (const e of state.library) {
+    const src = `/api/library/${encodeURIComponent(e.name)}?t=${Date.now()}`;
+    const f = figure(src, `${e.name}${e.psnr === null ? "" : ` ${e.psnr.toFixed(1)} dB`}`);
+    const a = document.createElement("a");
+    a.href = `/api/library/${encodeURIComponent(e.name)}?download=1`;
+    a.textContent = "PNG";
+    a.setAttribute("download", "");
+    f.appendChild(a);
+    lib.appendChild(f);
+  }
+  for (const id of ["slider-base", "complete-base"]) {
+    const select = $(id), keep = select.value;
+    select.innerHTML = "";
+    state.library.forEach((e) => option(select, e.name));
+    if (state.library.some((e) => e.name === keep)) select.value = keep;
+  }
+  const stems = state.library.map((e) => e.name.replace(/\.[^.]*$/, ""));
+  if (!$("interp-names").value && stems.length >= 2) $("interp-names").value = stems.slice(0, 3).join(", ");
+  if (!$("expression").value && stems.length >= 3) $("expression").value = `${stems[0]} - ${stems[1]} + ${stems[2]}`;
+  ["a", "b", "c"].forEach((k, i) => { if (!$(`analogy-${k}`).value && stems[i]) $(`analogy-${k}`).value = stems[i]; });
+  updateScrubber();
+  loadCanvas();
+  loadSliders();
+}
+
+// --- sliders: one request in flight, the latest position wins ------------------------------------------------
+
+let sliding = false, slideAgain = false;
+
+async function loadSliders() {
+  const box = $("sliders");
+  const kept = {};  // a library refresh keeps where the sliders were
+  box.querySelectorAll("input[data-attr]").forEach((i) => { kept[i.dataset.attr] = i.value; });
+  box.innerHTML = "";
+  if (state.library.length < 2) return;
+  let data;
+  try {
+    const response = await fetch("/api/sliders");
+    data = await response.json();
+    if (!response.ok) { $("slider-hint").textContent = data.error; return; }
+  } catch (err) { return; }
+  $("slider-hint").textContent = "Move a slider: the face moves along that attribute's vector.";
+  for (const name of data.attributes) {
+    const label = document.createElement("span");
+    label.textContent = name;
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", min: -data.range, max: data.range, step: 0.1, value: kept[name] ?? 0 });
+    input.dataset.attr = name;
+    const shown = document.createElement("span");
+    shown.textContent = input.value;
+    input.addEventListener("input", () => { shown.textContent = input.value; slide(); });
+    box.append(label, input, shown);
+  }
+  slide();
+}
+
+async function slide() {
+  if (sliding) { slideAgain = true; return; }
+  const base = $("slider-base").value;
+  if (!base) return;
+  sliding = true;
+  const amounts = {};
+  document.querySelectorAll("#sliders input[data-attr]").forEach((i) => { amounts[i.dataset.attr] = Number(i.value); });
+  try {
+    $("slider-image").src = (await api("/api/slide", { base, amounts })).image;
+  } catch (err) { /* shown */ }
+  sliding = false;
+  if (slideAgain) { slideAgain = false; slide(); }
+}
+
+// --- arithmetic ---------------------------------------------------------------------------------------------
+
+async function evaluate() {
+  const out = $("math-result");
+  const data = await api("/api/math", { expression: $("expression").value }).catch(() => null);
+  if (!data) return;
+  out.innerHTML = "";
+  data.terms.forEach((t, i) => {
+    if (i || t.sign === "-") { const s = document.createElement("span"); s.className = "op"; s.textContent = t.sign; out.appendChild(s); }
+    out.appendChild(figure(t.image, t.text + (t.faces.length > 1 ? ` (${t.faces.length} faces)` : "")));
+  });
+  const eq = document.createElement("span");
+  eq.className = "op";
+  eq.textContent = "=";
+  out.append(eq, figure(data.result, "result"));
+  const link = document.createElement("a");
+  link.href = data.result;
+  link.download = "result.png";
+  link.textContent = "PNG";
+  out.appendChild(link);
+}
+
+// --- interpolation and analogy ------------------------------------------------------------------------------
+
+function interpNames() {
+  const stems = Object.fromEntries(state.library.map((e) => [e.name.replace(/\.[^.]*$/, ""), e.name]));
+  return $("interp-names").value.split(",").map((s) => s.trim()).filter(Boolean).map((s) => stems[s] || s);
+}
+
+function updateScrubber() {
+  const n = interpNames().length;
+  $("scrubber").max = Math.max(1, n - 1);
+}
+
+let scrubbing = false, scrubAgain = false;
+
+async function scrub() {
+  if (scrubbing) { scrubAgain = true; return; }
+  scrubbing = true;
+  const t = Number($("scrubber").value);
+  $("scrub-t").textContent = `t = ${t.toFixed(2)}`;
+  try {
+    $("interp-image").src = (await api("/api/interpolate", { names: interpNames(), method: $("interp-method").value, t })).image;
+  } catch (err) { /* shown */ }
+  scrubbing = false;
+  if (scrubAgain) { scrubAgain = false; scrub(); }
+}
+
+async function analogy() {
+  const body = { a: $("analogy-a").value, b: $("analogy-b").value, c: $("analogy-c").value, size: Number($("analogy-size").value) };
+  const data = await api("/api/analogy", body).catch(() => null);
+  if (data) $("analogy-image").src = data.image;
+}
+
+// --- brush completion ---------------------------------------------------------------------------------------
+
+const brush = { mask: null, image: new Image(), down: false };
+
+function loadCanvas(force) {
+  const base = $("complete-base").value;
+  if (!base || (base === brush.base && force !== true)) return;  // a library refresh keeps the painting
+  brush.base = base;
+  brush.image.onload = () => { clearMask(); };
+  brush.image.src = `/api/library/${encodeURIComponent(base)}?kind=target&t=${Date.now()}`;
+}
+
+function clearMask() {
+  const c = $("brush-canvas");
+  brush.mask = document.createElement("canvas");
+  brush.mask.width = c.width;
+  brush.mask.height = c.height;
+  drawBrush();
+}
+
+function drawBrush() {
+  const c = $("brush-canvas"), g = c.getContext("2d");
+  g.imageSmoothingEnabled = false;
+  g.clearRect(0, 0, c.width, c.height);
+  if (brush.image.complete && brush.image.naturalWidth) g.drawImage(brush.image, 0, 0, c.width, c.height);
+  if (brush.mask) { g.globalAlpha = 0.6; g.drawImage(brush.mask, 0, 0); g.globalAlpha = 1; }
+}
+
+function paint(e) {
+  if (!brush.down || !brush.mask) return;
+  const c = $("brush-canvas"), r = c.getBoundingClientRect();
+  const g = brush.mask.getContext("2d");
+  g.fillStyle = "#e2462a";
+  g.beginPath();
+  g.arc((e.clientX - r.left) * (c.width / r.width), (e.clientY - r.top) * (c.height / r.height), Number($("brush").value), 0, 2 * Math.PI);
+  g.fill();
+  drawBrush();
+}
+
+// The painted canvas, down to the model's size: 1 = a known pixel, 0 = painted (to complete).
+function maskValues() {
+  const size = state.menus.image_size, small = document.createElement("canvas");
+  small.width = small.height = size;
+  const g = small.getContext("2d");
+  g.drawImage(brush.mask, 0, 0, size, size);
+  const alpha = g.getImageData(0, 0, size, size).data;
+  const values = [];
+  for (let i = 3; i < alpha.length; i += 4) values.push(alpha[i] > 64 ? 0 : 1);
+  return values;
+}
+
+function complete() {
+  const base = $("complete-base").value;
+  if (!base) return showError("project a face first: completion starts from a library face");
+  state.completing = true;
+  const body = { faces: [`library:${base}`], steps: Number($("complete-steps").value), blender: $("blender").value, mask: maskValues(), losses: lossTerms(), init: $("init").value };
+  return startProjection(body).catch(() => { state.completing = false; });
+}
+
+// --- wiring -------------------------------------------------------------------------------------------------
+
+window.addEventListener("DOMContentLoaded", async () => {
+  $("project-btn").addEventListener("click", project);
+  $("cancel-btn").addEventListener("click", () => api("/api/project/cancel", {}).catch(() => {}));
+  $("upload").addEventListener("change", (e) => { if (e.target.files[0]) uploadFile(e.target.files[0]); e.target.value = ""; });
+  $("slider-base").addEventListener("change", slide);
+  $("math-btn").addEventListener("click", evaluate);
+  $("expression").addEventListener("keydown", (e) => { if (e.key === "Enter") evaluate(); });
+  $("scrubber").addEventListener("input", scrub);
+  $("interp-method").addEventListener("change", scrub);
+  $("interp-names").addEventListener("change", () => { updateScrubber(); scrub(); });
+  $("analogy-btn").addEventListener("click", analogy);
+  $("complete-base").addEventListener("change", () => loadCanvas(true));
+  $("clear-btn").addEventListener("click", clearMask);
+  $("complete-btn").addEventListener("click", complete);
+  const c = $("brush-canvas");
+  c.addEventListener("pointerdown", (e) => { brush.down = true; paint(e); });
+  c.addEventListener("pointermove", paint);
+  window.addEventListener("pointerup", () => { brush.down = false; });
+  try {
+    await loadMenus();
+    await refreshLibrary();
+  } catch (err) { /* shown */ }
+});
