@@ -97,3 +97,22 @@ def example_grid(example: WorkedExample, render, max_exemplars: int = 5) -> np.n
     left, top = x + size + pad, block_top + size + pad
     draw.rectangle((left - 2, top - 2, left + size + 1, top + size + 1), outline="black", width=2)
     return np.asarray(canvas)
+
+
+def j_diagram_latents(za: np.ndarray, zb: np.ndarray, zc: np.ndarray, steps: int) -> np.ndarray:
+    """White's J-diagram as latents, row-major (steps * steps, D): A in the top left, B along the top row, C down
+    the first column, and B + C - A in the far corner (the analogy's answer)."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
+    return cells.reshape(-1, za.shape[0])
+
+
+def analogy_figure(images, steps: int, a: str, b: str, c: str):
+    """The J-diagram with its corners named: A, B and C on their tiles, their expressions in the header and the
+    last row's caption, and the far corner marked B + C - A."""
+    from facemath_core.drawing import labelled_grid
+
+    headers = [f"A = {a}"] + [""] * (steps - 2) + [f"B = {b}"]
+    captions = [""] * (steps - 1) + [f"C = {c}   (bottom left); bottom right: B + C - A"]
+    corners = {0: "A", steps - 1: "B", (steps - 1) * steps: "C", steps * steps - 1: "B + C - A"}
+    return labelled_grid(images, steps, headers=headers, captions=captions, tile_labels=corners)

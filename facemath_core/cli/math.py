@@ -137,6 +137,7 @@ def analogy_command(
     from facemath_core.files import check_new_file
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import check_frames, decode
+    from facemath_core.worked_example import analogy_figure, j_diagram_latents
 
     steps = deprecated_alias(steps, size, "--steps", "--size")
     if steps < 2:
@@ -151,19 +152,6 @@ def analogy_command(
     za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
     for line in evaluator.flag_notes():
         note(line)
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
-    cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
-    images = from_unit(decode(backend, evaluator.space.latents, cells.reshape(-1, za.shape[0])))
+    images = from_unit(decode(backend, evaluator.space.latents, j_diagram_latents(za, zb, zc, steps)))
     save_png(out, analogy_figure(images, steps, a, b, c))
     typer.echo(f"wrote {out} ({steps}x{steps}; far corner = B + C - A)")
-
-
-def analogy_figure(images, steps: int, a: str, b: str, c: str):
-    """The J-diagram with its corners named: A, B and C on their tiles, their expressions in the header and the
-    last row's caption, and the far corner marked B + C - A."""
-    from facemath_core.drawing import labelled_grid
-
-    headers = [f"A = {a}"] + [""] * (steps - 2) + [f"B = {b}"]
-    captions = [""] * (steps - 1) + [f"C = {c}   (bottom left); bottom right: B + C - A"]
-    corners = {0: "A", steps - 1: "B", (steps - 1) * steps: "C", steps * steps - 1: "B + C - A"}
-    return labelled_grid(images, steps, headers=headers, captions=captions, tile_labels=corners)

@@ -274,13 +274,11 @@ class Engine:
 
     def analogy(self, session: Session, a: str, b: str, c: str, size: int) -> np.ndarray:
         """White's J-diagram, as `facemath analogy` draws it; A, B and C are expressions over the library."""
-        from facemath_core.cli.math import analogy_figure
+        from facemath_core.worked_example import analogy_figure, j_diagram_latents
 
         if not 2 <= size <= MAX_ANALOGY_SIZE:
             raise FacemathError(f"analogy size {size}: choose 2 to {MAX_ANALOGY_SIZE}")
         evaluator = self.evaluator(session)
         za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
         check_frames(size * size, self.image_size, "size")
-        t = np.linspace(0.0, 1.0, size, dtype=np.float32)
-        cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
-        return analogy_figure(self.render(cells.reshape(-1, za.shape[0])), size, a, b, c)
+        return analogy_figure(self.render(j_diagram_latents(za, zb, zc, size)), size, a, b, c)
