@@ -37,6 +37,8 @@ def _evaluator(
     exemplars: int,
     seed: int,
     include_flagged: bool = False,
+    match: bool = False,
+    match_on: str | None = None,
 ):
     from facemath_core.arithmetic import Evaluator
     from facemath_core.latent_space import open_space
@@ -47,7 +49,26 @@ def _evaluator(
     registry = load_registry(ctx.obj["plugins"])
     operators = {name: registry.get("operator", name) for name in registry.names("operator")}
     space = open_space(latents, attributes)
-    return Evaluator(space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged)
+    on = None if match_on is None else [a.strip() for a in match_on.split(",") if a.strip()]
+    return Evaluator(
+        space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged, match=match, match_on=on
+    )
+
+
+MatchOption = Annotated[
+    bool,
+    typer.Option(
+        "--match",
+        help="Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets: the same values of "
+        "every attribute that does not define the groups (docs/arithmetic.md).",
+    ),
+]
+MatchOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--match-on", metavar="LIST", help="Match on these attributes only (comma-separated); implies --match."
+    ),
+]
 
 
 def math_command(
@@ -63,6 +84,8 @@ def math_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
+    match: MatchOption = False,
+    match_on: MatchOnOption = None,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -90,9 +113,9 @@ def math_command(
     check_new_dir(out, overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
-    for line in evaluator.flag_notes():
+    for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
     space = evaluator.space.latents
     backend = source.open_for(space, latents_origin(latents), note)
@@ -142,6 +165,8 @@ def analogy_command(
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     include_flagged: IncludeFlaggedOption = False,
+    match: MatchOption = False,
+    match_on: MatchOnOption = None,
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -169,11 +194,11 @@ def analogy_command(
     check_new_file(out, overwrite=overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
-    za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
-    for line in evaluator.flag_notes():
+    za, zb, zc = (v.z for v in evaluator.latents([a, b, c]))  # one call: --match matches A, B and C together
+    for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     cells = za + t[None, :, None] * (zb - za) + t[:, None, None] * (zc - za)
