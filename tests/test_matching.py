@@ -174,3 +174,27 @@ def test_math_and_analogy_match_from_the_cli(encoded, train_faces, tiny_export, 
         result.stderr
     )
     assert not (tmp_path / "n").exists() and not (tmp_path / "k.png").exists()
+
+
+def test_match_by_the_oracles_reading_of_the_renders(encoded, tiny_export, tmp_path):
+    from facemath_core.backends import EmbeddedBackend
+
+    z = load_latents(encoded)
+    backend = EmbeddedBackend(tiny_export)
+    oracle_names = backend.metadata("attribute_oracle")["attribute_names"]
+    judged = backend.judge(backend.generate(z.z, z.model)) > 0
+    expression = "mean(Smiling & ~Male) - mean(~Smiling & ~Male)"
+    result = run_cli(
+        "math", expression, "--latents", str(encoded), "--models", str(tiny_export), "--match-by", "oracle",
+        "--match-on", "Eyeglasses,Bangs", "--exemplars", "2", "--out", str(tmp_path / "m"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    terms = json.loads((tmp_path / "m" / "terms.json").read_text())["terms"]
+    columns = [oracle_names.index("Eyeglasses"), oracle_names.index("Bangs")]
+    sets = [Counter(tuple(judged[z.names.index(f), columns]) for f in t["faces"]) for t in terms]
+    assert sets[0] == sets[1] and sum(sets[0].values()) == 2
+    result = run_cli(
+        "math", expression, "--latents", str(encoded), "--models", str(tiny_export), "--match-by", "judge",
+        "--out", str(tmp_path / "n"),
+    )  # fmt: skip
+    assert result.returncode == 2 and "--match-by" in result.stderr and not (tmp_path / "n").exists()

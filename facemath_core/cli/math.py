@@ -39,20 +39,40 @@ def _evaluator(
     include_flagged: bool = False,
     match: bool = False,
     match_on: str | None = None,
+    match_by: str = "labels",
 ):
     from facemath_core.arithmetic import Evaluator
     from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
 
+    if match_by not in ("labels", "oracle"):
+        raise typer.BadParameter(f"{match_by}: labels or oracle", param_hint="--match-by")
     if exemplars < 0:
         raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
     registry = load_registry(ctx.obj["plugins"])
     operators = {name: registry.get("operator", name) for name in registry.names("operator")}
     space = open_space(latents, attributes)
     on = None if match_on is None else [a.strip() for a in match_on.split(",") if a.strip()]
+    if match_on is not None and not on:
+        raise typer.BadParameter("give attribute names separated by commas", param_hint="--match-on")
     return Evaluator(
         space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged, match=match, match_on=on
     )
+
+
+def _match_by(evaluator, match_by: str, backend) -> None:
+    """--match-by oracle: match on the attribute oracle's reading of every face's render, not on the labels."""
+    from facemath_core import signatures as S
+
+    if match_by == "labels":
+        return
+    backend.require(S.ORACLE)
+    space = evaluator.space.latents
+    chunks = [
+        backend.judge(backend.generate(space.z[i : i + 256], space.model)) > 0 for i in range(0, len(space.z), 256)
+    ]
+    evaluator.match = True
+    evaluator.match_labels = (list(backend.metadata(S.ORACLE)["attribute_names"]), np.concatenate(chunks))
 
 
 MatchOption = Annotated[
@@ -61,6 +81,15 @@ MatchOption = Annotated[
         "--match",
         help="Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets: the same values of "
         "every attribute that does not define the groups (docs/arithmetic.md).",
+    ),
+]
+MatchByOption = Annotated[
+    str,
+    typer.Option(
+        "--match-by",
+        metavar="labels|oracle",
+        help="What says which attributes a face has for --match: the attribute file, or the attribute oracle's "
+        "reading of each face's render (implies --match).",
     ),
 ]
 MatchOnOption = Annotated[
@@ -86,6 +115,7 @@ def math_command(
     include_flagged: IncludeFlaggedOption = False,
     match: MatchOption = False,
     match_on: MatchOnOption = None,
+    match_by: MatchByOption = "labels",
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -113,12 +143,13 @@ def math_command(
     check_new_dir(out, overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on, match_by)
+    space = evaluator.space.latents
+    backend = source.open_for(space, latents_origin(latents), note)
+    _match_by(evaluator, match_by, backend)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
     for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
-    space = evaluator.space.latents
-    backend = source.open_for(space, latents_origin(latents), note)
 
     def render(z):
         return decode(backend, space, z)
@@ -167,6 +198,7 @@ def analogy_command(
     include_flagged: IncludeFlaggedOption = False,
     match: MatchOption = False,
     match_on: MatchOnOption = None,
+    match_by: MatchByOption = "labels",
     models: ModelsOption = None,
     server: ServerOption = None,
     model_version: ModelVersionOption = None,
@@ -194,9 +226,10 @@ def analogy_command(
     check_new_file(out, overwrite=overwrite)
     source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on, match_by)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
+    _match_by(evaluator, match_by, backend)
     za, zb, zc = (v.z for v in evaluator.latents([a, b, c]))  # one call: --match matches A, B and C together
     for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
