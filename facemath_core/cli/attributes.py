@@ -10,23 +10,16 @@ import typer
 from facemath_core.cli.options import (
     AttributesOption,
     IncludeFlaggedOption,
-    LabelOption,
     LatentsOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
     latents_origin,
     note,
+    with_option_groups,
 )
 
 
+@with_option_groups
 def attributes_command(
     latents: LatentsOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="Result folder.")] = Path("attributes"),
@@ -39,15 +32,7 @@ def attributes_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the fit / held-out split.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Fit an attribute vector per attribute and score it on held-out latents: AUC as a linear classifier,
     and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
@@ -63,7 +48,6 @@ def attributes_command(
     from facemath_core.tables import markdown_table
 
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     space = open_space(latents, attributes)
     space.require_labels("facemath attributes")

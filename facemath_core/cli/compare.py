@@ -8,20 +8,13 @@ from typing import Annotated
 import typer
 
 from facemath_core.cli.options import (
-    LabelOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
+    with_option_groups,
 )
 
 
+@with_option_groups
 def compare_command(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Held-out labelled faces (a folder with list_attr_celeba.txt).")],
@@ -38,15 +31,7 @@ def compare_command(
     pivot: Annotated[str, typer.Option(help="The attribute analogies carry over (smiling woman -> man).")] = "Male",
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
     overwrite: OverwriteOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Project, encode and hybrid-project the same held-out faces; compare reconstruction, attribute vectors and
     arithmetic; write report.md and report.html with figures."""
@@ -69,7 +54,6 @@ def compare_command(
     if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
         raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
     registry = load_registry(ctx.obj["plugins"])

@@ -5,29 +5,14 @@ from __future__ import annotations
 import typer
 
 from facemath_core.cli.options import (
-    LabelOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
+    with_option_groups,
 )
 
 
+@with_option_groups
 def info_command(
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Show the model source in effect (--models, $FACEMATH_MODELS, ./exported_models or the installed models)
     and each model in it: name, versions and the training run it came from."""
@@ -35,13 +20,12 @@ def info_command(
     from facemath_core.model_layout import describe_models
     from facemath_core.model_source import resolve_models
 
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     if source.server:
         typer.echo(f"facemath {__version__}")
         _server_info(source)
         return
-    resolved = resolve_models(models)
+    resolved = resolve_models(source.models)
     typer.echo(f"facemath {__version__}")
     typer.echo(f"models: {resolved.path.resolve()} (from {resolved.origin})")
     infos = describe_models(resolved.path)

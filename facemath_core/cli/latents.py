@@ -9,22 +9,15 @@ import typer
 
 from facemath_core.cli.options import (
     FileOverwriteOption,
-    LabelOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
     deprecated_alias,
     note,
+    with_option_groups,
 )
 
 
+@with_option_groups
 def encode_command(
     images: Annotated[list[str], typer.Argument(help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Result folder (latents.npz, reconstructions/).")] = Path(
@@ -34,15 +27,7 @@ def encode_command(
         bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")
     ] = False,
     overwrite: OverwriteOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
     import numpy as np
@@ -56,7 +41,6 @@ def encode_command(
     from facemath_core.projection_job import load_inputs
 
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     backend = source.open()
     size = backend.metadata(S.VAE_ENCODER)["image_size"]
     inputs = load_inputs(images, size, resize=not no_resize)
@@ -79,6 +63,7 @@ def encode_command(
     )
 
 
+@with_option_groups
 def render_command(
     latents_file: Annotated[Path, typer.Argument(metavar="LATENTS", help="A latents.npz (projection or encoding).")],
     names: Annotated[
@@ -87,15 +72,7 @@ def render_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one PNG per latent.")] = Path("renders"),
     overwrite: OverwriteOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Turn latents back into images with the model that made them (GAN generator or VAE decoder)."""
     from facemath_core.files import atomic_dir, check_new_dir
@@ -103,7 +80,6 @@ def render_command(
     from facemath_core.latents import decode, find, load_latents
 
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     latents = load_latents(latents_file)
     wanted = [n for value in names or [] for n in value.split(",") if n]
@@ -115,6 +91,7 @@ def render_command(
     typer.echo(f"rendered {len(rows)} {latents.family} latents into {out}")
 
 
+@with_option_groups
 def interpolate_command(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Two or more latent names (file names or stems), A B [C ...].")],
@@ -126,15 +103,7 @@ def interpolate_command(
         "interpolation.png"
     ),
     overwrite: FileOverwriteOption = False,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    source: ModelSource = ModelSource(),
 ):
     """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
     import numpy as np
@@ -156,7 +125,6 @@ def interpolate_command(
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
     operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
     check_operator(operator, 3, f"--method {method}")
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
     check_new_file(out, overwrite=overwrite)
     latents = load_latents(latents_file)

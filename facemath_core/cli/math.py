@@ -12,68 +12,15 @@ from facemath_core.cli.options import (
     AttributesOption,
     FileOverwriteOption,
     IncludeFlaggedOption,
-    LabelOption,
     LatentsOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
     deprecated_alias,
     latents_origin,
     note,
+    option_group,
+    with_option_groups,
 )
-
-
-def _evaluator(
-    ctx: typer.Context,
-    latents: list[Path],
-    attributes: Path | None,
-    exemplars: int,
-    seed: int,
-    include_flagged: bool = False,
-    match: bool = False,
-    match_on: str | None = None,
-    match_by: str = "labels",
-):
-    from facemath_core.arithmetic import Evaluator
-    from facemath_core.latent_space import open_space
-    from facemath_core.plugins import load_registry
-
-    if match_by not in ("labels", "oracle"):
-        raise typer.BadParameter(f"{match_by}: labels or oracle", param_hint="--match-by")
-    if exemplars < 0:
-        raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
-    registry = load_registry(ctx.obj["plugins"])
-    operators = {name: registry.get("operator", name) for name in registry.names("operator")}
-    space = open_space(latents, attributes)
-    on = None if match_on is None else [a.strip() for a in match_on.split(",") if a.strip()]
-    if match_on is not None and not on:
-        raise typer.BadParameter("give attribute names separated by commas", param_hint="--match-on")
-    return Evaluator(
-        space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged, match=match, match_on=on
-    )
-
-
-def _match_by(evaluator, match_by: str, backend) -> None:
-    """--match-by oracle: match on the attribute oracle's reading of every face's render, not on the labels."""
-    from facemath_core import signatures as S
-
-    if match_by == "labels":
-        return
-    backend.require(S.ORACLE)
-    space = evaluator.space.latents
-    chunks = [
-        backend.judge(backend.generate(space.z[i : i + 256], space.model)) > 0 for i in range(0, len(space.z), 256)
-    ]
-    evaluator.match = True
-    evaluator.match_labels = (list(backend.metadata(S.ORACLE)["attribute_names"]), np.concatenate(chunks))
-
 
 MatchOption = Annotated[
     bool,
@@ -81,6 +28,12 @@ MatchOption = Annotated[
         "--match",
         help="Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets: the same values of "
         "every attribute that does not define the groups (docs/arithmetic.md).",
+    ),
+]
+MatchOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--match-on", metavar="LIST", help="Match on these attributes only (comma-separated); implies --match."
     ),
 ]
 MatchByOption = Annotated[
@@ -92,14 +45,74 @@ MatchByOption = Annotated[
         "reading of each face's render (implies --match).",
     ),
 ]
-MatchOnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--match-on", metavar="LIST", help="Match on these attributes only (comma-separated); implies --match."
-    ),
-]
 
 
+@option_group
+class Matching:
+    """The --match options of `math` and `analogy` (facemath_core.matching)."""
+
+    match: MatchOption = False
+    match_on: MatchOnOption = None
+    match_by: MatchByOption = "labels"
+
+    def check(self) -> None:
+        if self.match_by not in ("labels", "oracle"):
+            raise typer.BadParameter(f"{self.match_by}: labels or oracle", param_hint="--match-by")
+        if self.match_on is not None and not self.attributes():
+            raise typer.BadParameter("give attribute names separated by commas", param_hint="--match-on")
+
+    def attributes(self) -> list[str] | None:
+        """--match-on as a list (None: every attribute that does not define the groups)."""
+        if self.match_on is None:
+            return None
+        return [a.strip() for a in self.match_on.split(",") if a.strip()]
+
+    def use_oracle(self, evaluator, backend) -> None:
+        """--match-by oracle: match on the attribute oracle's reading of every face's render, not on the labels."""
+        from facemath_core import signatures as S
+
+        if self.match_by != "oracle":
+            return
+        backend.require(S.ORACLE)
+        space = evaluator.space.latents
+        judged = [
+            backend.judge(backend.generate(space.z[i : i + 256], space.model)) > 0 for i in range(0, len(space.z), 256)
+        ]
+        evaluator.match = True
+        evaluator.match_labels = (list(backend.metadata(S.ORACLE)["attribute_names"]), np.concatenate(judged))
+
+
+def _evaluator(
+    ctx: typer.Context,
+    latents: list[Path],
+    attributes: Path | None,
+    exemplars: int,
+    seed: int,
+    include_flagged: bool = False,
+    matching: Matching = Matching(),
+):
+    from facemath_core.arithmetic import Evaluator
+    from facemath_core.latent_space import open_space
+    from facemath_core.plugins import load_registry
+
+    matching.check()
+    if exemplars < 0:
+        raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
+    registry = load_registry(ctx.obj["plugins"])
+    operators = {name: registry.get("operator", name) for name in registry.names("operator")}
+    space = open_space(latents, attributes)
+    return Evaluator(
+        space,
+        operators,
+        exemplars=exemplars,
+        seed=seed,
+        include_flagged=include_flagged,
+        match=matching.match,
+        match_on=matching.attributes(),
+    )
+
+
+@with_option_groups
 def math_command(
     ctx: typer.Context,
     expression: Annotated[str, typer.Argument(metavar="EXPR", help="e.g. 'mean(Smiling & ~Male) - ...'")],
@@ -113,18 +126,8 @@ def math_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
-    match: MatchOption = False,
-    match_on: MatchOnOption = None,
-    match_by: MatchByOption = "labels",
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    matching: Matching = Matching(),
+    source: ModelSource = ModelSource(),
 ):
     """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
 
@@ -141,12 +144,11 @@ def math_command(
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on, match_by)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
     space = evaluator.space.latents
     backend = source.open_for(space, latents_origin(latents), note)
-    _match_by(evaluator, match_by, backend)
+    matching.use_oracle(evaluator, backend)
     example = work_out(evaluator, expression, jitter=jitter, seed=seed)
     for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
@@ -182,6 +184,7 @@ def math_command(
     typer.echo(f"wrote {out}/grid.png, result.png and latents.npz ({space.family} latents)")
 
 
+@with_option_groups
 def analogy_command(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="The corner face: a latent name or any expression.")],
@@ -196,18 +199,8 @@ def analogy_command(
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     include_flagged: IncludeFlaggedOption = False,
-    match: MatchOption = False,
-    match_on: MatchOnOption = None,
-    match_by: MatchByOption = "labels",
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
+    matching: Matching = Matching(),
+    source: ModelSource = ModelSource(),
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
 
@@ -224,12 +217,11 @@ def analogy_command(
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
     check_new_file(out, overwrite=overwrite)
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, match, match_on, match_by)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
-    _match_by(evaluator, match_by, backend)
+    matching.use_oracle(evaluator, backend)
     za, zb, zc = (v.z for v in evaluator.latents([a, b, c]))  # one call: --match matches A, B and C together
     for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)

@@ -1,11 +1,18 @@
-"""Command-line options shared by several commands, defined once as typer `Annotated` types.
+"""Command-line options shared by several commands, defined once as typer `Annotated` types and option groups.
 
-The model-source set (`--models` or `--server`, `--model-version`, `--label`, TLS, `--timeout`) is taken by every
-command that runs a model; `open_models` turns it into a backend through `facemath_core.backends.open_backend`.
+An option group is a dataclass whose fields are options; a command takes it as one parameter (`source:
+ModelSource`) and `@with_option_groups` spreads its fields into the command line, the way click users stack a
+shared option decorator. The model-source group (`--models` or `--server`, `--model-version`, `--label`, TLS,
+`--timeout`) is taken by every command that runs a model; `ModelSource.open` turns it into a backend through
+`facemath_core.backends.open_backend`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -106,19 +113,65 @@ IncludeFlaggedOption = Annotated[
 ]
 
 
-@dataclass(frozen=True)
+def option_group(cls):
+    """Marks a dataclass as an option group: its fields (typer `Annotated` types with defaults) become options of
+    every command that takes the dataclass as a parameter (see `with_option_groups`)."""
+    cls = dataclass(frozen=True)(cls)
+    cls.__option_group__ = True
+    return cls
+
+
+def with_option_groups(command):
+    """The command with each option-group parameter spread into its fields, so typer sees plain options; the
+    command itself still receives one dataclass per group. Typer reads `__signature__`, which is why the wrapper
+    carries the spread signature (all keyword-only: typer passes every option by name)."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    parameters, groups = [], {}
+    for parameter in inspect.signature(command).parameters.values():
+        kind = hints.get(parameter.name, parameter.annotation)
+        if not getattr(kind, "__option_group__", False):
+            parameters.append(parameter.replace(annotation=kind, kind=inspect.Parameter.KEYWORD_ONLY))
+            continue
+        fields = dataclasses.fields(kind)
+        field_hints = typing.get_type_hints(kind, include_extras=True)
+        groups[parameter.name] = (kind, [field.name for field in fields])
+        # The parameter's default instance gives the defaults, so two commands can share a group and differ in a
+        # default (`complete` is `project` with another --mask and --out).
+        defaults = parameter.default if isinstance(parameter.default, kind) else kind()
+        parameters += [
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=getattr(defaults, field.name),
+                annotation=field_hints[field.name],
+            )
+            for field in fields
+        ]
+
+    @functools.wraps(command)
+    def spread(**options):
+        for name, (kind, fields) in groups.items():
+            options[name] = kind(**{field: options.pop(field) for field in fields})
+        return command(**options)
+
+    spread.__signature__ = inspect.Signature(parameters)
+    spread.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    return spread
+
+
+@option_group
 class ModelSource:
     """The model-source options of one command line."""
 
-    models: Path | None = None
-    server: list[str] | None = None  # one or more HOST:PORT; several are used round robin
-    model_version: int | None = None
-    label: str | None = None
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_server_name: str | None = None
-    timeout: float = 60.0
+    models: ModelsOption = None
+    server: ServerOption = None  # one or more HOST:PORT; several are used round robin
+    model_version: ModelVersionOption = None
+    label: LabelOption = None
+    tls_ca: TlsCaOption = None
+    tls_cert: TlsCertOption = None
+    tls_key: TlsKeyOption = None
+    tls_server_name: TlsServerNameOption = None
+    timeout: TimeoutOption = 60.0
 
     def check(self) -> None:
         """Combinations that cannot work, refused before any model is loaded."""

@@ -11,17 +11,10 @@ from typing import Annotated
 import typer
 
 from facemath_core.cli.options import (
-    LabelOption,
-    ModelsOption,
     ModelSource,
-    ModelVersionOption,
     OverwriteOption,
-    ServerOption,
-    TimeoutOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsServerNameOption,
+    option_group,
+    with_option_groups,
 )
 from facemath_core.projection import PRESETS
 
@@ -63,40 +56,58 @@ ParallelRequestsOption = Annotated[
 ]
 
 
+@option_group
+class ProjectionOptions:
+    """The options of `project`; `complete` takes the same with other defaults for --mask and --out."""
+
+    mask: MaskOption = "full"
+    out: OutOption = Path("projections")
+    loss_plugin: LossPluginOption = None
+    optimizer: OptimizerOption = None
+    lr: LrOption = None
+    steps: StepsOption = None
+    init: InitOption = "uniform"
+    restarts: RestartsOption = 1
+    constraint: ConstraintOption = None
+    preset: PresetOption = None
+    blend: BlendOption = None
+    param: ParamOption = None
+    model: ModelOption = "gan"
+    seed: SeedOption = 0
+    batch_size: BatchSizeOption = 64
+    patience: PatienceOption = 200
+    no_resize: NoResizeOption = False
+    overwrite: OverwriteOption = False
+    resume: ResumeOption = None
+    parallel_requests: ParallelRequestsOption = None
+
+
+@with_option_groups
 def project_command(
     ctx: typer.Context,
     images: ImagesArgument = None,
-    loss_plugin: LossPluginOption = None,
-    optimizer: OptimizerOption = None,
-    lr: LrOption = None,
-    steps: StepsOption = None,
-    init: InitOption = "uniform",
-    restarts: RestartsOption = 1,
-    constraint: ConstraintOption = None,
-    preset: PresetOption = None,
-    mask: MaskOption = "full",
-    blend: BlendOption = None,
-    param: ParamOption = None,
-    model: ModelOption = "gan",
-    out: OutOption = Path("projections"),
-    seed: SeedOption = 0,
-    batch_size: BatchSizeOption = 64,
-    patience: PatienceOption = 200,
-    no_resize: NoResizeOption = False,
-    overwrite: OverwriteOption = False,
-    resume: ResumeOption = None,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
-    parallel_requests: ParallelRequestsOption = None,
+    options: ProjectionOptions = ProjectionOptions(),
+    source: ModelSource = ModelSource(),
 ):
     """Project images onto the generator's z: optimise z so that G(z) matches each image."""
+    run_projection(ctx, images, options, source)
+
+
+@with_option_groups
+def complete_command(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    options: ProjectionOptions = ProjectionOptions(mask="center", out=Path("completions")),
+    source: ModelSource = ModelSource(),
+):
+    """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
+    hole (--blend overlay or poisson)."""
+    run_projection(ctx, images, options, source)
+
+
+def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource) -> None:
+    """Both commands' work: the config from the options (or the checkpoint when resuming), the job, a progress
+    bar and the summary lines."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -112,40 +123,42 @@ def project_command(
     from facemath_core.projection_settings import projection_config
 
     console = Console(stderr=True)
+    out = options.out
     registry = load_registry(ctx.obj["plugins"])
-    source = ModelSource(models, server, model_version, label, tls_ca, tls_cert, tls_key, tls_server_name, timeout)
     source.check()
-    if resume is not None:
-        resume_folder, arrays = load_resume(resume)
-        config = resumed_config(arrays, steps)
-        inputs_args, out = [str(p) for p in arrays["paths"]], resume
+    if options.resume is not None:
+        resume_folder, arrays = load_resume(options.resume)
+        config = resumed_config(arrays, options.steps)
+        inputs_args, out = [str(p) for p in arrays["paths"]], options.resume
     else:
         if not images:
             raise typer.BadParameter("give image files or folders (or --resume DIR)", param_hint="IMAGES")
         config = projection_config(
             registry,
-            preset=preset,
-            loss_plugins=loss_plugin,
-            params=param,
-            optimizer=optimizer,
-            lr=lr,
-            steps=steps,
-            init=init,
-            restarts=restarts,
-            constraint=constraint,
-            mask=mask,
-            blend=blend,
-            model=model,
-            seed=seed,
-            batch_size=batch_size,
-            patience=patience,
+            preset=options.preset,
+            loss_plugins=options.loss_plugin,
+            params=options.param,
+            optimizer=options.optimizer,
+            lr=options.lr,
+            steps=options.steps,
+            init=options.init,
+            restarts=options.restarts,
+            constraint=options.constraint,
+            mask=options.mask,
+            blend=options.blend,
+            model=options.model,
+            seed=options.seed,
+            batch_size=options.batch_size,
+            patience=options.patience,
         )
         inputs_args = list(images)
-    backend = source.open(in_flight=parallel_requests)
-    if resume is not None:
+    backend = source.open(in_flight=options.parallel_requests)
+    if options.resume is not None:
         _continue_with_recorded_models(backend, source, resume_folder, arrays)
-    job = ProjectionJob(backend, registry, config, out, overwrite=overwrite, resuming=resume is not None)
-    inputs = load_inputs(inputs_args, job.projector.image_size, resize=not no_resize)
+    job = ProjectionJob(
+        backend, registry, config, out, overwrite=options.overwrite, resuming=options.resume is not None
+    )
+    inputs = load_inputs(inputs_args, job.projector.image_size, resize=not options.no_resize)
     for path in inputs.resized:
         console.print(
             f"[yellow]warning:[/yellow] {path}: resized to {job.projector.image_size}x"
@@ -170,7 +183,7 @@ def project_command(
         latents = job.run(
             inputs,
             progress=progress,
-            resume_from=arrays if resume is not None else None,
+            resume_from=arrays if options.resume is not None else None,
             warn=lambda line: console.print(f"[yellow]warning:[/yellow] {line}", highlight=False),
         )
         done = ~latents.failed
@@ -207,44 +220,6 @@ def summary_line(latents, known_psnr) -> str:
     if flagged is not None:
         parts.append(f"{int(np.sum(flagged))} flagged as possible failed projections")
     return "; ".join(parts)
-
-
-def complete_command(
-    ctx: typer.Context,
-    images: ImagesArgument = None,
-    loss_plugin: LossPluginOption = None,
-    optimizer: OptimizerOption = None,
-    lr: LrOption = None,
-    steps: StepsOption = None,
-    init: InitOption = "uniform",
-    restarts: RestartsOption = 1,
-    constraint: ConstraintOption = None,
-    preset: PresetOption = None,
-    mask: MaskOption = "center",
-    blend: BlendOption = None,
-    param: ParamOption = None,
-    model: ModelOption = "gan",
-    out: OutOption = Path("completions"),
-    seed: SeedOption = 0,
-    batch_size: BatchSizeOption = 64,
-    patience: PatienceOption = 200,
-    no_resize: NoResizeOption = False,
-    overwrite: OverwriteOption = False,
-    resume: ResumeOption = None,
-    models: ModelsOption = None,
-    server: ServerOption = None,
-    model_version: ModelVersionOption = None,
-    label: LabelOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_server_name: TlsServerNameOption = None,
-    timeout: TimeoutOption = 60.0,
-    parallel_requests: ParallelRequestsOption = None,
-):
-    """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
-    hole (--blend overlay or poisson)."""
-    return project_command(**locals())
 
 
 def _continue_with_recorded_models(backend, source, folder, arrays) -> None:
