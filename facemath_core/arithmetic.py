@@ -148,15 +148,16 @@ class Evaluator:
     # --- matching -----------------------------------------------------------------------------------------
 
     def _prepare_matching(self, trees: Sequence[tuple[str, Node]]) -> None:
-        """Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets (matching on)."""
+        """Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets (matching on): the
+        terms of the sum, also when scaled or grouped: 2 * (mean(A) - mean(B)) + mean(C)."""
         self._matched, self.match_notes = {}, []
         if not self.match:
             return
         calls = []  # (call node, group)
         for expression, tree in trees:
             self.expression = expression
-            for _, node in additive_terms(tree):
-                if isinstance(node, Call) and node.function == "mean" and len(node.args) == 1:
+            for node in _linear_means(tree):
+                if len(node.args) == 1:
                     value = self._eval(node.args[0])
                     if isinstance(value, Group):
                         calls.append((node, value))
@@ -380,3 +381,35 @@ def _names(node: Node) -> Iterator[Name]:
             pending += [node.left, node.right]
         elif isinstance(node, Call):
             pending += list(node.args)
+
+
+def _linear_means(node: Node) -> Iterator[Call]:
+    """The mean(...) calls of a linear combination: reached through +, -, a sign, and * or / by a number (a
+    mean inside a function, or multiplied by another latent, is not a term of the sum); a loop, not recursion."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Call) and node.function == "mean":
+            yield node
+        elif isinstance(node, Unary) and node.op == "-":
+            pending.append(node.operand)
+        elif isinstance(node, Binary) and node.op in "+-":
+            pending += [node.right, node.left]
+        elif isinstance(node, Binary) and node.op == "*":
+            pending += [side for side, other in ((node.right, node.left), (node.left, node.right)) if _number(other)]
+        elif isinstance(node, Binary) and node.op == "/" and _number(node.right):
+            pending.append(node.left)
+
+
+def _number(node: Node) -> bool:
+    """A constant such as 2, -0.5 or (1 / 3): no names, no calls."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Unary):
+            pending.append(node.operand)
+        elif isinstance(node, Binary):
+            pending += [node.left, node.right]
+        elif not isinstance(node, Number):
+            return False
+    return True

@@ -143,9 +143,12 @@ def score_vectors(
     return vectors, scores
 
 
-def analogy_expression(target: str, pivot: str) -> str:
-    """The DCGAN paper's analogy: from faces with the target minus faces without it, added to the pivot group."""
-    return f"mean({target} & ~{pivot}) - mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
+def analogy_expression(target: str, pivot: str, scale: float = 1.0) -> str:
+    """The DCGAN paper's analogy: from faces with the target minus faces without it, added to the pivot group;
+    `scale` pushes the difference further, as `--scale` does for attribute vectors (the base term stays third)."""
+    if scale == 1.0:
+        return f"mean({target} & ~{pivot}) - mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
+    return f"{scale:g} * mean({target} & ~{pivot}) - {scale:g} * mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
 
 
 @dataclass
@@ -176,6 +179,7 @@ def score_analogies(
     seed: int = 0,
     match: bool = False,
     match_labels: tuple[list[str], np.ndarray] | None = None,
+    scale: float = 1.0,
 ) -> list[AnalogyScore]:
     """Run each target's analogy `trials` times with different exemplars; judge the results with the oracle.
 
@@ -190,7 +194,7 @@ def score_analogies(
         a, p = labels[:, space.attribute_names.index(target)], labels[:, space.attribute_names.index(pivot)]
         if min((a & ~p).sum(), (~a & ~p).sum(), (~a & p).sum()) == 0:
             continue  # a concept with no face: this analogy cannot be formed on these latents
-        expression = analogy_expression(target, pivot)
+        expression = analogy_expression(target, pivot, scale)
         results, bases = [], []
         for trial in range(trials):
             evaluator = Evaluator(

@@ -87,6 +87,17 @@ def test_matched_analogy_adds_the_attribute_to_the_base_faces(operators):
     np.testing.assert_allclose(result.z, expected, atol=1e-4)
 
 
+def test_scaled_and_grouped_terms_are_matched_too(operators):
+    space, directions, _ = linear_world()
+    evaluator = Evaluator(space, operators, exemplars=0, match=True)
+    scaled = "mean(~Smiling & Male) + 2 * (mean(Smiling & ~Male) - mean(~Smiling & ~Male)) / 1"
+    (_, _, c), (_, _, _) = evaluator.terms(scaled)[0]
+    np.testing.assert_allclose(evaluator.latent(scaled).z, c.z + 2 * directions[0], atol=1e-5)
+    inside = "mean(~Smiling & Male) + lerp(mean(Smiling & ~Male), mean(~Smiling & ~Male), 0.5)"
+    with pytest.raises(FacemathError, match="found 1"):  # a mean inside a function is not a term of the sum
+        Evaluator(space, operators, match=True).latent(inside)
+
+
 def test_matching_leaves_out_attributes_exclusive_with_a_group(operators):
     space, directions, _ = linear_world()
     blond = "mean(Blond_Hair & ~Male) - mean(~Blond_Hair & ~Male)"
