@@ -7,10 +7,11 @@ same faces) and sweeps what a user can choose:
 - attribute-vector edits z + s * attr(A), s in --scales: success and preservation, mean over attributes;
 - the DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male) with n exemplars per concept, drawn
   at random, as matched sets on the labels (`--match`: the three groups' exemplars share every other attribute,
-  facemath_core.matching), and as matched sets on the oracle's reading of each face's render.
+  facemath_core.matching), and as matched sets on the oracle's reading of each face's render; the label-matched
+  analogy also with the difference scaled (s * mean(A & ~Male) - s * mean(~A & ~Male) + mean(~A & Male)).
 
     python bench/arithmetic.py [--report docs/report] [--data data/heldout] [--scales 1,1.5,2,3] [--trials 40]
-        [--draws random,matched,matched-oracle]
+        [--draws random,matched,matched-oracle] [--analogy-scales 1,2]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--exemplars", default="1,3,5")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--draws", default="random,matched,matched-oracle")
+    parser.add_argument("--analogy-scales", default="1,2", help="scales of the difference in the analogy")
     args = parser.parse_args()
 
     from facemath_core import signatures as S
@@ -85,10 +87,19 @@ def main() -> None:
             "matched": {"match": True},
             "matched-oracle": {"match": True, "match_labels": judged},
         }
-        for draw, n in ((d, int(v)) for d in args.draws.split(",") for v in args.exemplars.split(",")):
+        # Scales other than 1 only for the label-matched draw: is the matched difference right but too short?
+        runs = [(1.0, d, int(v)) for d in args.draws.split(",") for v in args.exemplars.split(",")]
+        runs += [
+            (float(s), "matched", int(v))
+            for s in args.analogy_scales.split(",")
+            if float(s) != 1.0
+            for v in args.exemplars.split(",")
+        ]
+        for scale, draw, n in runs:
             scores = score_analogies(
-                space, operators, render, backend.judge, oracle_names, targets, "Male", n, args.trials, **draws[draw]
-            )
+                space, operators, render, backend.judge, oracle_names, targets, "Male", n, args.trials,
+                scale=scale, **draws[draw],
+            )  # fmt: skip
             hits = sum(round(s.success * s.trials) for s in scores)
             trials = sum(s.trials for s in scores)
             rate, low, high = wilson(hits, trials)
@@ -97,6 +108,7 @@ def main() -> None:
                     "method": method,
                     "exemplars": n,
                     "draw": draw,
+                    "scale": scale,
                     "trials": trials,
                     "success": rate,
                     "95% low": low,
@@ -106,7 +118,7 @@ def main() -> None:
                     "targets": len(scores),
                 }
             )
-        print_table("analogies", analogies[-len(args.exemplars.split(",")) * len(args.draws.split(",")) :])
+        print_table("analogies", analogies[-len(runs) :])
     print_table("attribute-vector edits (mean over attributes)", edits)
     print_table("DCGAN analogies (pooled over target attributes; draw: random or matched exemplars)", analogies)
     write_json(
