@@ -78,8 +78,9 @@ def main() -> None:
         name: projection_config(registry, preset=name, steps=args.steps, batch_size=64, patience=10**9)
         for name in PRESETS
     }
-    if backend.has(S.VAE_ENCODER):
+    if backend.has(S.GAN_ENCODER):  # --init encoder: the gan_encoder (iGAN's hybrid); curves: bench/hybrid.py
         variants["amos2016 + encoder init"] = replace(variants["amos2016"], init="encoder")
+    if backend.has(S.VAE_ENCODER):
         variants["VAE encoder alone"] = None
     checkpoints = tuple(s for s in (100, 300) if s < args.steps)
     quality_rows = []

@@ -126,8 +126,65 @@ def main() -> None:
             "(InfoGAN-style). z recovery of 16 generated images by projection (pixel loss, Adam 0.01, clip):\n",
             table(rows),
         ]
+    parts += scale_section(load("scale"), load("gpu"), load("gpu-tiny"))
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+def arch(a: dict) -> str:
+    return f"{a['image_size']}x{a['image_size']}, z {a['z_dim']}, width {a['ngf']}"
+
+
+def scale_section(scale: dict | None, gpu: dict | None, gpu_tiny: dict | None) -> list[str]:
+    """Issue 16's measurements (bench/scale.py), and bench/gpu.sh's: on a GPU (gpu.json) when one was available,
+    else its tiny CPU check (gpu-tiny.json), which shows that the script runs, not what a GPU does."""
+    if not scale:
+        return []
+    paper, assumptions = scale["paper"], scale["paper"]["assumptions"]
+    training = scale["training"]
+    parts = [
+        "## Scale: a TF Serving fleet and tf.distribute\n",
+        f"`python bench/scale.py`, {scale['written']}. {scale['limits']} Walk-through: [scale.md](scale.md).\n",
+        f"Projection through 1 and 2 stand-in replicas (`facemath serve` processes) from 1, 2 and 4 client "
+        f"processes on loopback, batch {scale['projection']['batch_per_client']} per client, "
+        f"{scale['projection']['steps']} steps after a warm-up, all clients at once:\n",
+        table(scale["projection"]["rows"]),
+        f"\nTraining step of a tiny GAN ({arch(training['arch'])}, global batch {training['global_batch']}), "
+        f"{training['timed']}; all-reduced bytes counted from the model's trainable variables "
+        f"({training['payload']['gradient_bytes']} bytes of gradients) and its synchronized BatchNorm statistics "
+        f"({training['payload']['batchnorm_bytes']} bytes); overhead share = (step - one-device step) / step:\n",
+        table(training["rows"]),
+        f"\nOn paper: the DCGAN of the CelebA recipe ({arch(paper['arch'])}: "
+        f"{paper['payload']['gradient_bytes'] / 2**20:.1f} MiB of gradients per step, "
+        f"{paper['payload']['flops_per_image'] / 1e9:.2f} GFLOP per training image); CelebA = 202,599 faces x 25 "
+        f"epochs; projection = 100,000 photos x 1000 steps at {paper['projection_gflop_per_image_step']:.3f} GFLOP "
+        "per image-step (bench/projection.py). Assumptions (also in scale.json):\n",
+        f"- an accelerator sustains {assumptions['accelerator_sustained_tflops']:g} TFLOP/s: "
+        f"{assumptions['accelerator_note']};",
+        f"- the 2-core CPU rows use the {paper['cpu_training_gflops']:.0f} GFLOP/s GAN training reaches on this "
+        "machine (bench/models.py) and the 1-replica projection rate measured above;",
+        f"- {assumptions['batch_per_replica']} images per replica: {assumptions['weak_scaling']};",
+        f"- {assumptions['allreduce']}; links: {assumptions['link_note']};",
+        f"- projection: {assumptions['projection']}.\n",
+        table(paper["rows"]),
+    ]
+    if gpu:
+        parts += [
+            f"\n`bash bench/gpu.sh` on {', '.join(gpu['device'])}, {gpu['written']}:\n",
+            table(gpu["training"]),
+            "\n",
+            table(gpu["projection"]),
+        ]
+    elif gpu_tiny:
+        parts += [
+            f"\nNo GPU run yet. `FACEMATH_GPU_SIZE=tiny bash bench/gpu.sh` on {', '.join(gpu_tiny['device'])}, "
+            f"{gpu_tiny['written']}: the script's CPU check on a tiny GAN (32x32, width 8); on CPU, mixed precision "
+            "and XLA cost time rather than save it, so these numbers say nothing about a GPU:\n",
+            table(gpu_tiny["training"]),
+            "\n",
+            table(gpu_tiny["projection"]),
+        ]
+    return parts
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The GAN-vs-VAE comparison (`facemath compare`): the question the project was started for, answered with numbers.
 
 On the same held-out labelled faces it runs three ways into latent space: GAN projection (amos2016 settings),
-the VAE encoder, and the hybrid (projection started at the encoder's z, as in iGAN). For each it measures
+the VAE encoder, and the hybrid (projection started at the gan_encoder's z, as in iGAN). For each it measures
 reconstruction (PSNR, SSIM, L1, sharpness, oracle agreement, seconds per image), attribute vectors (AUC, success,
 preservation) and the DCGAN paper's analogies with 1 and 3 exemplars per concept. Every number comes with its
 sample size and a 95% interval. Figures are drawn by `facemath_core.report_figures`, the documents written by
@@ -28,10 +28,18 @@ from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, w
 from facemath_core.projection import ProjectionConfig, Projector
 from facemath_core.projection_settings import projection_config
 
-METHODS = ("GAN projection", "hybrid (encoder init)", "VAE encoder")
+METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
 FEW_FACES = 20  # below this every interval is wide: the report still runs, with a warning
-SLUG = {"GAN projection": "gan", "hybrid (encoder init)": "hybrid", "VAE encoder": "vae"}
+SLUG = {
+    "GAN projection": "gan",
+    "hybrid (encoder init)": "hybrid",
+    "in-domain hybrid": "in-domain",
+    "VAE encoder": "vae",
+}
+# The hybrid starts at the gan_encoder's z (`--init encoder` with the GAN: the encoder trained for its generator);
+# the in-domain hybrid also keeps z where the encoder would put it (Zhu et al. 2020: the `in-domain` loss term).
+REPORT_MODELS = (S.GENERATOR, S.DISCRIMINATOR, S.GAN_ENCODER, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ def project_all(backend, registry, config: ProjectionConfig, targets: np.ndarray
 
 def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[[str], None] = print) -> CompareResult:
     """Run the three methods on the same faces and score each: everything the report shows."""
-    for model in (S.GENERATOR, S.DISCRIMINATOR, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE):
+    for model in REPORT_MODELS:
         if not backend.has(model):
             raise FacemathError(f"--models: the report needs the {model} model, and it is missing")
     size = backend.metadata(S.GENERATOR)["image_size"]
@@ -140,6 +148,10 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
     original_verdicts = backend.judge(images)[:, judged_columns] > 0
     registry_ops = {n: registry.get("operator", n) for n in registry.names("operator")}
     gan = projection_config(registry, preset="amos2016", steps=cfg.steps, seed=cfg.seed)
+    hybrid = replace(gan, init="encoder")
+    in_domain = projection_config(
+        registry, preset="amos2016", loss_plugins=["in-domain"], init="encoder", steps=cfg.steps, seed=cfg.seed
+    )
 
     results, runs = {}, {}
     for method in METHODS:
@@ -149,7 +161,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             z = backend.encode(images)[0]
             family, decoder = "vae", S.VAE_DECODER
         else:
-            config = gan if method == "GAN projection" else replace(gan, init="encoder")
+            config = {"GAN projection": gan, "hybrid (encoder init)": hybrid, "in-domain hybrid": in_domain}[method]
             z = project_all(backend, registry, config, images, progress)
             family, decoder = "gan", S.GENERATOR
         seconds = (time.perf_counter() - start) / len(images)
@@ -198,7 +210,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         config=cfg,
         data=str(Path(data)),
         judged_attributes=judged,
-        models={m: backend.version(m) for m in (S.GENERATOR, S.DISCRIMINATOR, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)},
+        models={m: backend.version(m) for m in REPORT_MODELS},
         methods=results,
         originals=images,
         runs=runs,

@@ -70,10 +70,15 @@ class LossTerm(Component):
     use TensorFlow ops (no `.numpy()`). It returns one float value per image, shape (B,), and must be
     differentiable with respect to `generated` and `disc_logits`. `default_weight` is the term's weight when the
     user names it without one.
+
+    A term with `needs_encoder` is also given, as keywords, `z` (B, D), the latent being optimised, and `encoded`
+    (B, D), the encoder of the model projected onto applied to the generated images, E(G(z)); it must be
+    differentiable with respect to them (the in-domain term, Zhu et al. 2020).
     """
 
     needs_discriminator: bool = False
     default_weight: float = 1.0
+    needs_encoder: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,9 +113,13 @@ class Initializer(Component):
     """Where the search for z starts: `function(targets, z_dim, bound, rng, backend, **params)` gets the target
     images (N, H, W, 3) in [-1, 1], the latent size, the prior's box half-width, the run's seeded numpy
     Generator and the backend, and returns float32 z of shape (N, z_dim) (clipped to the box by the core).
-    `needs_models` names the exported models it uses (e.g. `vae_encoder`), checked before any work."""
+    `needs_models` names the exported models it uses (e.g. `attribute_oracle`), checked before any work.
+    With `needs_encoder` it is also given `encode`, a function images -> z (numpy) running the encoder of the model
+    projected onto (gan_encoder for the generator, vae_encoder for the VAE decoder), checked before any work to
+    have been trained for that model and version."""
 
     needs_models: tuple[str, ...] = ()
+    needs_encoder: bool = False
 
 
 @dataclass(frozen=True, repr=False)

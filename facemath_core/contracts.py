@@ -73,9 +73,12 @@ def check_loss_term(component, params: dict, image_size: int) -> None:
     """Trace the term inside `tf.function`, as the step runs it, on a tiny batch; check what it returns."""
     import tensorflow as tf
 
-    check_signature(component, 4, params, LOSS_CALL)
+    latents = {"z": None, "encoded": None} if component.needs_encoder else {}
+    check_signature(component, 4, {**params, **latents}, LOSS_CALL)
     target, generated, mask, logits = check_batch(image_size)
     generated, logits = tf.Variable(generated), tf.Variable(logits)
+    rng = np.random.default_rng(1)
+    z, encoded = (tf.Variable(rng.uniform(-1, 1, (CHECK_BATCH, 8)).astype(np.float32)) for _ in range(2))
     calls = TracedCalls()
 
     @tf.function
@@ -83,7 +86,8 @@ def check_loss_term(component, params: dict, image_size: int) -> None:
         # Symbolic tensors computed from the variables, as G(z) and D(G(z)) are in the step.
         images = tf.identity(generated)
         disc_logits = tf.identity(logits) if component.needs_discriminator else None
-        return calls.call(component, target, images, mask, disc_logits, **params)
+        extra = {"z": tf.identity(z), "encoded": tf.identity(encoded)} if component.needs_encoder else {}
+        return calls.call(component, target, images, mask, disc_logits, **extra, **params)
 
     with calls.guard("on a check batch"), tf.GradientTape(persistent=True) as tape:
         value = traced(tf.constant(target), tf.constant(mask))
@@ -104,9 +108,10 @@ def check_loss_term(component, params: dict, image_size: int) -> None:
             f"{component.label} returned {_not_finite(numbers)} for every image of a check batch of ordinary images"
         )
     with calls.guard("computing its gradient"):
-        gradients = tape.gradient(value, [generated, logits])
+        gradients = tape.gradient(value, [generated, logits, z, encoded])
     if all(g is None for g in gradients):
         wrt = "generated or disc_logits" if component.needs_discriminator else "generated"
+        wrt += ", z or encoded" if component.needs_encoder else ""
         raise PluginError(
             f"{component.label} has no gradient with respect to {wrt} (use differentiable TensorFlow ops)"
         )
@@ -135,11 +140,15 @@ def make_optimizer(component, params: dict):
 # --- initialisers and constraints -----------------------------------------------------------------------------
 
 
-def initial_z(component, params: dict, targets, z_dim: int, bound: float, rng, backend) -> np.ndarray:
-    """Call the initialiser; its z must be (N, z_dim) and finite; the core keeps it inside the box."""
-    check_signature(component, 5, params, "function(targets, z_dim, bound, rng, backend, **params)")
+def initial_z(
+    component, params: dict, targets, z_dim: int, bound: float, rng, backend, extra: dict | None = None
+) -> np.ndarray:
+    """Call the initialiser (with `extra` keywords: `encode` for one that `needs_encoder`); its z must be
+    (N, z_dim) and finite; the core keeps it inside the box."""
+    extra = extra or {}
+    check_signature(component, 5, {**params, **extra}, "function(targets, z_dim, bound, rng, backend, **params)")
     with guard(component):
-        z = component.function(targets, z_dim, bound, rng, backend, **params)
+        z = component.function(targets, z_dim, bound, rng, backend, **extra, **params)
     try:
         z = np.asarray(z, np.float32)
     except (TypeError, ValueError):
@@ -163,7 +172,10 @@ def check_constraint(component, params: dict, z_dim: int, bound: float) -> None:
         if getattr(component, extra) is not None:
             _check_callable(component, getattr(component, extra), 2, params, f"{extra}(value, bound, **params)")
     start = np.linspace(-2 * bound, 2 * bound, CHECK_BATCH * z_dim, dtype=np.float32).reshape(CHECK_BATCH, z_dim)
-    generator = tf.random.Generator.from_seed(0)
+    from facemath_core.seeds import RowGenerator, row_seeds
+
+    generator = RowGenerator(CHECK_BATCH)  # what the projection loop passes: per-row draws
+    generator.reset(row_seeds(0, [str(i) for i in range(CHECK_BATCH)], 1, "check"))
     calls = TracedCalls()
 
     @tf.function

@@ -70,12 +70,21 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
             "options": record.get("options"),
         },
         "held_out_accuracy": record.get("held_out_accuracy"),
+        **_inverts(record),
         "facemath_version": __version__,
         "signatures": {
             sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
             for sig, s in S.SIGNATURES[_base_name(name)].items()
         },
     }
+
+
+def _inverts(record: dict) -> dict:
+    """A gan_encoder's metadata names the generator and version it inverts (`encoders.check_encoder` reads it)."""
+    from facemath_core.encoders import inverted_generator
+
+    generator = inverted_generator(record.get("options") or {})
+    return {"generator": generator} if generator else {}
 
 
 def _base_name(name: str) -> str:
@@ -91,6 +100,7 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
 
     size, zdim = cfg.image_size, cfg.z_dim
     z_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z)
+    z_cotangent_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z_COTANGENT)
     images_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.IMAGES)
     cotangent_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.COTANGENT)
     index_spec = tf.TensorSpec([None], tf.float32, name=S.METADATA_INDEX)
@@ -121,6 +131,15 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
         z_mean, z_log_var = model(images, training=False)
         return {S.Z_MEAN: z_mean, S.Z_LOG_VAR: z_log_var}
 
+    def invert(images):
+        return {S.Z: model(images, training=False)}
+
+    def invert_vjp(images, z_cotangent):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            z = model(images, training=False)
+        return {S.Z: z, S.IMAGES_GRAD: tape.gradient(z, images, output_gradients=z_cotangent)}
+
     def judge(images):
         return {S.ATTRIBUTE_LOGITS: model(images, training=False)}
 
@@ -130,6 +149,7 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
         S.DISCRIMINATOR: {S.DEFAULT: (discriminate, [images_spec]), S.GRAD: (discriminate_grad, [images_spec])},
         S.VAE_ENCODER: {S.DEFAULT: (encode, [images_spec])},
         S.ORACLE: {S.DEFAULT: (judge, [images_spec])},
+        S.GAN_ENCODER: {S.DEFAULT: (invert, [images_spec]), S.VJP: (invert_vjp, [images_spec, z_cotangent_spec])},
     }[base]
     return {**table, S.METADATA: (metadata, [index_spec])}
 
@@ -139,6 +159,7 @@ def _warmup_inputs(base: str, cfg: ArchConfig, signature: str) -> dict[str, np.n
         S.Z: (1, cfg.z_dim),
         S.IMAGES: (1, cfg.image_size, cfg.image_size, 3),
         S.COTANGENT: (1, cfg.image_size, cfg.image_size, 3),
+        S.Z_COTANGENT: (1, cfg.z_dim),
         S.METADATA_INDEX: (1,),
     }
     return {alias: np.zeros(shapes[alias], np.float32) for alias in S.SIGNATURES[base][signature].inputs}

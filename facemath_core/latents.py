@@ -32,6 +32,10 @@ class Latents:
     psnr: np.ndarray | None = None  # (N,) dB of the known pixels, for projections
     config: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # every model used, name -> version
+    # A shard of a bulk run (`--shard K/N`, facemath_core.shards): {"index": K, "count": N, "inputs": all input
+    # files, "digest": of their names}, and each face's position among all inputs, which orders a merge.
+    shard: dict = field(default_factory=dict)
+    input_index: np.ndarray | None = None  # (N,) int64, only in a shard
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -52,6 +56,9 @@ def save_latents(path: str | Path, latents: Latents) -> None:
         "models": np.array(json.dumps(latents.models, sort_keys=True)),
         **{f"loss_{k}": np.asarray(v, np.float32) for k, v in latents.losses.items()},
     }
+    if latents.shard:
+        arrays["shard"] = np.array(json.dumps(latents.shard, sort_keys=True))
+        arrays["input_index"] = np.asarray(latents.input_index, np.int64).reshape(len(latents.names))
     with atomic_file(path) as handle:
         np.savez(handle, **arrays)
 
@@ -180,6 +187,10 @@ def load_latents(path: str | Path) -> Latents:
     for name, value in losses.items():
         if value.dtype.kind not in "fiu" or value.shape != (len(names),):
             raise BadFileError(f"{path}: field 'loss_{name}' should be {len(names)} numbers")
+    shard = json_field(path, arrays, "shard")
+    input_index = arrays.get("input_index")
+    if shard and (input_index is None or input_index.dtype.kind not in "iu" or input_index.shape != (len(names),)):
+        raise BadFileError(f"{path}: field 'input_index' should be {len(names)} whole numbers in a shard")
     models = json_field(path, arrays, "models")
     if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in models.items()):
         raise BadFileError(f"{path}: field 'models' should map model names to version numbers")
@@ -196,6 +207,8 @@ def load_latents(path: str | Path) -> Latents:
         psnr=psnr,
         config=json_field(path, arrays, "config"),
         models=models,
+        shard=shard,
+        input_index=None if not shard else input_index.astype(np.int64),
     )
 
 

@@ -28,6 +28,9 @@ class ModelKind:
     build: Callable[[ArchConfig, TrainOptions], TrainableModel]  # the model, compiled with its optimizers
     served: dict[str, str]  # checkpoint name of each network (`TrainableModel.networks`) -> its served model name
     needs_labels: bool = False  # trained on attribute labels; its outputs are the data's attributes
+    # A new run's architecture and options from the command line's: (cfg, options) -> (cfg, options), e.g. the
+    # encoder's image and z sizes from the generator it inverts. None: as given.
+    configure: Callable[[ArchConfig, TrainOptions], tuple[ArchConfig, TrainOptions]] | None = None
 
 
 def _adam(options: TrainOptions, lr: float | None = None, beta_1: float | None = None):
@@ -65,12 +68,27 @@ def _oracle(cfg: ArchConfig, options: TrainOptions):
     return model
 
 
+def _encoder(cfg: ArchConfig, options: TrainOptions):
+    from facemath_core.gan_encoder import GANEncoder
+
+    model = GANEncoder(cfg, options.seed)
+    model.compile(optimizer=_adam(options))
+    return model
+
+
+def _encoder_configure(cfg: ArchConfig, options: TrainOptions):
+    from facemath_core.encoders import generator_for_training
+
+    return generator_for_training(cfg, options)
+
+
 KINDS: dict[str, ModelKind] = {
     kind.name: kind
     for kind in (
         ModelKind("gan", _gan, {"generator": S.GENERATOR, "discriminator": S.DISCRIMINATOR}),
         ModelKind("vae", _vae, {"encoder": S.VAE_ENCODER, "decoder": S.VAE_DECODER}),
         ModelKind("oracle", _oracle, {"classifier": S.ORACLE}, needs_labels=True),
+        ModelKind("encoder", _encoder, {"encoder": S.GAN_ENCODER}, configure=_encoder_configure),
     )
 }
 

@@ -18,8 +18,10 @@ import numpy as np
 
 from facemath_core import contracts
 from facemath_core import signatures as S
+from facemath_core.encoders import check_encoder
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import TracedCalls, check_params, guard
+from facemath_core.seeds import RowGenerator, row_seeds
 
 MODELS = {"gan": S.GENERATOR, "vae": S.VAE_DECODER}
 
@@ -311,8 +313,16 @@ class Projector:
                 f"--init {config.init}: {self.init_component.label} needs the {', '.join(missing)} model "
                 f"beside the {self.model} ({backend.describe()})"
             )
+        self.init_extra = {}
+        if self.init_component.needs_encoder:
+            check_encoder(backend, self.model, f"--init {config.init}")
+            self.init_extra = {"encode": lambda images: backend.encode_z(images, self.model)}
+        encoded_terms = [(spec, c) for spec, c, _ in self.terms if c.needs_encoder]
+        for spec, _ in encoded_terms:
+            check_encoder(backend, self.model, f"--loss-plugin {spec.name}")
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
+        self.encoder = backend.differentiable_encoder(self.model) if encoded_terms else None
         self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
         self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
@@ -330,7 +340,7 @@ class Projector:
 
     def initial_z(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return contracts.initial_z(
-            self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend
+            self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend, self.init_extra
         )
 
     # --- the step -------------------------------------------------------------------------------------------
@@ -342,7 +352,7 @@ class Projector:
         bound = self.bound
         constraint, constraint_params = self.constraint, self.constraint_params
         terms = self.terms
-        decoder, discriminator, fused = self.decoder, self.discriminator, self.fused
+        decoder, discriminator, encoder, fused = self.decoder, self.discriminator, self.encoder, self.fused
 
         def to_z(v):
             if constraint.to_z is None:
@@ -359,8 +369,17 @@ class Projector:
                 else:
                     images = decoder(z)
                     logits = discriminator(images) if discriminator is not None else None
+                    latents = {"z": z, "encoded": encoder(images)} if encoder is not None else {}
                     values = {
-                        spec.name: calls.call(component, target, images, mask, logits, **params)
+                        spec.name: calls.call(
+                            component,
+                            target,
+                            images,
+                            mask,
+                            logits,
+                            **(latents if component.needs_encoder else {}),
+                            **params,
+                        )
                         for spec, component, params in terms
                     }
                     total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
@@ -378,7 +397,7 @@ class Projector:
 
         return step
 
-    def _loop(self, n: int):
+    def _loop(self, n: int, seeds: np.ndarray):
         """The variables, optimizer and step function for batches of `n` images, built once per batch size and
         reset for every batch, so that tf.function traces one step per shape rather than one per batch."""
         import keras
@@ -387,7 +406,7 @@ class Projector:
         if n not in self._loops:
             variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
             active = tf.Variable(np.ones(n, np.float32), name="active")
-            generator = tf.random.Generator.from_seed(self.config.seed)
+            generator = RowGenerator(n)
             optimizer = contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
             with guard(self.optimizer_component, "building its state"):
                 optimizer.build([variable])
@@ -396,7 +415,7 @@ class Projector:
             self._loops[n] = (variable, active, generator, optimizer, fresh, step)
         variable, active, generator, optimizer, fresh, step = self._loops[n]
         active.assign(np.ones(n, np.float32))
-        generator.reset_from_seed(self.config.seed)
+        generator.reset(seeds)
         for var, value in zip(optimizer.variables, fresh, strict=True):
             var.assign(value)
         return variable, active, generator, optimizer, step
@@ -410,22 +429,27 @@ class Projector:
         state: dict | None = None,
         on_checkpoint=None,
         checkpoint_every: int = 100,
+        seeds: np.ndarray | None = None,
     ) -> BatchResult:
         """Optimise one batch. `targets` (N, H, W, 3) in [-1, 1], `masks` (N, H, W) with 1 = known, `z0` (N, D).
 
         `progress(steps_done, mean_total)` is called every step; `on_checkpoint(state)` every `checkpoint_every`
-        steps with everything needed to continue (`state=`) exactly where it stopped.
+        steps with everything needed to continue (`state=`) exactly where it stopped. `seeds` (N, 2) seed each
+        row's random draws (stochastic clipping; `facemath_core.seeds`); by default row i's come from --seed and i.
+        Rows never mix: a row's result does not depend on the others in the batch.
         """
         import keras
         import tensorflow as tf
 
         cfg = self.config
         n = len(targets)
+        if seeds is None:
+            seeds = row_seeds(cfg.seed, [f"row {i}" for i in range(n)], 1, "constraint")
         start_value = z0
         if self.constraint.from_z is not None:
             with guard(self.constraint, "mapping the starting z"):
                 start_value = self.constraint.from_z(z0, self.bound, **self.constraint_params)
-        variable, active, generator, optimizer, step_fn = self._loop(n)
+        variable, active, generator, optimizer, step_fn = self._loop(n, seeds)
         variable.assign(np.asarray(start_value, np.float32))
         best_z = z0.astype(np.float32).copy()
         best_total = np.full(n, np.inf, np.float32)
@@ -437,7 +461,7 @@ class Projector:
         if state is not None:
             variable.assign(state["variable"])
             active.assign(state["active"])
-            generator.reset(tf.constant(state["generator"], tf.int64))
+            generator.reset(seeds, int(state.get("draws", 0)))
             for var, value in zip(optimizer.variables, state["optimizer"], strict=True):
                 var.assign(value)
             best_z, best_total = state["best_z"].copy(), state["best_total"].copy()
@@ -451,7 +475,7 @@ class Projector:
             return {
                 "variable": variable.numpy(),
                 "active": active.numpy(),
-                "generator": generator.state.numpy(),
+                "draws": generator.draws.numpy(),
                 "optimizer": [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables],
                 "best_z": best_z,
                 "best_total": best_total,
@@ -496,6 +520,9 @@ class Projector:
             if on_checkpoint and steps_done % checkpoint_every == 0 and steps_done < cfg.steps:
                 on_checkpoint(snapshot(steps_done))
             running = (active.numpy() > 0) & (step - last_improved < cfg.patience)
+            # A row that has stopped improving stops moving now, not when the whole batch has: its result must
+            # not depend on how long its batch-mates keep going.
+            active.assign(running.astype(np.float32))
             if not running.any():
                 break
         return BatchResult(best_z, best_total, best_terms, steps_done, failed, snapshot(steps_done), failed_terms)

@@ -27,7 +27,7 @@ import contextlib
 import json
 import signal
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import numpy as np
 from facemath_core import signatures as S
 from facemath_core.contracts import blend, check_blender
 from facemath_core.drawing import enlarge, labelled_grid, outline, scale_for
+from facemath_core.encoders import ENCODER_OF
 from facemath_core.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.flags import reasons
@@ -51,6 +52,7 @@ from facemath_core.latents import Latents, save_latents
 from facemath_core.metrics import known_psnr
 from facemath_core.plugins import check_params
 from facemath_core.projection import BatchResult, ProjectionConfig, Projector
+from facemath_core.seeds import image_rng, row_seeds
 
 RESUME_FILE = "resume.npz"
 HISTORY_FILE = "history.jsonl"
@@ -58,17 +60,59 @@ HISTORY_FILE = "history.jsonl"
 
 @dataclass
 class JobInputs:
-    names: list[str]  # unique display names (file names)
+    names: list[str]  # unique display names (file names), of this shard's images
     paths: list[str]
     images: np.ndarray  # (N, S, S, 3) in [-1, 1]
     resized: list[str]
+    keys: list[str] = field(default_factory=list)  # what seeds each image (facemath_core.seeds); default: names
+    indices: list[int] = field(default_factory=list)  # each image's position among all the inputs
+    shard: dict = field(default_factory=dict)  # facemath_core.shards.record, for a shard of a bulk run
+
+    def __post_init__(self):
+        self.keys = self.keys or list(self.names)
+        self.indices = self.indices or list(range(len(self.names)))
 
 
-def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInputs:
-    paths = collect_image_paths(arguments)
-    names, images, problems, resized = [], [], [], []
-    seen: dict[str, int] = {}
+def display_names(paths: list[Path]) -> list[str]:
+    """Unique names for the inputs: the file name, with -2, -3 ... for the same name seen again."""
+    names, seen = [], {}
     for path in paths:
+        name = path.name
+        if name in seen:  # the same file name in two folders: keep both, distinguishably
+            seen[name] += 1
+            name = f"{path.stem}-{seen[name]}{path.suffix}"
+        seen.setdefault(name, 1)
+        names.append(name)
+    return names
+
+
+def load_inputs(arguments: list[str], size: int, resize: bool = True, shard=None) -> JobInputs:
+    """Read the images the arguments name; with `shard` (facemath_core.shards.Shard) only that shard's. Names are
+    made unique over all the inputs, so a face has the same name in its shard as in an unsharded run."""
+    from facemath_core.shards import record, select
+
+    paths = collect_image_paths(arguments)
+    names = display_names(paths)
+    keys = [path.name for path in paths]  # the path relative to the folder it was found in (folders are flat)
+    chosen = select(keys, shard)
+    inputs = read_inputs(
+        [paths[i] for i in chosen],
+        [names[i] for i in chosen],
+        [keys[i] for i in chosen],
+        chosen,
+        size,
+        resize,
+        total=len(paths),
+    )
+    if shard is not None:
+        inputs.shard = record(shard, names)
+    return inputs
+
+
+def read_inputs(paths, names, keys, indices, size: int, resize: bool, total: int | None = None) -> JobInputs:
+    """Read and size the images; every unreadable one is listed in one BadImagesError."""
+    images, problems, resized = [], [], []
+    for path in map(Path, paths):
         try:
             rgb = read_image(path)
         except FacemathError as exc:
@@ -83,25 +127,46 @@ def load_inputs(arguments: list[str], size: int, resize: bool = True) -> JobInpu
                 continue
             resized.append(str(path))
             rgb = crop_and_resize(rgb, size)
-        name = path.name
-        if name in seen:  # the same file name in two folders: keep both, distinguishably
-            seen[name] += 1
-            name = f"{path.stem}-{seen[name]}{path.suffix}"
-        seen.setdefault(name, 1)
-        names.append(name)
         images.append(rgb)
     if problems:
-        raise BadImagesError(problems, len(paths))
-    return JobInputs(names, [str(p) for p in paths], to_unit(np.stack(images)), resized)
+        raise BadImagesError(problems, len(paths) if total is None else total)
+    stacked = to_unit(np.stack(images)) if images else np.zeros((0, size, size, 3), np.float32)
+    return JobInputs(list(names), [str(p) for p in paths], stacked, resized, list(keys), list(indices))
 
 
-def build_masks(registry, config: ProjectionConfig, names: list[str], size: int) -> np.ndarray:
+def resumed_inputs(arrays: dict, size: int, resize: bool = True, path: str | Path = RESUME_FILE) -> JobInputs:
+    """The inputs of the run a resume file (`path`, for messages) belongs to, with the names, keys and shard it
+    recorded (a shard's names were made unique over all the inputs, which its own paths alone cannot repeat)."""
+    from facemath_core.latents import json_field, text_list
+
+    path = Path(path)
+    paths = [str(p) for p in arrays["paths"]]
+    if "keys" not in arrays:  # written before shards existed
+        return load_inputs(paths, size, resize)
+    names, keys = text_list(path, arrays, "names"), text_list(path, arrays, "keys")
+    indices = arrays.get("indices")
+    if len(keys) != len(names) or indices is None or indices.dtype.kind not in "iu" or indices.shape != (len(names),):
+        raise BadFileError(f"{path}: its keys and input indices do not match its {len(names)} images")
+    inputs = read_inputs(paths, names, keys, indices.tolist(), size, resize)
+    inputs.shard = json_field(path, arrays, "shard")
+    return inputs
+
+
+def build_masks(
+    registry, config: ProjectionConfig, names: list[str], size: int, keys: list[str] | None = None
+) -> np.ndarray:
+    """One mask per image; a random mask is drawn from the image's own seed (facemath_core.seeds), so it does
+    not depend on the other images."""
     from facemath_core.contracts import make_mask
 
     component = registry.get("mask", config.mask, option="--mask")
     params = check_params(component, config.mask_params)
-    rng = np.random.default_rng([config.seed, 7])
-    return np.stack([make_mask(component, params, (size, size), rng, name) for name in names])
+    keys = names if keys is None else keys
+    masks = [
+        make_mask(component, params, (size, size), image_rng(config.seed, key, "mask"), name)
+        for name, key in zip(names, keys, strict=True)
+    ]
+    return np.stack(masks) if masks else np.zeros((0, size, size), np.float32)
 
 
 def _flatten_state(prefix: str, state: dict) -> dict[str, np.ndarray]:
@@ -163,15 +228,20 @@ class ProjectionJob:
     def chunks(self, n: int) -> list[range]:
         return batch_ranges(n, self.config)
 
-    def _initial_z(self, targets: np.ndarray, chunk_index: int) -> np.ndarray:
-        rng = np.random.default_rng([self.config.seed, chunk_index])
-        z = self.projector.initial_z(targets, rng)
-        if self.config.restarts > 1 and self.config.init == "encoder":
-            # The first try starts at the encoder's z, the others at random points of the prior.
-            rows = np.arange(len(targets)) % self.config.restarts != 0
-            bound = self.projector.bound
-            z[rows] = rng.uniform(-bound, bound, (int(rows.sum()), z.shape[1]))
-        return z
+    def _initial_z(self, targets: np.ndarray, keys: list[str]) -> np.ndarray:
+        """Each row's starting z from its own seed (the image's key and the restart), one image at a time, so a
+        face starts where it would in any other batch."""
+        k, bound = self.config.restarts, self.projector.bound
+        rows = []
+        for row, target in enumerate(targets):
+            restart = row % k
+            rng = image_rng(self.config.seed, keys[row // k], "init", restart)
+            if restart and self.config.init == "encoder":
+                # The first try starts at the encoder's z, the others at random points of the prior.
+                rows.append(rng.uniform(-bound, bound, (1, self.projector.z_dim)).astype(np.float32))
+            else:
+                rows.append(self.projector.initial_z(target[None], rng))
+        return np.concatenate(rows) if rows else np.zeros((0, self.projector.z_dim), np.float32)
 
     # --- running --------------------------------------------------------------------------------------------
 
@@ -209,12 +279,15 @@ class ProjectionJob:
                 handle.write((self.out / HISTORY_FILE).read_bytes())
         if resume_from:
             truncate_history(self.partial / HISTORY_FILE, resume_from, len(chunks))
-        masks = build_masks(self.registry, cfg, inputs.names, self.projector.image_size)
+        masks = build_masks(self.registry, cfg, inputs.names, self.projector.image_size, inputs.keys)
         results: list[BatchResult] = []
         saved_states: dict[str, np.ndarray] = {}
         meta = {
-            "names": np.array(inputs.names),
-            "paths": np.array(inputs.paths),
+            "names": np.array(inputs.names, dtype=str),
+            "paths": np.array(inputs.paths, dtype=str),
+            "keys": np.array(inputs.keys, dtype=str),
+            "indices": np.array(inputs.indices, np.int64),
+            "shard": np.array(json.dumps(inputs.shard)),
             "config": np.array(json.dumps(cfg.to_dict())),
             # A resumed run must go on with the models it started with, not whatever is newest by then.
             "models": np.array(json.dumps(self.model_versions())),
@@ -224,7 +297,8 @@ class ProjectionJob:
                 targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
                 chunk_masks = np.repeat(masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
                 state = _unflatten_state(f"c{c}.", resume_from) if resume_from else None
-                z0 = state["best_z"] if state is not None else self._initial_z(targets, c)
+                chunk_keys = inputs.keys[chunk.start : chunk.stop]
+                z0 = state["best_z"] if state is not None else self._initial_z(targets, chunk_keys)
 
                 def on_step(step, mean, terms, c=c):
                     history.write(json.dumps({"batch": c, "step": step, "loss": mean, **terms}) + "\n")
@@ -237,7 +311,13 @@ class ProjectionJob:
                     self._checkpoint = (c, int(snapshot["step"]))
 
                 result = self.projector.project(
-                    targets, chunk_masks, z0, progress=on_step, state=state, on_checkpoint=on_checkpoint
+                    targets,
+                    chunk_masks,
+                    z0,
+                    progress=on_step,
+                    state=state,
+                    on_checkpoint=on_checkpoint,
+                    seeds=row_seeds(cfg.seed, chunk_keys, cfg.restarts, "constraint"),
                 )
                 saved_states.update(_flatten_state(f"c{c}.", result.state))
                 history.flush()
@@ -295,17 +375,24 @@ class ProjectionJob:
                 )
         model = self.projector.model
         models = self.model_versions()
+
+        def joined(parts, empty):  # an empty shard has no batches
+            return np.concatenate(parts) if parts else empty
+
+        no_values = np.zeros(0, np.float32)
         latents = Latents(
             names=inputs.names,
-            z=np.concatenate(zs),
+            z=joined(zs, np.zeros((0, self.projector.z_dim), np.float32)),
             family=self.config.model,
             model=model,
             model_version=models[model],
             source="projection",
-            losses={"total": np.concatenate(totals), **{k: np.concatenate(v) for k, v in terms.items()}},
-            failed=np.concatenate(failed),
+            losses={"total": joined(totals, no_values), **{k: joined(v, no_values) for k, v in terms.items()}},
+            failed=joined(failed, np.zeros(0, bool)),
             config={**self.config.to_dict(), "backend": self.backend.describe(), "inputs": inputs.paths},
             models=models,
+            shard=dict(inputs.shard),
+            input_index=np.array(inputs.indices, np.int64) if inputs.shard else None,
         )
         return latents, failures
 
@@ -314,11 +401,17 @@ class ProjectionJob:
         models = {self.projector.model: self.backend.version(self.projector.model)}
         if self.projector.needs_discriminator:
             models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
-        if self.config.init == "encoder":
-            models[S.VAE_ENCODER] = self.backend.version(S.VAE_ENCODER)
+        if self.projector.init_component.needs_encoder or self.projector.encoder is not None:
+            encoder = ENCODER_OF[self.projector.model]  # --init encoder, the in-domain loss: the model's own
+            models[encoder] = self.backend.version(encoder)
         return models
 
     def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
+        if not inputs.names:  # an empty shard: a latents file with no faces, so a merge sees every shard
+            latents.psnr, latents.flagged = np.zeros(0, np.float32), np.zeros(0, bool)
+            self.known_psnr = latents.psnr
+            save_latents(self.partial / "latents.npz", latents)
+            return
         generated = self.backend.generate(latents.z, latents.model)
         latents.psnr = known_psnr(inputs.images, generated, masks)
         why = reasons(latents.losses["total"], latents.psnr, latents.failed)

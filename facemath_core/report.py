@@ -87,7 +87,9 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             f"{n} labelled faces from `{result['data']}` ({result.get('faces_used', 'held-out')}); "
             f"GAN projection uses the amos2016 settings "
             f"(contextual + 0.1 perceptual, Adam lr 0.01, clipping) for up to {cfg['steps']} steps; the hybrid starts "
-            f"the same projection at the VAE encoder's z; the VAE row is the encoder's posterior mean. Models: "
+            f"the same projection at the z of the gan_encoder trained to invert this generator (iGAN's hybrid); the "
+            f"in-domain hybrid adds the in-domain term ||z - E(G(z))||^2 (Zhu et al. 2020, weight 10); "
+            f"the VAE row is the encoder's posterior mean. Models: "
             + ", ".join(f"{k} v{v}" for k, v in result["models"].items())
             + f". The attribute oracle judges every face. Intervals are 95%: mean ± t standard errors over faces "
             f"(or attributes; Student's t), and Wilson intervals for rates. Seed {cfg['seed']}.",

@@ -12,7 +12,7 @@ from facemath_core.comparison import SLUG, CompareResult, analogy_summary, vecto
 from facemath_core.images import from_unit, save_png
 from facemath_core.worked_example import example_grid, work_out
 
-COLOURS = ["#4c72b0", "#55a868", "#c44e52"]  # one per method
+COLOURS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52"]  # one per method
 
 
 def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:

@@ -15,7 +15,8 @@ DISCRIMINATOR = "discriminator"
 VAE_ENCODER = "vae_encoder"
 VAE_DECODER = "vae_decoder"
 ORACLE = "attribute_oracle"
-MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE)
+GAN_ENCODER = "gan_encoder"  # an encoder trained to invert one generator version (`facemath train encoder`)
+MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE, GAN_ENCODER)
 # Composite models, built from exported ones: the projector is the generator and the discriminator in one graph,
 # so that a projection step is one request (facemath_core/projector_export.py).
 PROJECTOR = "projector"
@@ -34,6 +35,7 @@ STEP = "step"
 Z = "z"
 IMAGES = "images"
 COTANGENT = "cotangent"
+Z_COTANGENT = "z_cotangent"  # the gan_encoder's vjp: an upstream gradient on its z output
 Z_GRAD = "z_grad"
 LOGITS = "logits"
 IMAGES_GRAD = "images_grad"
@@ -92,6 +94,12 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
     VAE_DECODER: dict(_DECODER_SIGNATURES),
     ORACLE: {
         DEFAULT: Signature((IMAGES,), (ATTRIBUTE_LOGITS,)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    # Its vjp carries the in-domain loss's gradient through E(G(z)) on a remote backend.
+    GAN_ENCODER: {
+        DEFAULT: Signature((IMAGES,), (Z,)),
+        VJP: Signature((IMAGES, Z_COTANGENT), (Z, IMAGES_GRAD)),
         METADATA: _METADATA_SIGNATURE,
     },
     PROJECTOR: {

@@ -47,6 +47,8 @@ class TrainOptions:
     sample_every: int = 500
     checkpoint_every: int = 1000
     split: str = "train"
+    generator: str = ""  # encoder: the exported generator it inverts (its version folder, once the run starts)
+    generator_version: int | None = None  # encoder: --model-version of --generator (None: the newest)
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,8 @@ def train(
         if options.steps is None:
             options = TrainOptions(**{**asdict(options), "steps": TrainOptions.steps})
     spec = model_kind(kind)
+    if record is None and spec.configure is not None:
+        cfg, options = spec.configure(cfg, options)
     check_batch(options.batch_size, strategy)
 
     keras.utils.set_random_seed(options.seed)

@@ -18,10 +18,10 @@ def normal(targets, z_dim, bound, rng, backend):
     return np.clip(rng.standard_normal((len(targets), z_dim)), -bound, bound).astype(np.float32)
 
 
-def encoder(targets, z_dim, bound, rng, backend):
-    """The VAE encoder's mean for each image (iGAN's hybrid: a feed-forward guess refined by optimisation)."""
-    z_mean, _ = backend.encode(targets)
-    return np.clip(z_mean, -bound, bound).astype(np.float32)
+def encoder(targets, z_dim, bound, rng, backend, encode):
+    """The encoder of the model projected onto, E(x) for each image: iGAN's hybrid, a feed-forward guess refined
+    by optimisation (the gan_encoder for --model gan, the VAE encoder's mean for --model vae)."""
+    return np.clip(encode(targets), -bound, bound).astype(np.float32)
 
 
 @hookimpl
@@ -31,8 +31,8 @@ def facemath_initializers():
         Initializer("normal", "Standard normal draws, cut to the box.", normal),
         Initializer(
             "encoder",
-            "The VAE encoder's z for each image (needs vae_encoder; iGAN's hybrid).",
+            "E(x) from the model's own encoder (gan_encoder / vae_encoder; iGAN's hybrid).",
             encoder,
-            needs_models=("vae_encoder",),
+            needs_encoder=True,
         ),
     ]

@@ -74,6 +74,14 @@ def lowres(target, generated, mask, disc_logits=None, factor: int = 4):
     return _per_image_sum(tf.abs(down(generated) - down(target))) * factor * factor
 
 
+def in_domain(target, generated, mask, disc_logits=None, z=None, encoded=None):
+    """||z - E(G(z))||^2 summed over z's dimensions (Zhu et al. 2020's domain regulariser): keeps z where the
+    encoder would put the face it makes, the region of z the generator was trained on. Ignores the images."""
+    import tensorflow as tf
+
+    return tf.reduce_sum(tf.square(z - encoded), axis=1)
+
+
 @hookimpl
 def facemath_loss_terms():
     return [
@@ -95,5 +103,12 @@ def facemath_loss_terms():
         ),
         LossTerm(
             "lowres", "L1 between block averages of G(z) and the image (super-resolution).", lowres, {"factor": 4}
+        ),
+        LossTerm(
+            "in-domain",
+            "||z - E(G(z))||^2 with the model's own encoder (Zhu et al. 2020).",
+            in_domain,
+            needs_encoder=True,
+            default_weight=10.0,
         ),
     ]

@@ -61,7 +61,36 @@ def tiny_export(tmp_path_factory, tiny_runs):
     base = tmp_path_factory.mktemp("exported")
     for run in tiny_runs.values():
         export_run(run, base)
+    # The encoder inverts the exported generator, so it trains after the export (and is then a run like the rest).
+    tiny_runs["encoder"] = train_tiny_encoder(tiny_runs["gan"].parent / "encoder", base / "generator", tiny_runs)
+    export_run(tiny_runs["encoder"], base)
     return base
+
+
+def train_tiny_encoder(run, generator, tiny_runs, steps: int = 20, version: int | None = None):
+    """A few steps of `train encoder` for the tiny generator folder `generator`, on the GAN run's faces."""
+    import json
+
+    from facemath_core.architectures import ArchConfig
+    from facemath_core.training import TrainOptions, train
+
+    data = json.loads((tiny_runs["gan"] / "run.json").read_text())["data"]
+    train(
+        "encoder",
+        data,
+        run,
+        ArchConfig(**TINY),
+        TrainOptions(
+            steps=steps,
+            batch_size=16,
+            lr=1e-3,
+            sample_every=steps,
+            checkpoint_every=steps,
+            generator=str(generator),
+            generator_version=version,
+        ),
+    )
+    return run
 
 
 def run_cli(*args, env=None):

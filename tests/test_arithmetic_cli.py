@@ -224,7 +224,7 @@ def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "VAE encoder"]
+    assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder"]
     # The folder has a partition file: only its held-out faces (the last 10%, 16 of 160) are compared.
     partition = (train_faces / "list_eval_partition.txt").read_text().split("\n")
     held_out = [line.split()[0] for line in partition if line.strip() and line.split()[1] != "0"]

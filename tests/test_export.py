@@ -16,6 +16,7 @@ RUN_OF_MODEL = {
     S.VAE_ENCODER: "vae",
     S.VAE_DECODER: "vae",
     S.ORACLE: "oracle",
+    S.GAN_ENCODER: "encoder",
 }
 
 
@@ -28,7 +29,7 @@ def sessions(tiny_export):
 
 
 @pytest.fixture(scope="module")
-def in_process(tiny_runs):
+def in_process(tiny_runs, tiny_export):  # tiny_export adds the encoder run (it inverts the exported generator)
     models = {}
     for run in tiny_runs.values():
         models.update(restore_run_models(run)[2])

@@ -22,10 +22,21 @@ def inputs(seed=0, batch=3, hole=True, dtype=tf.float32):
     return target, generated, tf.constant(mask, dtype), logits
 
 
-def evaluate(name, target, generated, mask, logits):
+def latents(batch, dtype=tf.float64, seed=4):
+    """z and E(G(z)) for the terms that `needs_encoder` (z_dim 5); row i is the same for every batch size."""
+    rng = np.random.default_rng(seed)
+    z, encoded = rng.uniform(-1, 1, (2, 3, 5))[:, :batch]
+    return tf.Variable(z, dtype=dtype), tf.Variable(encoded, dtype=dtype)
+
+
+def evaluate(name, target, generated, mask, logits, z=None, encoded=None):
     component = REGISTRY.get("loss", name)
+    extra = {}
+    if component.needs_encoder:
+        default_z, default_encoded = latents(len(target), target.dtype)
+        extra = {"z": default_z if z is None else z, "encoded": default_encoded if encoded is None else encoded}
     return component.function(
-        target, generated, mask, logits if component.needs_discriminator else None, **component.defaults
+        target, generated, mask, logits if component.needs_discriminator else None, **extra, **component.defaults
     )
 
 
@@ -78,6 +89,18 @@ def test_gradient_matches_finite_differences(name):
         d = rng.normal(size=3)
         numeric = (at(base, logits.numpy() + eps * d) - at(base, logits.numpy() - eps * d)) / (2 * eps)
         assert abs(numeric - float(np.sum(grad_logits.numpy() * d))) < 1e-5
+    if REGISTRY.get("loss", name).needs_encoder:
+        z, encoded = latents(3)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(evaluate(name, target, generated, mask, logits, z, encoded))
+        grad_z = tape.gradient(value, z).numpy()
+        d = rng.normal(size=z.shape)
+
+        def at_z(values):
+            return float(tf.reduce_sum(evaluate(name, target, generated, mask, logits, tf.constant(values), encoded)))
+
+        numeric = (at_z(z.numpy() + eps * d) - at_z(z.numpy() - eps * d)) / (2 * eps)
+        assert abs(numeric - float(np.sum(grad_z * d))) <= 1e-5 * max(1.0, abs(numeric))
 
 
 def test_contextual_ignores_the_hole():

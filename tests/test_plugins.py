@@ -198,7 +198,7 @@ def test_hook_facemath_loss_terms():
     import tensorflow as tf
 
     registry = builtins()
-    assert registry.names("loss") == ["contextual", "l2", "lowres", "perceptual", "weighted-contextual"]
+    assert registry.names("loss") == ["contextual", "in-domain", "l2", "lowres", "perceptual", "weighted-contextual"]
     target = tf.zeros((2, 8, 8, 3))
     generated = tf.concat([tf.zeros((1, 8, 8, 3)), tf.ones((1, 8, 8, 3))], 0)
     mask = tf.ones((2, 8, 8, 1))
@@ -206,6 +206,12 @@ def test_hook_facemath_loss_terms():
     np.testing.assert_allclose(value.numpy(), [0.0, 8 * 8 * 3])
     assert registry.get("loss", "perceptual").needs_discriminator
     assert registry.get("loss", "perceptual").provider == "facemath 0.1.0"
+    # in-domain: ||z - E(G(z))||^2 per row, checked against numpy.
+    z, encoded = np.array([[0.5, -0.5, 0.0], [1.0, 1.0, 1.0]]), np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -1.0]])
+    in_domain = registry.get("loss", "in-domain")
+    assert in_domain.needs_encoder and not in_domain.needs_discriminator
+    value = in_domain.function(target, generated, mask, None, z=tf.constant(z), encoded=tf.constant(encoded))
+    np.testing.assert_allclose(value.numpy(), ((z - encoded) ** 2).sum(axis=1))
 
 
 def test_hook_facemath_optimizers():
@@ -243,13 +249,6 @@ def test_hook_facemath_blenders():
     assert out[:, :2].max() == 0 and out[:, 2:].min() == 1
 
 
-class _FakeBackend:
-    """Just enough of a backend for the encoder initialiser: encode() returns a known z."""
-
-    def encode(self, images):
-        return np.full((len(images), 4), 0.5, np.float32), None
-
-
 def test_hook_facemath_initializers():
     registry = builtins()
     assert registry.names("init") == ["encoder", "normal", "uniform"]
@@ -260,8 +259,11 @@ def test_hook_facemath_initializers():
     normal = registry.get("init", "normal").function(targets, 4, 3.0, np.random.default_rng(0), None)
     assert abs(normal.std() - 1.0) < 0.05 and np.abs(normal).max() <= 3.0
     encoder = registry.get("init", "encoder")
-    assert encoder.needs_models == ("vae_encoder",)
-    np.testing.assert_array_equal(encoder.function(targets[:3], 4, 0.25, None, _FakeBackend()), np.full((3, 4), 0.25))
+    assert encoder.needs_encoder  # the core hands it the encoder of the model projected onto
+    encode = lambda images: np.full((len(images), 4), 0.5, np.float32)  # noqa: E731
+    np.testing.assert_array_equal(
+        encoder.function(targets[:3], 4, 0.25, None, None, encode=encode), np.full((3, 4), 0.25)
+    )
 
 
 def test_hook_facemath_constraints():

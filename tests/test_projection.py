@@ -92,7 +92,7 @@ def test_restarts_and_encoder_init(backend, faces, tmp_path):
     encoded = ProjectionJob(backend, registry, config(steps=5, init="encoder"), tmp_path / "enc").run(
         inputs, warn=lambda _: None
     )
-    assert encoded.models["vae_encoder"] == 1 and encoded.z.shape == (6, 8)
+    assert encoded.models["gan_encoder"] == 1 and encoded.z.shape == (6, 8)
 
 
 def test_perceptual_term_uses_the_discriminator(backend, faces, tmp_path):

@@ -29,7 +29,8 @@ def test_every_readme_example_runs_on_the_shipped_examples(tiny_export, tmp_path
     runs = {
         "project": ["project", str(EXAMPLES), "--loss-plugin", "perceptual", "--steps", "2", "-o", str(tmp_path / "p")],
         "complete": ["complete", str(EXAMPLES), "--mask", "center", "--blend", "poisson", "--steps", "2",
-                     "-o", str(tmp_path / "c")],
+                     "--shard", "1/1", "-o", str(tmp_path / "c")],
+        "latents": ["latents", "merge", str(tmp_path / "c"), "--out", str(tmp_path / "merged")],
         "info": ["info"],
         "encode": ["encode", str(EXAMPLES), "--out", str(enc)],
         "render": ["render", str(enc / "latents.npz"), "--names", "000001,000002", "--out", str(tmp_path / "r")],

@@ -105,6 +105,12 @@ class Backend:
         out = self.batched(S.VAE_ENCODER, S.DEFAULT, {S.IMAGES: images})
         return out[S.Z_MEAN], out[S.Z_LOG_VAR]
 
+    def encode_z(self, images, decoder: str = S.GENERATOR) -> np.ndarray:
+        """z for images from the encoder of `decoder`: the gan_encoder's z, or the VAE encoder's mean."""
+        if decoder == S.VAE_DECODER:
+            return self.encode(images)[0]
+        return self.batched(S.GAN_ENCODER, S.DEFAULT, {S.IMAGES: images})[S.Z]
+
     def judge(self, images) -> np.ndarray:
         """The attribute oracle's logits, one column per attribute in metadata(ORACLE)['attribute_names']."""
         return self.batched(S.ORACLE, S.DEFAULT, {S.IMAGES: images})[S.ATTRIBUTE_LOGITS]
@@ -135,6 +141,35 @@ class Backend:
             return images, grad
 
         return decode
+
+    def differentiable_encoder(self, decoder: str = S.GENERATOR) -> Callable:
+        """images -> z of the encoder of `decoder`, as a TF op whose gradient is the gan_encoder's `vjp` signature
+        (the VAE encoder exports none: over a server it has no gradient)."""
+        import tensorflow as tf
+
+        if decoder != S.GENERATOR:
+            raise FacemathError(f"{self.describe()}: the vae_encoder has no vjp signature to differentiate through")
+        z_dim = self.metadata(S.GAN_ENCODER)["z_dim"]
+
+        @tf.custom_gradient
+        def encode(images):
+            z = tf.numpy_function(lambda x: self.encode_z(x, decoder), [images], tf.float32, stateful=False)
+            z = tf.ensure_shape(z, [None, z_dim])
+
+            def grad(cotangent):
+                images_grad = tf.numpy_function(
+                    lambda x, c: self.batched(S.GAN_ENCODER, S.VJP, {S.IMAGES: x, S.Z_COTANGENT: c}, [S.IMAGES_GRAD])[
+                        S.IMAGES_GRAD
+                    ],
+                    [images, cotangent],
+                    tf.float32,
+                    stateful=False,
+                )
+                return tf.ensure_shape(images_grad, images.shape)
+
+            return z, grad
+
+        return encode
 
     def differentiable_discriminator(self) -> Callable:
         """images -> logits as a TF op whose gradient is the discriminator's `grad` signature."""

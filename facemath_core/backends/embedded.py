@@ -82,6 +82,13 @@ class EmbeddedBackend(Backend):
         fn = self.signature(model, S.DEFAULT)
         return lambda z: fn(z=z)[S.IMAGES]
 
+    def differentiable_encoder(self, decoder: str = S.GENERATOR):
+        if decoder == S.VAE_DECODER:
+            fn = self.signature(S.VAE_ENCODER, S.DEFAULT)
+            return lambda images: fn(images=images)[S.Z_MEAN]
+        fn = self.signature(S.GAN_ENCODER, S.DEFAULT)
+        return lambda images: fn(images=images)[S.Z]
+
     def differentiable_discriminator(self):
         fn = self.signature(S.DISCRIMINATOR, S.DEFAULT)
         return lambda images: fn(images=images)[S.LOGITS]

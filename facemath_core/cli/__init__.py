@@ -29,7 +29,7 @@ app = typer.Typer(
 
 # Commands that never touch TensorFlow; every other command imports it once, quietly, up front. `train` does it
 # itself, after its tf.distribute strategy is set up (that must come before TensorFlow initialises its devices).
-LIGHT_COMMANDS = {"plugins", "data", "info", "train", None}
+LIGHT_COMMANDS = {"plugins", "data", "info", "train", "latents", None}
 
 
 def _version(value: bool):
@@ -99,6 +99,7 @@ def _register_commands() -> None:
     app.command("plugins")(plugins.plugins_command)
     app.command("info")(info.info_command)
     app.add_typer(data.app, name="data")
+    app.add_typer(latents.app, name="latents")
     app.command("train", no_args_is_help=True)(train.train_command)
     app.command("export", no_args_is_help=True)(export.export_command)
     app.command("serve")(serving.serve_command)

@@ -159,3 +159,30 @@ def strip_headers(names: list[str], steps: int) -> list[str]:
         Path(names[i // (steps - 1)]).stem if i % (steps - 1) == 0 else f"t={(i % (steps - 1)) / (steps - 1):.2f}"
         for i in range(count)
     ]
+
+
+app = typer.Typer(help="Work on latents files: merge the shards of a bulk projection.", no_args_is_help=True)
+
+
+@app.command("merge", no_args_is_help=True)
+def merge_command(
+    sources: Annotated[
+        list[str], typer.Argument(metavar="SHARD...", help="The shards' result folders (or their latents.npz).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result folder for the merged latents.")],
+    overwrite: OverwriteOption = False,
+):
+    """Merge the shards of `facemath project --shard K/N` into one result, as one unsharded run writes it.
+
+    The shards must share the model, its version and the projection configuration, come from the same input
+    list, and be all N of them with no image twice; the merged latents.npz lists the faces in input order."""
+    from facemath_core.files import atomic_dir, check_new_dir
+    from facemath_core.shards import load_shards, merge, write_merged
+
+    check_new_dir(out, overwrite)
+    parts = load_shards(sources)
+    merged = merge(parts)
+    with atomic_dir(out) as tmp:
+        written = write_merged(parts, merged, tmp)
+    count = parts[0][1].shard["count"]
+    typer.echo(f"merged {count} shards, {len(merged.names)} faces, into {out} ({', '.join(written)})")

@@ -22,6 +22,8 @@ def _details(described: dict) -> str:
     if "arity" in described:
         arity = described["arity"]
         parts.append("any number of arguments" if arity is None else f"{arity} argument{'s' * (arity != 1)}")
+    if described.get("needs_encoder"):
+        parts.append("needs the model's encoder (gan_encoder / vae_encoder)")
     if described.get("needs_models"):
         parts.append(f"needs {', '.join(described['needs_models'])}")
     if described.get("reparametrises"):

@@ -29,7 +29,7 @@ OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (def
 LrOption = Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")]
 StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
 InitOption = Annotated[
-    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (VAE encoder, iGAN's hybrid), ...")
+    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (the model's own encoder: iGAN's hybrid), ...")
 ]
 RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
 ConstraintOption = Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")]
@@ -47,6 +47,14 @@ BatchSizeOption = Annotated[int, typer.Option(help="Images optimised together.")
 PatienceOption = Annotated[int, typer.Option(help="Stop an image after this many steps without improvement.")]
 NoResizeOption = Annotated[bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")]
 ResumeOption = Annotated[Path | None, typer.Option(help="Continue this result folder (with --steps: the new total).")]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="K/N",
+        help="Project only shard K of N (K from 1) of the inputs, by a hash of each file name; merge the shards "
+        "with `facemath latents merge`.",
+    ),
+]
 ParallelRequestsOption = Annotated[
     int | None,
     typer.Option(
@@ -80,6 +88,7 @@ class ProjectionOptions:
     overwrite: OverwriteOption = False
     resume: ResumeOption = None
     parallel_requests: ParallelRequestsOption = None
+    shard: ShardOption = None
 
 
 @with_option_groups
@@ -114,11 +123,13 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     from facemath_core import signatures as S
     from facemath_core.plugins import load_registry
     from facemath_core.projection_job import (
+        RESUME_FILE,
         ProjectionJob,
         build_masks,
         load_inputs,
         load_resume,
         resumed_config,
+        resumed_inputs,
     )
     from facemath_core.projection_settings import projection_config
 
@@ -126,7 +137,10 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     out = options.out
     registry = load_registry(ctx.obj["plugins"])
     source.check()
+    chosen_shard = _parse_shard(options.shard)
     if options.resume is not None:
+        if chosen_shard is not None:
+            raise typer.BadParameter("a resumed run keeps the shard it started with: drop it", param_hint="--shard")
         resume_folder, arrays = load_resume(options.resume)
         config = resumed_config(arrays, options.steps)
         inputs_args, out = [str(p) for p in arrays["paths"]], options.resume
@@ -158,14 +172,18 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     job = ProjectionJob(
         backend, registry, config, out, overwrite=options.overwrite, resuming=options.resume is not None
     )
-    inputs = load_inputs(inputs_args, job.projector.image_size, resize=not options.no_resize)
+    resize = not options.no_resize
+    if options.resume is not None:
+        inputs = resumed_inputs(arrays, job.projector.image_size, resize, Path(resume_folder) / RESUME_FILE)
+    else:
+        inputs = load_inputs(inputs_args, job.projector.image_size, resize=resize, shard=chosen_shard)
     for path in inputs.resized:
         console.print(
             f"[yellow]warning:[/yellow] {path}: resized to {job.projector.image_size}x"
             f"{job.projector.image_size} (use --no-resize to refuse)",
             highlight=False,
         )
-    build_masks(registry, config, inputs.names, job.projector.image_size)  # bad masks fail before any work
+    build_masks(registry, config, inputs.names, job.projector.image_size, inputs.keys)  # bad masks fail first
     chunks = job.chunks(len(inputs.names))
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -196,6 +214,12 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
         f"{verb} {len(latents.names)} images into {out} with {name} version {latents.model_version} "
         f"({backend.describe()})"
     )
+    if inputs.shard:
+        typer.echo(
+            f"shard {inputs.shard['index']}/{inputs.shard['count']}: {len(latents.names)} of "
+            f"{inputs.shard['inputs']} inputs"
+            + ("; an empty shard writes a latents.npz with no faces, for the merge" if not latents.names else "")
+        )
     typer.echo(summary_line(latents, job.known_psnr))
     for line in flagged_lines(latents):
         typer.echo(line)
@@ -248,3 +272,16 @@ def flagged_lines(latents) -> list[str]:
         for i, flagged in enumerate(latents.flagged)
         if flagged
     ]
+
+
+def _parse_shard(text: str | None):
+    """--shard K/N, or a usage error (exit 2) saying what K/N looks like."""
+    from facemath_core.errors import FacemathError
+    from facemath_core.shards import parse_shard
+
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except FacemathError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None

@@ -1,4 +1,4 @@
-"""`facemath train gan|vae|oracle`: train the models facemath projects with and judges by."""
+"""`facemath train gan|vae|oracle|encoder`: train the models facemath projects with and judges by."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Kind(str, enum.Enum):
     gan = "gan"
     vae = "vae"
     oracle = "oracle"
+    encoder = "encoder"  # a gan_encoder for an exported generator (--generator)
 
 
 def train_command(
@@ -65,6 +66,12 @@ def train_command(
         Split,
         typer.Option(help="Which faces of --data to train on: the train split, the held-out one, or all of them."),
     ] = Split.train,
+    generator: Annotated[
+        Path | None, typer.Option(help="encoder: the exported generator to invert, e.g. exported_models/generator.")
+    ] = None,
+    model_version: Annotated[
+        int | None, typer.Option(min=1, help="encoder: the version of --generator [default: its newest].")
+    ] = None,
 ):
     """Train KIND on --data into --out, or continue --resume RUN. Ctrl-C saves a checkpoint and stops."""
     from facemath_core.architectures import ArchConfig
@@ -75,6 +82,10 @@ def train_command(
 
     if resume is None and (data is None or out is None):
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")
+    if (generator is not None or model_version is not None) and kind is not Kind.encoder:
+        raise typer.BadParameter(f"only train encoder inverts a generator, not {kind.value}", param_hint="--generator")
+    if kind is Kind.encoder and resume is None and generator is None:
+        raise typer.BadParameter("train encoder needs the exported generator to invert", param_hint="--generator")
     for name, value in (
         ("--steps", 1 if steps is None else steps),
         ("--batch-size", batch_size),
@@ -99,6 +110,8 @@ def train_command(
         sample_every=sample_every,
         checkpoint_every=checkpoint_every,
         split=split.value,
+        generator="" if generator is None else str(generator),
+        generator_version=model_version,
     )
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
@@ -122,5 +135,7 @@ def train_command(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "
         f"{record['wall_seconds'] / 60:.1f} min of training"
     )
+    if "held_out_psnr" in record:
+        typer.echo(f"  held-out G(E(x)) PSNR: {record['held_out_psnr']:.2f} dB ({record['held_out_images']} faces)")
     for name, accuracy in record.get("held_out_accuracy", {}).items():
         typer.echo(f"  held-out accuracy {name}: {accuracy:.3f}")
