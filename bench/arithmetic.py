@@ -5,9 +5,13 @@ attributes preserved >= 80%. Reads the latents `facemath compare` saved (GAN pro
 same faces) and sweeps what a user can choose:
 
 - attribute-vector edits z + s * attr(A), s in --scales: success and preservation, mean over attributes;
-- the DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male) with n exemplars per concept.
+- the DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male) with n exemplars per concept, drawn
+  at random, as matched sets on the labels (`--match`: the three groups' exemplars share every other attribute,
+  facemath_core.matching), and as matched sets on the oracle's reading of each face's render; the label-matched
+  analogy also with the difference scaled (s * mean(A & ~Male) - s * mean(~A & ~Male) + mean(~A & Male)).
 
     python bench/arithmetic.py [--report docs/report] [--data data/heldout] [--scales 1,1.5,2,3] [--trials 40]
+        [--draws random,matched,matched-oracle] [--analogy-scales 1,2]
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> None:
     parser.add_argument("--scales", default="1,1.5,2,3")
     parser.add_argument("--exemplars", default="1,3,5")
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--draws", default="random,matched,matched-oracle")
+    parser.add_argument("--analogy-scales", default="1,2", help="scales of the difference in the analogy")
     args = parser.parse_args()
 
     from facemath_core import signatures as S
@@ -74,10 +80,26 @@ def main() -> None:
             )
         print_table("attribute-vector edits", edits[-len(args.scales.split(",")) :])
         targets = [n for n in oracle_names if n != "Male" and not n.endswith("_Hair") and n in space.attribute_names]
-        for n in (int(v) for v in args.exemplars.split(",")):
+        # The oracle's reading of every face's render: matching on it matches what the judge will see.
+        judged = (list(oracle_names), backend.judge(render(space.z)) > 0)
+        draws = {
+            "random": {},
+            "matched": {"match": True},
+            "matched-oracle": {"match": True, "match_labels": judged},
+        }
+        # Scales other than 1 only for the label-matched draw: is the matched difference right but too short?
+        runs = [(1.0, d, int(v)) for d in args.draws.split(",") for v in args.exemplars.split(",")]
+        runs += [
+            (float(s), "matched", int(v))
+            for s in args.analogy_scales.split(",")
+            if float(s) != 1.0
+            for v in args.exemplars.split(",")
+        ]
+        for scale, draw, n in runs:
             scores = score_analogies(
-                space, operators, render, backend.judge, oracle_names, targets, "Male", n, args.trials
-            )
+                space, operators, render, backend.judge, oracle_names, targets, "Male", n, args.trials,
+                scale=scale, **draws[draw],
+            )  # fmt: skip
             hits = sum(round(s.success * s.trials) for s in scores)
             trials = sum(s.trials for s in scores)
             rate, low, high = wilson(hits, trials)
@@ -85,6 +107,8 @@ def main() -> None:
                 {
                     "method": method,
                     "exemplars": n,
+                    "draw": draw,
+                    "scale": scale,
                     "trials": trials,
                     "success": rate,
                     "95% low": low,
@@ -94,9 +118,9 @@ def main() -> None:
                     "targets": len(scores),
                 }
             )
-        print_table("analogies", analogies[-len(args.exemplars.split(",")) :])
+        print_table("analogies", analogies[-len(runs) :])
     print_table("attribute-vector edits (mean over attributes)", edits)
-    print_table("DCGAN analogies (pooled over target attributes)", analogies)
+    print_table("DCGAN analogies (pooled over target attributes; draw: random or matched exemplars)", analogies)
     write_json(
         "arithmetic",
         {"target": TARGET, "faces": int(len(space.z)), "report": args.report, "edits": edits, "analogies": analogies},

@@ -94,8 +94,37 @@ def main() -> None:
             "`scale`, to held-out faces without the attribute (mean over attributes, 95% interval):\n",
             table(arithmetic["edits"]),
             "\nThe DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male), pooled over the target "
-            "attributes (Wilson 95% interval):\n",
+            "attributes (Wilson 95% interval). `draw`: the exemplars drawn at random from each group, as matched "
+            "sets on the labels (`--match`: the three groups' exemplars share every other attribute), or as "
+            "matched sets on the oracle's reading of each face's render; the same trials and seeds for all three:\n",
             table(arithmetic["analogies"]),
+        ]
+    recovery = load("z_recovery")
+    if recovery:
+        summary = recovery["summary"]
+        parts += [
+            "## Why z is not recovered\n",
+            f"`python bench/z_recovery.py --count {summary['images']} --steps {summary['steps']}`, "
+            f"{recovery['written']}: the Jacobian dG/dz of the shipped generator at {summary['images']} z's "
+            "from the prior, and the same generated images projected back (init "
+            f"{summary['init']}, clip, {summary['steps']} steps); see docs/models.md. Singular values as the "
+            "image RMS change (on [-1, 1]) per unit step of z along each singular direction, median over z:\n",
+            table([recovery["spectrum"]]),
+            "\nEffective rank: z directions (of 100) that move the image by more than a threshold:\n",
+            table(recovery["effective_rank"]),
+            "\nz recovery, over all 100 directions (the issue's measure) and in the row space only (directions "
+            "along which a z error of 0.1 moves the image by more than one grey level RMS, 2/255):\n",
+            table([{k: v for k, v in summary.items() if k not in ("images", "init", "steps", "constraint")}]),
+        ]
+    recon = load("latent_recon")
+    if recon:
+        rows = recon["rows"]
+        parts += [
+            "\nThe fix on a tiny GAN (32x32, z 32-d, ngf = ndf = 16, "
+            f"{rows[0]['train steps']} steps, one seed): `python bench/latent_recon.py`, {recon['written']}. "
+            "Weight 0 is the Radford recipe; otherwise the generator loss adds weight x ||Q(G(z)) - z||^2 "
+            "(InfoGAN-style). z recovery of 16 generated images by projection (pixel loss, Adam 0.01, clip):\n",
+            table(rows),
         ]
     parts += scale_section(load("scale"), load("gpu"), load("gpu-tiny"))
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))

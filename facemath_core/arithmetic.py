@@ -9,14 +9,26 @@ of faces (`Group`, a boolean row mask: `Smiling & ~Male`). Groups only become la
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from facemath_core.attribute_vectors import attribute_vectors, check_vector
 from facemath_core.errors import FacemathError
-from facemath_core.expression import Binary, Call, ExpressionError, Name, Node, Number, Unary, parse
+from facemath_core.expression import (
+    Binary,
+    Call,
+    ExpressionError,
+    Name,
+    Node,
+    Number,
+    Unary,
+    additive_terms,
+    parse,
+)
 from facemath_core.latent_space import LatentSpace
+from facemath_core.matching import matched_sets, matching_columns, no_match_message, strata
 
 BUILTIN_FUNCTIONS = {
     "mean": "mean(a, b, ...) of latents, or mean(GROUP) of --exemplars faces of a group such as Smiling & ~Male",
@@ -51,12 +63,25 @@ class Evaluator:
     """
 
     def __init__(
-        self, space: LatentSpace, operators: dict, exemplars: int = 3, seed: int = 0, include_flagged: bool = False
+        self,
+        space: LatentSpace,
+        operators: dict,
+        exemplars: int = 3,
+        seed: int = 0,
+        include_flagged: bool = False,
+        match: bool = False,
+        match_on: Sequence[str] | None = None,
+        match_labels: tuple[list[str], np.ndarray] | None = None,
     ):
         clash = sorted(set(operators) & set(BUILTIN_FUNCTIONS))
         if clash:
             raise FacemathError(f"operator plugin name {clash[0]!r} is taken by a built-in expression function")
         self.space, self.operators, self.exemplars, self.seed = space, operators, exemplars, seed
+        # Matching (facemath_core.matching): the mean(GROUP) terms of a sum drawn as matched sets, on the labels or
+        # on `match_labels` (attribute names and (N, K) bools, e.g. the oracle's judgement of each face's render).
+        self.match, self.match_on, self.match_labels = match or match_on is not None, match_on, match_labels
+        self._matched: dict[int, np.ndarray] = {}  # id of a mean(GROUP) call -> its matched rows
+        self.match_notes: list[str] = []
         self.expression = ""
         self._attr_vectors: np.ndarray | None = None
         flagged = space.latents.flagged
@@ -86,26 +111,76 @@ class Evaluator:
         if isinstance(expression, str):
             self.expression = expression
             expression = parse(expression)
+        self._prepare_matching([(self.expression, expression)])
         return self._eval(expression)
 
     def latent(self, expression: str) -> Vector:
         """Evaluate an expression that must give one latent vector."""
-        tree = parse(expression)
-        self.expression = expression
-        return self._as_vector(self._eval(tree), tree, "the expression")
+        return self.latents([expression])[0]
+
+    def latents(self, expressions: Sequence[str]) -> list[Vector]:
+        """Evaluate expressions that must each give one latent vector. With matching on, the mean(GROUP) terms of
+        all of them are matched together (the A, B and C of `facemath analogy`)."""
+        trees = [(expression, parse(expression)) for expression in expressions]
+        self._prepare_matching(trees)
+        values = []
+        for expression, tree in trees:
+            self.expression = expression
+            values.append(self._as_vector(self._eval(tree), tree, "the expression"))
+        return values
 
     def terms(self, expression: str) -> tuple[list[tuple[int, str, Vector]], Vector]:
         """The top-level terms of a sum as (sign, text, value), and the result: a - b + c gives a, b and c.
 
         Each term is evaluated on its own but with the columns it has in the whole expression, so a
         mean(GROUP) term draws the same exemplars as it does inside the result."""
-        from facemath_core.expression import additive_terms, unparse
+        from facemath_core.expression import unparse
 
-        result = self.latent(expression)
-        pairs = additive_terms(parse(expression))
+        tree = parse(expression)
+        self._prepare_matching([(expression, tree)])
+        self.expression = expression
+        result = self._as_vector(self._eval(tree), tree, "the expression")
+        pairs = additive_terms(tree)
         if len(pairs) == 1:
             return [(1, unparse(pairs[0][1]), result)], result
         return [(sign, unparse(node), self._eval(node)) for sign, node in pairs], result
+
+    # --- matching -----------------------------------------------------------------------------------------
+
+    def _prepare_matching(self, trees: Sequence[tuple[str, Node]]) -> None:
+        """Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets (matching on): the
+        terms of the sum, also when scaled or grouped: 2 * (mean(A) - mean(B)) + mean(C)."""
+        self._matched, self.match_notes = {}, []
+        if not self.match:
+            return
+        calls = []  # (call node, group)
+        for expression, tree in trees:
+            self.expression = expression
+            for node in _linear_means(tree):
+                if len(node.args) == 1:
+                    value = self._eval(node.args[0])
+                    if isinstance(value, Group):
+                        calls.append((node, value))
+        if len(calls) < 2:
+            raise FacemathError(
+                f"--match needs two or more mean(GROUP) terms added or subtracted, such as "
+                f"mean(Smiling & ~Male) - mean(~Smiling & ~Male); found {len(calls)}"
+            )
+        names, labels = self.match_labels or (self.space.attribute_names, self.space.require_labels("--match"))
+        defining = sorted({n.text for node, _ in calls for n in _names(node.args[0])} & set(self.space.attribute_names))
+        columns = matching_columns(names, labels, defining, self.match_on)
+        rng = np.random.default_rng([self.seed, *(node.column for node, _ in calls)])
+        chosen, available = matched_sets(
+            [group.mask for _, group in calls], strata(labels[:, columns]), self.exemplars, rng
+        )
+        on = [names[k] for k in columns]
+        if not chosen:
+            raise FacemathError(no_match_message([g.text for _, g in calls], on, available, self.exemplars))
+        for (node, _), rows in zip(calls, chosen, strict=True):
+            self._matched[id(node)] = rows
+        self.match_notes.append(
+            f"matched {len(chosen[0])} set(s) of faces (of {available}) on {', '.join(on) or 'no attributes'}"
+        )
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -259,6 +334,9 @@ class Evaluator:
         values = [self._eval(a) for a in node.args]
         if len(values) == 1 and isinstance(values[0], Group):
             group = values[0]
+            if id(node) in self._matched:
+                rows = self._matched[id(node)]
+                return Vector(self.space.z[rows].mean(axis=0), tuple(int(r) for r in rows))
             rows = np.flatnonzero(group.mask)
             if len(rows) == 0:
                 raise self._error(
@@ -288,3 +366,50 @@ class Evaluator:
             return Vector(check_vector(self._attr_vectors, labels[kept], self.space.attribute_names, name.text))
         except FacemathError as exc:
             raise self._error(name, str(exc)) from None
+
+
+def _names(node: Node) -> Iterator[Name]:
+    """Every name in a subtree (the attributes that define a group); a loop, not recursion."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Name):
+            yield node
+        elif isinstance(node, Unary):
+            pending.append(node.operand)
+        elif isinstance(node, Binary):
+            pending += [node.left, node.right]
+        elif isinstance(node, Call):
+            pending += list(node.args)
+
+
+def _linear_means(node: Node) -> Iterator[Call]:
+    """The mean(...) calls of a linear combination: reached through +, -, a sign, and * or / by a number (a
+    mean inside a function, or multiplied by another latent, is not a term of the sum); a loop, not recursion."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Call) and node.function == "mean":
+            yield node
+        elif isinstance(node, Unary) and node.op == "-":
+            pending.append(node.operand)
+        elif isinstance(node, Binary) and node.op in "+-":
+            pending += [node.right, node.left]
+        elif isinstance(node, Binary) and node.op == "*":
+            pending += [side for side, other in ((node.right, node.left), (node.left, node.right)) if _number(other)]
+        elif isinstance(node, Binary) and node.op == "/" and _number(node.right):
+            pending.append(node.left)
+
+
+def _number(node: Node) -> bool:
+    """A constant such as 2, -0.5 or (1 / 3): no names, no calls."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Unary):
+            pending.append(node.operand)
+        elif isinstance(node, Binary):
+            pending += [node.left, node.right]
+        elif not isinstance(node, Number):
+            return False
+    return True

@@ -143,9 +143,12 @@ def score_vectors(
     return vectors, scores
 
 
-def analogy_expression(target: str, pivot: str) -> str:
-    """The DCGAN paper's analogy: from faces with the target minus faces without it, added to the pivot group."""
-    return f"mean({target} & ~{pivot}) - mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
+def analogy_expression(target: str, pivot: str, scale: float = 1.0) -> str:
+    """The DCGAN paper's analogy: from faces with the target minus faces without it, added to the pivot group;
+    `scale` pushes the difference further, as `--scale` does for attribute vectors (the base term stays third)."""
+    if scale == 1.0:
+        return f"mean({target} & ~{pivot}) - mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
+    return f"{scale:g} * mean({target} & ~{pivot}) - {scale:g} * mean(~{target} & ~{pivot}) + mean(~{target} & {pivot})"
 
 
 @dataclass
@@ -174,8 +177,15 @@ def score_analogies(
     exemplars: int,
     trials: int,
     seed: int = 0,
+    match: bool = False,
+    match_labels: tuple[list[str], np.ndarray] | None = None,
+    scale: float = 1.0,
 ) -> list[AnalogyScore]:
-    """Run each target's analogy `trials` times with different exemplars; judge the results with the oracle."""
+    """Run each target's analogy `trials` times with different exemplars; judge the results with the oracle.
+
+    `match` draws the three groups' exemplars as matched sets (facemath_core.matching) on the labels, or on
+    `match_labels` (names, (N, K) bools) such as the oracle's reading of each face's render; a target whose groups
+    offer fewer than `exemplars` matched sets is left out, like one with an empty group."""
     labels = space.require_labels("scoring analogies")
     columns = judged_columns(space, oracle_names)
     exclusive = exclusive_with(labels)
@@ -184,13 +194,27 @@ def score_analogies(
         a, p = labels[:, space.attribute_names.index(target)], labels[:, space.attribute_names.index(pivot)]
         if min((a & ~p).sum(), (~a & ~p).sum(), (~a & p).sum()) == 0:
             continue  # a concept with no face: this analogy cannot be formed on these latents
-        expression = analogy_expression(target, pivot)
+        expression = analogy_expression(target, pivot, scale)
         results, bases = [], []
         for trial in range(trials):
-            evaluator = Evaluator(space, operators, exemplars=exemplars, seed=seed * 100_003 + trial)
-            example = work_out(evaluator, expression, variants=0)
+            evaluator = Evaluator(
+                space,
+                operators,
+                exemplars=exemplars,
+                seed=seed * 100_003 + trial,
+                match=match,
+                match_labels=match_labels,
+            )
+            try:
+                example = work_out(evaluator, expression, variants=0)
+            except FacemathError:
+                if not match:
+                    raise
+                break  # too few matched sets for this target
             results.append(example.result.z)
             bases.append(example.terms[2].z)  # the same exemplars as inside the analogy
+        if len(results) < trials:
+            continue
         after = judge(render(np.stack(results))) > 0
         base = judge(render(np.stack(bases))) > 0
         t, p = columns[target], columns[pivot]

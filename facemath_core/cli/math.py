@@ -18,8 +18,68 @@ from facemath_core.cli.options import (
     deprecated_alias,
     latents_origin,
     note,
+    option_group,
     with_option_groups,
 )
+
+MatchOption = Annotated[
+    bool,
+    typer.Option(
+        "--match",
+        help="Draw the exemplars of the added and subtracted mean(GROUP) terms as matched sets: the same values of "
+        "every attribute that does not define the groups (docs/arithmetic.md).",
+    ),
+]
+MatchOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--match-on", metavar="LIST", help="Match on these attributes only (comma-separated); implies --match."
+    ),
+]
+MatchByOption = Annotated[
+    str,
+    typer.Option(
+        "--match-by",
+        metavar="labels|oracle",
+        help="What says which attributes a face has for --match: the attribute file, or the attribute oracle's "
+        "reading of each face's render (implies --match).",
+    ),
+]
+
+
+@option_group
+class Matching:
+    """The --match options of `math` and `analogy` (facemath_core.matching)."""
+
+    match: MatchOption = False
+    match_on: MatchOnOption = None
+    match_by: MatchByOption = "labels"
+
+    def check(self) -> None:
+        if self.match_by not in ("labels", "oracle"):
+            raise typer.BadParameter(f"{self.match_by}: labels or oracle", param_hint="--match-by")
+        if self.match_on is not None and not self.attributes():
+            raise typer.BadParameter("give attribute names separated by commas", param_hint="--match-on")
+
+    def attributes(self) -> list[str] | None:
+        """--match-on as a list (None: every attribute that does not define the groups)."""
+        if self.match_on is None:
+            return None
+        return [a.strip() for a in self.match_on.split(",") if a.strip()]
+
+    def use_oracle(self, evaluator, backend) -> None:
+        """--match-by oracle: match on the attribute oracle's reading of every face's render, not on the labels."""
+        from facemath_core import signatures as S
+
+        if self.match_by != "oracle":
+            return
+        backend.require(S.ORACLE)
+        space = evaluator.space.latents
+        judged = [
+            backend.judge(backend.generate(space.z[i : i + 256], space.model)) > 0 for i in range(0, len(space.z), 256)
+        ]
+        evaluator.match = True
+        evaluator.match_labels = (list(backend.metadata(S.ORACLE)["attribute_names"]), np.concatenate(judged))
 
 
 def _evaluator(
@@ -29,17 +89,27 @@ def _evaluator(
     exemplars: int,
     seed: int,
     include_flagged: bool = False,
+    matching: Matching = Matching(),
 ):
     from facemath_core.arithmetic import Evaluator
     from facemath_core.latent_space import open_space
     from facemath_core.plugins import load_registry
 
+    matching.check()
     if exemplars < 0:
         raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
     registry = load_registry(ctx.obj["plugins"])
     operators = {name: registry.get("operator", name) for name in registry.names("operator")}
     space = open_space(latents, attributes)
-    return Evaluator(space, operators, exemplars=exemplars, seed=seed, include_flagged=include_flagged)
+    return Evaluator(
+        space,
+        operators,
+        exemplars=exemplars,
+        seed=seed,
+        include_flagged=include_flagged,
+        match=matching.match,
+        match_on=matching.attributes(),
+    )
 
 
 @with_option_groups
@@ -56,6 +126,7 @@ def math_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
+    matching: Matching = Matching(),
     source: ModelSource = ModelSource(),
 ):
     """Evaluate face arithmetic and draw it: each term's faces, the result, and its jittered variants.
@@ -74,12 +145,13 @@ def math_command(
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
     check_new_dir(out, overwrite)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
-    example = work_out(evaluator, expression, jitter=jitter, seed=seed)
-    for line in evaluator.flag_notes():
-        note(line)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
     space = evaluator.space.latents
     backend = source.open_for(space, latents_origin(latents), note)
+    matching.use_oracle(evaluator, backend)
+    example = work_out(evaluator, expression, jitter=jitter, seed=seed)
+    for line in evaluator.flag_notes() + evaluator.match_notes:
+        note(line)
 
     def render(z):
         return decode(backend, space, z)
@@ -127,6 +199,7 @@ def analogy_command(
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     include_flagged: IncludeFlaggedOption = False,
+    matching: Matching = Matching(),
     source: ModelSource = ModelSource(),
 ):
     """Draw a J-diagram (White 2016): A to B across the top, A to C down the side, the parallelogram filled in.
@@ -146,11 +219,12 @@ def analogy_command(
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
     check_new_file(out, overwrite=overwrite)
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
-    za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
-    for line in evaluator.flag_notes():
+    matching.use_oracle(evaluator, backend)
+    za, zb, zc = (v.z for v in evaluator.latents([a, b, c]))  # one call: --match matches A, B and C together
+    for line in evaluator.flag_notes() + evaluator.match_notes:
         note(line)
     images = from_unit(decode(backend, evaluator.space.latents, j_diagram_latents(za, zb, zc, steps)))
     save_png(out, analogy_figure(images, steps, a, b, c))
