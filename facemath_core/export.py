@@ -111,21 +111,23 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
     def decode(z):
         return {S.IMAGES: model(z, training=False)}
 
-    def decode_vjp(z, cotangent):
-        # One backward pass gives every example's own z-gradient: examples do not interact in inference mode.
+    def model_vjp(x, cotangent=None):
+        # One backward pass gives every example's own gradient: examples do not interact in inference mode.
         with tf.GradientTape() as tape:
-            tape.watch(z)
-            images = model(z, training=False)
-        return {S.IMAGES: images, S.Z_GRAD: tape.gradient(images, z, output_gradients=cotangent)}
+            tape.watch(x)
+            y = model(x, training=False)
+        return y, tape.gradient(y, x, output_gradients=cotangent)
+
+    def decode_vjp(z, cotangent):
+        images, z_grad = model_vjp(z, cotangent)
+        return {S.IMAGES: images, S.Z_GRAD: z_grad}
 
     def discriminate(images):
         return {S.LOGITS: model(images, training=False)}
 
     def discriminate_grad(images):
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            logits = model(images, training=False)
-        return {S.LOGITS: logits, S.IMAGES_GRAD: tape.gradient(logits, images)}
+        logits, images_grad = model_vjp(images)
+        return {S.LOGITS: logits, S.IMAGES_GRAD: images_grad}
 
     def encode(images):
         z_mean, z_log_var = model(images, training=False)
@@ -135,10 +137,8 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
         return {S.Z: model(images, training=False)}
 
     def invert_vjp(images, z_cotangent):
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            z = model(images, training=False)
-        return {S.Z: z, S.IMAGES_GRAD: tape.gradient(z, images, output_gradients=z_cotangent)}
+        z, images_grad = model_vjp(images, z_cotangent)
+        return {S.Z: z, S.IMAGES_GRAD: images_grad}
 
     def judge(images):
         return {S.ATTRIBUTE_LOGITS: model(images, training=False)}

@@ -14,6 +14,17 @@ from facemath_core.architectures import ArchConfig, build_discriminator, build_g
 from facemath_core.trainable import TrainableModel
 
 
+def draw_prior(cfg: ArchConfig, seed_generator):
+    """The GAN's z prior as a `draw(shape)` function: U(-1, 1), or N(0, 1) when cfg.z_distribution is normal."""
+
+    def draw(shape):
+        if cfg.z_distribution == "normal":
+            return keras.random.normal(shape, seed=seed_generator)
+        return keras.random.uniform(shape, -1.0, 1.0, seed=seed_generator)
+
+    return draw
+
+
 def discriminator_loss(real_logits, fake_logits, real_label: float = 1.0):
     real = keras.losses.binary_crossentropy(tf.fill(tf.shape(real_logits), real_label), real_logits, from_logits=True)
     fake = keras.losses.binary_crossentropy(tf.zeros_like(fake_logits), fake_logits, from_logits=True)
@@ -63,12 +74,7 @@ class DCGAN(TrainableModel):
         }
 
     def sample_latents(self, n):
-        def draw(shape):
-            if self.cfg.z_distribution == "normal":
-                return keras.random.normal(shape, seed=self.seed_generator)
-            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
-
-        return self.replica_noise(draw, (n, self.cfg.z_dim))
+        return self.replica_noise(draw_prior(self.cfg, self.seed_generator), (n, self.cfg.z_dim))
 
     def _noisy(self, images):
         if not self.instance_noise:

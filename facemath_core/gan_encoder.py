@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from facemath_core import signatures as S
 from facemath_core.architectures import ArchConfig, _downsampling_stack, _init
+from facemath_core.gan import draw_prior
 from facemath_core.trainable import TrainableModel
 
 
@@ -90,12 +91,7 @@ class GANEncoder(TrainableModel):
         return {"encoder": self.encoder}
 
     def sample_latents(self, n):
-        def draw(shape):
-            if self.cfg.z_distribution == "normal":
-                return keras.random.normal(shape, seed=self.seed_generator)
-            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
-
-        return self.replica_noise(draw, (n, self.cfg.z_dim))
+        return self.replica_noise(draw_prior(self.cfg, self.seed_generator), (n, self.cfg.z_dim))
 
     def train_step(self, images):
         z = self.sample_latents(tf.shape(images)[0])

@@ -119,57 +119,26 @@ class Backend:
 
     def differentiable_decoder(self, model: str = S.GENERATOR) -> Callable:
         """z -> images as a TF op whose gradient is the model's `vjp` signature."""
-        import tensorflow as tf
-
         size = self.metadata(model)["image_size"]
-
-        @tf.custom_gradient
-        def decode(z):
-            images = tf.numpy_function(lambda v: self.generate(v, model), [z], tf.float32, stateful=False)
-            images = tf.ensure_shape(images, [None, size, size, 3])
-
-            def grad(cotangent):
-                # Only z_grad comes back: the images are already here (it saves a third of the traffic).
-                z_grad = tf.numpy_function(
-                    lambda v, c: self.batched(model, S.VJP, {S.Z: v, S.COTANGENT: c}, [S.Z_GRAD])[S.Z_GRAD],
-                    [z, cotangent],
-                    tf.float32,
-                    stateful=False,
-                )
-                return tf.ensure_shape(z_grad, z.shape)
-
-            return images, grad
-
-        return decode
+        # Only z_grad comes back from the vjp: the images are already here (it saves a third of the traffic).
+        return remote_op(
+            lambda z: self.generate(z, model),
+            lambda z, c: self.batched(model, S.VJP, {S.Z: z, S.COTANGENT: c}, [S.Z_GRAD])[S.Z_GRAD],
+            [None, size, size, 3],
+        )
 
     def differentiable_encoder(self, decoder: str = S.GENERATOR) -> Callable:
         """images -> z of the encoder of `decoder`, as a TF op whose gradient is the gan_encoder's `vjp` signature
         (the VAE encoder exports none: over a server it has no gradient)."""
-        import tensorflow as tf
-
         if decoder != S.GENERATOR:
             raise FacemathError(f"{self.describe()}: the vae_encoder has no vjp signature to differentiate through")
-        z_dim = self.metadata(S.GAN_ENCODER)["z_dim"]
-
-        @tf.custom_gradient
-        def encode(images):
-            z = tf.numpy_function(lambda x: self.encode_z(x, decoder), [images], tf.float32, stateful=False)
-            z = tf.ensure_shape(z, [None, z_dim])
-
-            def grad(cotangent):
-                images_grad = tf.numpy_function(
-                    lambda x, c: self.batched(S.GAN_ENCODER, S.VJP, {S.IMAGES: x, S.Z_COTANGENT: c}, [S.IMAGES_GRAD])[
-                        S.IMAGES_GRAD
-                    ],
-                    [images, cotangent],
-                    tf.float32,
-                    stateful=False,
-                )
-                return tf.ensure_shape(images_grad, images.shape)
-
-            return z, grad
-
-        return encode
+        return remote_op(
+            lambda x: self.encode_z(x, decoder),
+            lambda x, c: self.batched(S.GAN_ENCODER, S.VJP, {S.IMAGES: x, S.Z_COTANGENT: c}, [S.IMAGES_GRAD])[
+                S.IMAGES_GRAD
+            ],
+            [None, self.metadata(S.GAN_ENCODER)["z_dim"]],
+        )
 
     def differentiable_discriminator(self) -> Callable:
         """images -> logits as a TF op whose gradient is the discriminator's `grad` signature."""
@@ -188,3 +157,21 @@ class Backend:
             return logits, grad
 
         return discriminate
+
+
+def remote_op(forward: Callable, backward: Callable, out_shape: list) -> Callable:
+    """x -> forward(x) as a TF op computed outside TensorFlow (a model call through the backend), whose gradient is
+    backward(x, cotangent): the model's vector-Jacobian-product signature, one more call."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def op(x):
+        y = tf.ensure_shape(tf.numpy_function(forward, [x], tf.float32, stateful=False), out_shape)
+
+        def grad(cotangent):
+            x_grad = tf.numpy_function(backward, [x, cotangent], tf.float32, stateful=False)
+            return tf.ensure_shape(x_grad, x.shape)
+
+        return y, grad
+
+    return op
