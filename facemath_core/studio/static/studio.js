@@ -122,14 +122,15 @@ function watch() {
     if (p.image) $("preview").src = p.image;
     drawCurve();
   });
-  const end = (text) => {
+  const end = async (text) => {
     events.close();
     state.events = null;
     $("cancel-btn").disabled = true;
     $("project-btn").disabled = false;
     $("complete-btn").disabled = false;
+    // The status says "done" only once the library shows the new faces (a slow machine lagged them behind).
+    await refreshLibrary();
     $("status").textContent = text;
-    refreshLibrary();
   };
   events.addEventListener("done", (e) => {
     const d = JSON.parse(e.data);
