@@ -1,8 +1,8 @@
 """Attribute arithmetic with the shipped models, judged by the oracle: how often does it work?
 
 Target (on held-out labelled faces): the oracle judges the arithmetic successful >= 80% of the time with the other
-attributes preserved >= 80%. Reads the latents `facemath compare` saved (GAN projection, hybrid, VAE encoder of the
-same faces) and sweeps what a user can choose:
+attributes preserved >= 80%. Reads the latents `facemath compare` saved (GAN projection, hybrid, in-domain hybrid,
+VAE encoder of the same faces) and sweeps what a user can choose:
 
 - attribute-vector edits z + s * attr(A), s in --scales: success and preservation, mean over attributes;
 - the DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male) with n exemplars per concept, drawn
@@ -54,7 +54,13 @@ def main() -> None:
     operators = {n: registry.get("operator", n) for n in registry.names("operator")}
     oracle_names = backend.metadata(S.ORACLE)["attribute_names"]
     edits, analogies = [], []
-    for slug, method in (("gan", "GAN projection"), ("hybrid", "hybrid (encoder init)"), ("vae", "VAE encoder")):
+    methods = (
+        ("gan", "GAN projection"),
+        ("hybrid", "hybrid (encoder init)"),
+        ("in-domain", "in-domain hybrid"),
+        ("vae", "VAE encoder"),
+    )
+    for slug, method in methods:
         space = open_space([os.path.join(args.report, f"latents_{slug}.npz")], args.data)
         model = space.latents.model
 

@@ -105,6 +105,12 @@ def main() -> None:
             "matched sets on the oracle's reading of each face's render; the same trials and seeds for all three:\n",
             table(arithmetic["analogies"]),
         ]
+        if any(row["trials"] == 0 for row in arithmetic["analogies"]):
+            parts.append(
+                "\nRows with 0 trials (nan): among these faces no target has that many matched sets, so the draw "
+                "cannot be made; matched rows with fewer targets than the random rows pool only the targets that "
+                "have matched sets, so compare them with care.\n"
+            )
     recovery = load("z_recovery")
     if recovery:
         summary = recovery["summary"]
