@@ -24,7 +24,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -160,16 +159,6 @@ def projection(models: str, clients_list: list[int], batch: int, steps: int, war
 # --- training ------------------------------------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _train(strategy: str, data: Path, out: Path, steps: int) -> None:
     """One `facemath train gan` run (a 2-worker cluster for multi-worker) of `steps` steps into `out`."""
     arch = [f"--{k.replace('_', '-')}={v}" for k, v in BENCH_ARCH.items()]
@@ -177,7 +166,9 @@ def _train(strategy: str, data: Path, out: Path, steps: int) -> None:
     args += ["--batch-size", str(BENCH_BATCH), "--sample-every", "100000", "--checkpoint-every", "100000", *arch]
     command = [sys.executable, "-c", "from facemath_core.cli import main; main()", *args]
     if strategy == "multi-worker":
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+        from facemath_core.distribute import loopback_cluster
+
+        cluster = loopback_cluster(2)
         workers = []
         for index in range(2):
             config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})

@@ -69,6 +69,20 @@ def read_tf_config(environ=os.environ) -> dict:
 _made: dict = {}  # one strategy per process: TensorFlow's devices and collectives are set up once
 
 
+def loopback_cluster(workers: int) -> dict:
+    """A TF_CONFIG cluster of `workers` processes on this machine (tests and benchmarks): free loopback ports,
+    picked by binding port 0 and released just before the workers bind them."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return {"worker": [f"127.0.0.1:{port}" for port in ports]}
+
+
 def make_strategy(name: str, cpu_replicas: int = 0):
     """The strategy for --strategy `name`; configure logical CPU devices first when `cpu_replicas` is given."""
     if (name, cpu_replicas) not in _made:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from facemath_core.distribute import loopback_cluster
 
 from .conftest import TINY, run_cli
 
@@ -63,19 +64,9 @@ def test_two_mirrored_cpu_replicas_train_as_one_device(train_faces, tmp_path):
     print(f"largest weight difference, one vs mirrored: {_assert_same_run(one, mirrored, 4):.2e}")
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _multi_worker(args):
     """Two `facemath train --strategy multi-worker` processes on 127.0.0.1; their (returncode, stderr)."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = loopback_cluster(2)
     command = [sys.executable, "-c", "from facemath_core.cli import main; main()", "train", *args]
     workers = []
     for index in range(2):
