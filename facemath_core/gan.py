@@ -44,11 +44,21 @@ class DCGAN(TrainableModel):
         label_smoothing: float = 0.0,
         instance_noise: float = 0.0,
         noise_decay_steps: int = 20_000,
+        latent_recon: float = 0.0,
         **kwargs,
     ):
         super().__init__(cfg, seed, **kwargs)
         self.generator = build_generator(cfg)
         self.discriminator = build_discriminator(cfg)
+        # InfoGAN's mutual-information term with every z dimension as a code (Chen et al. 2016): a network Q,
+        # trained with G, predicts z from G(z), and G pays latent_recon * ||Q(G(z)) - z||^2. A generator that
+        # ignores a z direction cannot be inverted along it (docs/models.md, "Why z is not identifiable").
+        self.latent_recon = latent_recon
+        self.q = None
+        if latent_recon:
+            from facemath_core.gan_encoder import build_gan_encoder  # here: gan_encoder imports this module
+
+            self.q = build_gan_encoder(cfg)  # the shape of the GAN encoder (`train encoder`), trained with G
         self.real_label = 1.0 - label_smoothing
         self.instance_noise = instance_noise
         self.noise_decay_steps = noise_decay_steps
@@ -58,6 +68,8 @@ class DCGAN(TrainableModel):
             keras.metrics.Mean(name="D(x)"),
             keras.metrics.Mean(name="D(G(z))"),
         ]
+        if self.q is not None:
+            self.trackers.append(keras.metrics.Mean(name="z_recon"))
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False):
         super().compile(jit_compile=jit_compile)
@@ -65,11 +77,17 @@ class DCGAN(TrainableModel):
         self.g_optimizer = g_optimizer
 
     def networks(self):
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        networks = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.q is not None:
+            networks["q"] = self.q  # checkpointed and resumed; not exported (only the generator is served)
+        return networks
+
+    def _g_variables(self):
+        return self.generator.trainable_variables + (self.q.trainable_variables if self.q is not None else [])
 
     def optimized(self):
         return {
-            "g_optimizer": (self.g_optimizer, self.generator.trainable_variables),
+            "g_optimizer": (self.g_optimizer, self._g_variables()),
             "d_optimizer": (self.d_optimizer, self.discriminator.trainable_variables),
         }
 
@@ -98,11 +116,17 @@ class DCGAN(TrainableModel):
 
         z = self.sample_latents(batch)
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self._noisy(self.generator(z, training=True)), training=True)
+            fake_images = self.generator(z, training=True)
+            fake_logits = self.discriminator(self._noisy(fake_images), training=True)
             g_loss = generator_loss(fake_logits)
-        self.descend(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
+            loss, extra = g_loss, ()
+            if self.q is not None:
+                z_pred = tf.cast(self.q(fake_images, training=True), z.dtype)
+                z_recon = tf.reduce_mean(tf.square(z_pred - z))
+                loss, extra = g_loss + self.latent_recon * z_recon, (z_recon,)
+        self.descend(tape, loss, self._g_variables(), self.g_optimizer)
         return self.report(
-            d_loss, g_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits))
+            d_loss, g_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits)), *extra
         )
 
     # The hooks training.train drives every model kind through (the rest are TrainableModel's defaults).

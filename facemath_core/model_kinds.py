@@ -47,7 +47,13 @@ def _adam(options: TrainOptions, lr: float | None = None, beta_1: float | None =
 def _gan(cfg: ArchConfig, options: TrainOptions):
     from facemath_core.gan import DCGAN
 
-    model = DCGAN(cfg, options.seed, label_smoothing=options.label_smoothing, instance_noise=options.instance_noise)
+    model = DCGAN(
+        cfg,
+        options.seed,
+        label_smoothing=options.label_smoothing,
+        instance_noise=options.instance_noise,
+        latent_recon=options.latent_recon,
+    )
     model.compile(d_optimizer=_adam(options, options.d_lr), g_optimizer=_adam(options))
     return model
 

@@ -44,6 +44,7 @@ class TrainOptions:
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
     beta: float = 1.0  # VAE: weight of the KL term
+    latent_recon: float = 0.0  # GAN: weight of the InfoGAN-style term ||Q(G(z)) - z||^2 (0: the Radford recipe)
     sample_every: int = 500
     checkpoint_every: int = 1000
     split: str = "train"

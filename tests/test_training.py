@@ -178,3 +178,42 @@ def test_training_from_tfrecord_shards_is_training_from_the_folder(train_faces, 
     assert folder.keys() == shards.keys()
     for key in folder:
         np.testing.assert_array_equal(shards[key], folder[key], err_msg=key)
+
+
+def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
+    """`train gan --latent-recon W` (InfoGAN's term with every z dimension a code): Q is trained and checkpointed
+    with G, the generator's steps differ from the Radford recipe's from the same seed, and a run resumes Q exactly
+    like every other weight; W = 0 leaves no Q in the run."""
+    from .conftest import run_cli
+
+    options = TrainOptions(steps=6, batch_size=16, seed=3, sample_every=100, checkpoint_every=3)
+    plain = train("gan", str(train_faces), tmp_path / "plain", ArchConfig(**TINY), options)
+    recon_options = TrainOptions(**{**options.__dict__, "latent_recon": 10.0})
+    recon = train("gan", str(train_faces), tmp_path / "recon", ArchConfig(**TINY), recon_options)
+    assert "z_recon" in recon["final_metrics"] and "z_recon" not in plain["final_metrics"]
+    # U(-1, 1) has variance 1/3: a Q that had learnt nothing predicting 0 would score about that.
+    assert 0.0 < recon["final_metrics"]["z_recon"] < 1.0
+    plain_tensors, recon_tensors = _checkpoint_tensors(tmp_path / "plain"), _checkpoint_tensors(tmp_path / "recon")
+    assert not any(key.startswith("q/") for key in plain_tensors)
+    q_keys = [key for key in recon_tensors if key.startswith("q/")]
+    g_slots = [[key for key in tensors if key.startswith("g_optimizer/")] for tensors in (plain_tensors, recon_tensors)]
+    assert q_keys and len(g_slots[1]) > len(g_slots[0])  # G's optimizer also steps Q's weights
+    generator = [k for k in plain_tensors if k.startswith("generator/")]
+    assert generator and any(not np.allclose(plain_tensors[k], recon_tensors[k]) for k in generator)
+    # Resume from the step-3 checkpoint on the CLI: the same weights (Q's included) as the uninterrupted run.
+    resumed = tmp_path / "resumed"
+    train("gan", str(train_faces), resumed, ArchConfig(**TINY), TrainOptions(**{**recon_options.__dict__, "steps": 3}))
+    assert run_cli("train", "gan", "--resume", str(resumed), "--steps", "6").returncode == 0
+    after = _checkpoint_tensors(resumed)
+    assert after.keys() == recon_tensors.keys()
+    for key in q_keys + generator:
+        np.testing.assert_allclose(after[key], recon_tensors[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_latent_recon_must_be_a_finite_weight(train_faces, tmp_path, value):
+    from .conftest import run_cli
+
+    result = run_cli("train", "gan", "--data", str(train_faces), "--out", str(tmp_path / "r"), "--latent-recon", value)
+    assert result.returncode == 2 and "--latent-recon" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()

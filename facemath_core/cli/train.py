@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,12 @@ def train_command(
     d_lr: Annotated[float | None, typer.Option(help="GAN: separate discriminator learning rate (TTUR).")] = None,
     label_smoothing: Annotated[float, typer.Option(help="GAN: one-sided label smoothing (real label 1-x).")] = 0.0,
     instance_noise: Annotated[float, typer.Option(help="GAN: std of instance noise, decaying to 0.")] = 0.0,
+    latent_recon: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="GAN: weight of an InfoGAN-style term ||Q(G(z)) - z||^2 that keeps z recoverable (0: off)."
+        ),
+    ] = 0.0,
     spectral_norm: Annotated[bool, typer.Option(help="GAN: spectral normalisation in D instead of BN.")] = False,
     beta: Annotated[float, typer.Option(help="VAE: weight of the KL term.")] = 1.0,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed repeats a run.")] = 0,
@@ -94,6 +101,8 @@ def train_command(
     ):
         if value < 1:
             raise typer.BadParameter(f"{value}: must be at least 1", param_hint=name)
+    if not math.isfinite(latent_recon):  # click's range check lets nan through
+        raise typer.BadParameter(f"{latent_recon}: a finite weight", param_hint="--latent-recon")
     cfg = ArchConfig(
         image_size=image_size, z_dim=z_dim, ngf=ngf, ndf=ndf, z_distribution=z_dist, spectral_norm=spectral_norm
     )
@@ -106,6 +115,7 @@ def train_command(
         d_lr=d_lr,
         label_smoothing=label_smoothing,
         instance_noise=instance_noise,
+        latent_recon=latent_recon,
         beta=beta,
         sample_every=sample_every,
         checkpoint_every=checkpoint_every,
