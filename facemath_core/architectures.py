@@ -164,6 +164,12 @@ def build_oracle(cfg: ArchConfig):
     return keras.Model(images, logits, name="attribute_oracle")
 
 
+def z_bound(z_distribution: str) -> float:
+    """The box z lives in: the support of U(-1, 1), or +-3 standard deviations of N(0, 1). Projection's
+    constraints keep z in it and the GAN encoder's outputs are squashed into it."""
+    return 1.0 if z_distribution == "uniform" else 3.0
+
+
 def sample_z(cfg: ArchConfig, n: int, seed=None):
     """Draw n latent vectors from the model's prior, as float32 numpy."""
     import numpy as np

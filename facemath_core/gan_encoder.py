@@ -13,15 +13,9 @@ import keras
 import tensorflow as tf
 
 from facemath_core import signatures as S
-from facemath_core.architectures import ArchConfig, _downsampling_stack, _init
+from facemath_core.architectures import ArchConfig, _downsampling_stack, _init, z_bound
 from facemath_core.gan import draw_prior
 from facemath_core.trainable import TrainableModel
-
-
-def z_range(cfg: ArchConfig) -> float:
-    """Half-width of the box E's outputs lie in: the support of U(-1, 1), or +-3 for N(0, 1) (the box the
-    projection's constraints keep z in, `projection.z_bound`)."""
-    return 1.0 if cfg.z_distribution == "uniform" else 3.0
 
 
 def build_gan_encoder(cfg: ArchConfig):
@@ -29,7 +23,7 @@ def build_gan_encoder(cfg: ArchConfig):
     images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
     features = _downsampling_stack(images, cfg, cfg.ndf)
     raw = keras.layers.Dense(cfg.z_dim, kernel_initializer=_init(), name="z_raw", dtype="float32")(features)
-    bound = z_range(cfg)
+    bound = z_bound(cfg.z_distribution)
     # bound * tanh(x / bound): the identity near 0, and never outside the box the generator was trained on.
     z = keras.layers.Lambda(lambda x: bound * tf.tanh(x / bound), name="z", dtype="float32")(raw)
     return keras.Model(images, z, name=S.GAN_ENCODER)
@@ -43,12 +37,6 @@ def latent_loss(z, z_encoded):
 def pixel_loss(images, reconstructions):
     """Mean squared error between x and G(E(x)), averaged over pixels and batch (images in [-1, 1])."""
     return tf.reduce_mean(tf.square(reconstructions - images))
-
-
-def psnr(images, reconstructions):
-    """Per-image PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
-    mse = tf.reduce_mean(tf.square(reconstructions - images), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(4.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
 
 
 def load_generator(version_dir: str):
@@ -127,18 +115,17 @@ class GANEncoder(TrainableModel):
 
     def summary_record(self, data_dir: str, options) -> dict:
         """G(E(x))'s PSNR on up to 512 held-out faces of the training folder."""
+        import numpy as np
+
         from facemath_core.dataset import load_split
         from facemath_core.images import to_unit
+        from facemath_core.metrics import psnr
 
         record = {}
         held_out = load_split(data_dir, self.cfg.image_size, "held-out")
         if held_out.names:
             images = to_unit(held_out.images[:512])
-            values = [self.reconstruct_psnr(images[i : i + 128]) for i in range(0, len(images), 128)]
+            recon = np.concatenate([self.reconstruct(images[i : i + 128]).numpy() for i in range(0, len(images), 128)])
             record["held_out_images"] = len(images)
-            record["held_out_psnr"] = float(tf.reduce_mean(tf.concat(values, 0)))
+            record["held_out_psnr"] = float(np.mean(psnr(images, recon)))
         return record
-
-    def reconstruct_psnr(self, images):
-        images = tf.constant(images, tf.float32)
-        return psnr(images, self.reconstruct(images))

@@ -18,6 +18,7 @@ import numpy as np
 
 from facemath_core import contracts
 from facemath_core import signatures as S
+from facemath_core.architectures import z_bound
 from facemath_core.encoders import check_encoder
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import TracedCalls, check_params, guard
@@ -250,11 +251,6 @@ def apply_params(
 
 def _check_params(kind: str, component, params: dict, option: str) -> dict:
     return check_params(component, params, option)
-
-
-def z_bound(z_distribution: str) -> float:
-    """The box the constraints keep z in: the support of U(-1, 1), or +-3 standard deviations of N(0, 1)."""
-    return 1.0 if z_distribution == "uniform" else 3.0
 
 
 @dataclass

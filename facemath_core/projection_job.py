@@ -236,7 +236,7 @@ class ProjectionJob:
         for row, target in enumerate(targets):
             restart = row % k
             rng = image_rng(self.config.seed, keys[row // k], "init", restart)
-            if restart and self.config.init == "encoder":
+            if restart and self.projector.init_component.needs_encoder:
                 # The first try starts at the encoder's z, the others at random points of the prior.
                 rows.append(rng.uniform(-bound, bound, (1, self.projector.z_dim)).astype(np.float32))
             else:

@@ -162,7 +162,7 @@ def check_shards(parts: list[tuple[Path, Latents]]) -> None:
 def merge(parts: list[tuple[Path, Latents]]) -> Latents:
     """One Latents equal to what an unsharded run writes: faces in input order, the shard fields dropped, the
     outlier flags judged again over all faces (as one run judges them)."""
-    from facemath_core.flags import reasons
+    from facemath_core.flags import flag_outliers
 
     check_shards(parts)
     first = parts[0][1]
@@ -193,7 +193,7 @@ def merge(parts: list[tuple[Path, Latents]]) -> Latents:
         models=dict(first.models),
     )
     if merged.psnr is not None and "total" in merged.losses:
-        merged.flagged = np.array([bool(why) for why in reasons(merged.losses["total"], merged.psnr, merged.failed)])
+        merged.flagged = flag_outliers(merged.losses["total"], merged.psnr, merged.failed)
     return merged
 
 

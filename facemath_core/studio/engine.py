@@ -8,6 +8,7 @@ One `Engine` per server: one backend (embedded or TF Serving) and one plugin reg
 from __future__ import annotations
 
 import io
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +216,16 @@ class Engine:
 
     def sliders(self, session: Session) -> tuple[list[str], np.ndarray]:
         """The attributes with a vector (some library faces have it and some lack it) and their vectors, fitted
-        with White's bias correction as `facemath attributes` does."""
+        with White's bias correction as `facemath attributes` does; fitted once per state of the library."""
+        entries = session.entries()
+        cached = session.sliders
+        if cached is not None and len(cached[0]) == len(entries) and all(map(operator.is_, cached[0], entries)):
+            return cached[1]
+        result = self._fit_sliders(entries)
+        session.sliders = (entries, result)
+        return result
+
+    def _fit_sliders(self, entries) -> tuple[list[str], np.ndarray]:
         from facemath_core.attribute_vectors import attribute_vectors
 
         if not self.labels:
@@ -223,7 +233,7 @@ class Engine:
                 "attribute sliders need labelled faces: start with --faces DIR holding an attribute file"
             )
         # Uploads have no labels: the vectors come from the library faces that do.
-        labelled = [e for e in session.entries() if Path(e.path).name in self.labels and e.path]
+        labelled = [e for e in entries if e.path and Path(e.path).name in self.labels]
         if len(labelled) < 2:
             raise FacemathError(
                 f"attribute sliders: {len(labelled)} labelled face(s) in the library; project at least two example "

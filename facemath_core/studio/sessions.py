@@ -45,6 +45,8 @@ class Session:
     job: object | None = None  # jobs.ProjectionJob in flight or last finished
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: float = field(default_factory=time.monotonic)
+    # The attribute vectors of the library they were fitted on: a slider move reuses them until the library changes.
+    sliders: tuple[list, tuple] | None = None
 
     def entries(self) -> list[Entry]:
         """The library now, as a list: a projection may add faces while a request reads it."""
