@@ -241,6 +241,16 @@ def blend(component, params: dict, target: np.ndarray, generated: np.ndarray, ma
     return out
 
 
+def interpolate(component, a: np.ndarray, b: np.ndarray, ts) -> np.ndarray:
+    """The operator's op(a, b, t) for each t, as (T, D) float32 (check_operator(component, 3, ...) first); a result
+    that is not a finite latent of a's shape is the plugin's error."""
+    with guard(component):
+        path = [np.asarray(component.function(a, b, t, **component.defaults), np.float32) for t in ts]
+    if any(p.shape != a.shape or not np.isfinite(p).all() for p in path):
+        raise PluginError(f"{component.label} did not return a finite latent of shape {a.shape}")
+    return np.stack(path) if path else np.zeros((0, *a.shape), np.float32)
+
+
 def check_blender(component, params: dict, image_size: int) -> None:
     """Blend one check image with a hole, before any work."""
     target, generated, mask, _ = check_batch(image_size, batch=1)

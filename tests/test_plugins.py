@@ -961,3 +961,18 @@ def test_component_names_must_be_usable_on_the_command_line():
     with pytest.raises(ValueError, match="not callable"):
         LossTerm("x", "h", "not a function")
     assert Blender("b", "h", lambda t, g, m: t).label == "blender 'b' (provider unknown)"
+
+
+def test_interpolate_runs_the_operator_per_t_and_blames_a_bad_result():
+    """contracts.interpolate, used by `facemath interpolate` and the studio's scrubber: lerp's known answer
+    a + t (b - a) at each t, and a non-finite or misshapen latent is the plugin's error, naming it."""
+    from facemath_core.components import Operator
+    from facemath_core.contracts import interpolate
+    from facemath_core.errors import PluginError
+
+    a, b = np.array([0.0, 2.0], np.float32), np.array([1.0, -2.0], np.float32)
+    lerp = Operator("line", "a + t (b - a)", lambda a, b, t: a + t * (b - a), arity=3)
+    np.testing.assert_allclose(interpolate(lerp, a, b, [0.0, 0.25, 1.0]), [[0, 2], [0.25, 1], [1, -2]])
+    for bad in (lambda a, b, t: a * np.nan, lambda a, b, t: a[:1]):
+        with pytest.raises(PluginError, match="did not return a finite latent of shape"):
+            interpolate(Operator("bad", "broken", bad, arity=3), a, b, [0.5])

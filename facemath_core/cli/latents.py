@@ -108,13 +108,12 @@ def interpolate_command(
     """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
     import numpy as np
 
-    from facemath_core.contracts import check_operator
+    from facemath_core.contracts import check_operator, interpolate
     from facemath_core.drawing import labelled_grid
-    from facemath_core.errors import PluginError
     from facemath_core.files import atomic_file, check_new_file
     from facemath_core.images import from_unit, save_png
     from facemath_core.latents import check_frames, decode, find, load_latents
-    from facemath_core.plugins import guard, load_registry
+    from facemath_core.plugins import load_registry
 
     if len(names) < 2:
         raise typer.BadParameter("give at least two latent names", param_hint="NAMES")
@@ -131,15 +130,13 @@ def interpolate_command(
     backend = source.open_for(latents, str(latents_file), note)
     check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--frames")
     anchors = [latents.z[find(latents, n, str(latents_file))] for n in names]
-    with guard(operator):
-        path = [
-            np.asarray(operator.function(a, b, t, **operator.defaults), np.float32)
-            for a, b in zip(anchors, anchors[1:], strict=False)
-            for t in np.linspace(0.0, 1.0, steps)[: -1 if b is not anchors[-1] else None]
-        ]
-    if any(p.shape != anchors[0].shape or not np.isfinite(p).all() for p in path):
-        raise PluginError(f"{operator.label} did not return a finite latent of shape {anchors[0].shape}")
-    frames = from_unit(decode(backend, latents, np.stack(path)))
+    # Each segment without its last frame (the next segment's first), the final segment with it.
+    ts = np.linspace(0.0, 1.0, steps)
+    path = [
+        interpolate(operator, a, b, ts if i == len(anchors) - 2 else ts[:-1])
+        for i, (a, b) in enumerate(zip(anchors, anchors[1:], strict=False))
+    ]
+    frames = from_unit(decode(backend, latents, np.concatenate(path)))
     if out.suffix.lower() == ".gif":
         from PIL import Image
 

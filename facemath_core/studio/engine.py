@@ -8,13 +8,12 @@ One `Engine` per server: one backend (embedded or TF Serving) and one plugin reg
 from __future__ import annotations
 
 import io
-import operator
 from pathlib import Path
 
 import numpy as np
 
 from facemath_core import signatures as S
-from facemath_core.errors import FacemathError, PluginError
+from facemath_core.errors import FacemathError
 from facemath_core.images import crop_and_resize, from_unit, list_images, read_image, to_unit
 from facemath_core.latents import Latents, check_frames, decode, save_latents
 from facemath_core.studio.sessions import Session
@@ -219,8 +218,9 @@ class Engine:
         with White's bias correction as `facemath attributes` does; fitted once per state of the library."""
         entries = session.entries()
         cached = session.sliders
-        if cached is not None and len(cached[0]) == len(entries) and all(map(operator.is_, cached[0], entries)):
-            return cached[1]
+        if cached is not None and len(cached[0]) == len(entries):
+            if all(x is y for x, y in zip(cached[0], entries, strict=True)):
+                return cached[1]
         result = self._fit_sliders(entries)
         session.sliders = (entries, result)
         return result
@@ -265,8 +265,7 @@ class Engine:
     def interpolate(self, session: Session, names: list[str], method: str, t: float) -> np.ndarray:
         """The face at position t along A -> B -> C ... (t = 0 is A, 1 is B, 2 is C), through the operator plugin
         `method` (lerp, slerp) called as `facemath interpolate` calls it: op(a, b, t)."""
-        from facemath_core.contracts import check_operator
-        from facemath_core.plugins import guard
+        from facemath_core.contracts import check_operator, interpolate
 
         if not 2 <= len(names) <= MAX_INTERPOLATION_FACES:
             raise FacemathError(f"interpolation: choose 2 to {MAX_INTERPOLATION_FACES} library faces")
@@ -276,11 +275,7 @@ class Engine:
         check_operator(operator, 3, f"method {method}")
         segment = min(int(t), len(names) - 2)
         a, b = session.entry(names[segment]).z, session.entry(names[segment + 1]).z
-        with guard(operator):
-            z = np.asarray(operator.function(a, b, t - segment, **operator.defaults), np.float32)
-        if z.shape != a.shape or not np.isfinite(z).all():
-            raise PluginError(f"{operator.label} did not return a finite latent of shape {a.shape}")
-        return self.render(z[None])[0]
+        return self.render(interpolate(operator, a, b, [t - segment]))[0]
 
     def analogy(self, session: Session, a: str, b: str, c: str, size: int) -> np.ndarray:
         """White's J-diagram, as `facemath analogy` draws it; A, B and C are expressions over the library."""
