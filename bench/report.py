@@ -113,20 +113,22 @@ def main() -> None:
             )
     recovery = load("z_recovery")
     if recovery:
-        summary = recovery["summary"]
+        summaries = recovery["summaries"]
+        first, dim = summaries[0], recovery["z_dim"]
+        models = ", ".join(f"`{name}/{version}`" for name, version in recovery["models"].items())
         parts += [
-            "## Why z is not recovered\n",
-            f"`python bench/z_recovery.py --count {summary['images']} --steps {summary['steps']}`, "
-            f"{recovery['written']}: the Jacobian dG/dz of the shipped generator at {summary['images']} z's "
-            "from the prior, and the same generated images projected back (init "
-            f"{summary['init']}, clip, {summary['steps']} steps); see docs/models.md. Singular values as the "
-            "image RMS change (on [-1, 1]) per unit step of z along each singular direction, median over z:\n",
+            "## Why z is (not) recovered\n",
+            f"`python bench/z_recovery.py --count {first['images']} --steps {first['steps']} --inits "
+            f"{','.join(s['init'] for s in summaries)}`, {recovery['written']}: the Jacobian dG/dz of the shipped "
+            f"generator ({models}, z {dim}-d) at {first['images']} z's from the prior, and the same generated images "
+            f"projected back (clip, {first['steps']} steps, from each start); see docs/models.md. Singular values as "
+            "the image RMS change (on [-1, 1]) per unit step of z along each singular direction, median over z:\n",
             table([recovery["spectrum"]]),
-            "\nEffective rank: z directions (of 100) that move the image by more than a threshold:\n",
+            f"\nEffective rank: z directions (of {dim}) that move the image by more than a threshold:\n",
             table(recovery["effective_rank"]),
-            "\nz recovery, over all 100 directions (the issue's measure) and in the row space only (directions "
+            f"\nz recovery, over all {dim} directions (the issue's measure) and in the row space only (directions "
             "along which a z error of 0.1 moves the image by more than one grey level RMS, 2/255):\n",
-            table([{k: v for k, v in summary.items() if k not in ("images", "init", "steps", "constraint")}]),
+            table([{k: v for k, v in s.items() if k not in ("images", "steps", "constraint")} for s in summaries]),
         ]
     recon = load("latent_recon")
     if recon:

@@ -27,6 +27,7 @@ from facemath_core.latents import Latents
 from facemath_core.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, wilson
 from facemath_core.projection import ProjectionConfig, Projector
 from facemath_core.projection_settings import projection_config
+from facemath_core.seeds import row_seeds
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
@@ -116,14 +117,19 @@ def load_faces(data: str | Path, count: int, size: int, seed: int):
     return folder, paths, to_unit(load_images(paths, size)), folder.attributes[rows] > 0, used
 
 
-def project_all(backend, registry, config: ProjectionConfig, targets: np.ndarray, progress: Callable[[str], None]):
-    """Project every target in batches of `config.batch_size`, each batch seeded by its first row."""
+def project_all(
+    backend, registry, config: ProjectionConfig, targets: np.ndarray, keys: list[str], progress: Callable[[str], None]
+):
+    """Project every target in batches of `config.batch_size`. Each face's random draws (its starting z,
+    stochastic clipping) are seeded by --seed and its key (its file name), as `facemath project` seeds them
+    (seeds.py), so a face's z does not depend on the faces that share its batch."""
     projector = Projector(backend, registry, config)
     zs = []
     for start in range(0, len(targets), config.batch_size):
-        batch = targets[start : start + config.batch_size]
-        z0 = projector.initial_z(batch, np.random.default_rng([config.seed, start]))
-        zs.append(projector.project(batch, np.ones(batch.shape[:3], np.float32), z0).z)
+        batch, batch_keys = targets[start : start + config.batch_size], keys[start : start + config.batch_size]
+        z0 = projector.seeded_initial_z(batch, batch_keys)
+        seeds = row_seeds(config.seed, batch_keys, 1, "constraint")
+        zs.append(projector.project(batch, np.ones(batch.shape[:3], np.float32), z0, seeds=seeds).z)
         progress(f"  {min(start + config.batch_size, len(targets))}/{len(targets)} faces")
     return np.concatenate(zs)
 
@@ -162,7 +168,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             family, decoder = "vae", S.VAE_DECODER
         else:
             config = {"GAN projection": gan, "hybrid (encoder init)": hybrid, "in-domain hybrid": in_domain}[method]
-            z = project_all(backend, registry, config, images, progress)
+            z = project_all(backend, registry, config, images, names, progress)
             family, decoder = "gan", S.GENERATOR
         seconds = (time.perf_counter() - start) / len(images)
         recon = backend.generate(z, decoder)

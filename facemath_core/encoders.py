@@ -8,6 +8,7 @@ found wrong with the VAE encoder as a GAN init), so it is refused. Reading side 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +57,36 @@ def generator_for_training(cfg, options):
         ndf=cfg.ndf,
     )
     return cfg, replace(options, generator=str(version_dir), generator_version=int(version_dir.name))
+
+
+def warm_start_for_training(cfg, options):
+    """`train encoder --warm-start RUN`: E starts from the Q network of the GAN run trained with --latent-recon
+    (InfoGAN's head, the encoder's shape, already trained with G to map G(z) back to z). Q must fit the generator
+    being inverted (image size, z size and prior); E takes Q's width. Checked before any training starts."""
+    from facemath_core.architectures import ArchConfig
+
+    if not options.warm_start:
+        return cfg, options
+    where = f"--warm-start {options.warm_start}"
+    path = Path(options.warm_start) / "run.json"
+    if not path.is_file():
+        raise FacemathError(f"{where}: not a training run (no run.json)")
+    try:
+        record = json.loads(path.read_text())
+        kind, arch, weight = record["kind"], record["arch"], record["options"].get("latent_recon", 0.0)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise FacemathError(f"{where}: unreadable run.json ({error})") from None
+    if kind != "gan" or not weight:
+        raise FacemathError(f"{where}: not a GAN run trained with --latent-recon, so it has no Q network to start from")
+    for key in ("image_size", "z_dim", "z_distribution"):
+        if arch.get(key) != getattr(cfg, key):
+            raise FacemathError(
+                f"{where}: its Q has {key} {arch.get(key)}, the generator inverted has {getattr(cfg, key)}"
+            )
+    if not list((Path(options.warm_start) / "checkpoints").glob("ckpt-*.index")):
+        raise FacemathError(f"{where}: the run has no checkpoint yet")
+    cfg = ArchConfig(**{**cfg.to_dict(), "ndf": arch["ndf"]})
+    return cfg, replace(options, warm_start=str(Path(options.warm_start).resolve()))
 
 
 def inverted_generator(options: dict) -> dict | None:

@@ -102,6 +102,12 @@ class GANEncoder(TrainableModel):
         self.generate = load_generator(options.generator)
         self.grid_images = to_unit(images[:32])
 
+    def warm_start(self, run_dir: str) -> None:
+        """E starts as the Q network of a GAN run trained with --latent-recon (checked by encoders.py): Q already
+        inverts G on generated faces; training here adds the pixel loss on real ones."""
+        checkpoint = tf.train.latest_checkpoint(f"{run_dir}/checkpoints")
+        tf.train.Checkpoint(q=self.encoder).read(checkpoint).assert_existing_objects_matched().expect_partial()
+
     def reconstruct(self, images):
         return self.generate(self.encoder(images, training=False))
 

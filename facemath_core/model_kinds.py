@@ -83,9 +83,9 @@ def _encoder(cfg: ArchConfig, options: TrainOptions):
 
 
 def _encoder_configure(cfg: ArchConfig, options: TrainOptions):
-    from facemath_core.encoders import generator_for_training
+    from facemath_core.encoders import generator_for_training, warm_start_for_training
 
-    return generator_for_training(cfg, options)
+    return warm_start_for_training(*generator_for_training(cfg, options))
 
 
 KINDS: dict[str, ModelKind] = {

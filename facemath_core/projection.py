@@ -22,7 +22,7 @@ from facemath_core.architectures import z_bound
 from facemath_core.encoders import check_encoder
 from facemath_core.errors import FacemathError
 from facemath_core.plugins import TracedCalls, check_params, guard
-from facemath_core.seeds import RowGenerator, row_seeds
+from facemath_core.seeds import RowGenerator, image_rng, row_seeds
 
 MODELS = {"gan": S.GENERATOR, "vae": S.VAE_DECODER}
 
@@ -338,6 +338,20 @@ class Projector:
         return contracts.initial_z(
             self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend, self.init_extra
         )
+
+    def seeded_initial_z(self, targets: np.ndarray, keys: list[str], restarts: int = 1) -> np.ndarray:
+        """Each row's starting z from its own seed (--seed, the image's key, the restart; seeds.py), one image at
+        a time, so a face starts where it would in any other batch. Rows i*K .. i*K+K-1 are image i's K restarts."""
+        rows = []
+        for row, target in enumerate(targets):
+            restart = row % restarts
+            rng = image_rng(self.config.seed, keys[row // restarts], "init", restart)
+            if restart and self.init_component.needs_encoder:
+                # The first try starts at the encoder's z, the others at random points of the prior.
+                rows.append(rng.uniform(-self.bound, self.bound, (1, self.z_dim)).astype(np.float32))
+            else:
+                rows.append(self.initial_z(target[None], rng))
+        return np.concatenate(rows) if rows else np.zeros((0, self.z_dim), np.float32)
 
     # --- the step -------------------------------------------------------------------------------------------
 

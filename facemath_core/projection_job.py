@@ -228,21 +228,6 @@ class ProjectionJob:
     def chunks(self, n: int) -> list[range]:
         return batch_ranges(n, self.config)
 
-    def _initial_z(self, targets: np.ndarray, keys: list[str]) -> np.ndarray:
-        """Each row's starting z from its own seed (the image's key and the restart), one image at a time, so a
-        face starts where it would in any other batch."""
-        k, bound = self.config.restarts, self.projector.bound
-        rows = []
-        for row, target in enumerate(targets):
-            restart = row % k
-            rng = image_rng(self.config.seed, keys[row // k], "init", restart)
-            if restart and self.projector.init_component.needs_encoder:
-                # The first try starts at the encoder's z, the others at random points of the prior.
-                rows.append(rng.uniform(-bound, bound, (1, self.projector.z_dim)).astype(np.float32))
-            else:
-                rows.append(self.projector.initial_z(target[None], rng))
-        return np.concatenate(rows) if rows else np.zeros((0, self.projector.z_dim), np.float32)
-
     # --- running --------------------------------------------------------------------------------------------
 
     def run(self, inputs: JobInputs, progress=None, resume_from: dict | None = None, warn=print) -> Latents:
@@ -298,7 +283,10 @@ class ProjectionJob:
                 chunk_masks = np.repeat(masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
                 state = _unflatten_state(f"c{c}.", resume_from) if resume_from else None
                 chunk_keys = inputs.keys[chunk.start : chunk.stop]
-                z0 = state["best_z"] if state is not None else self._initial_z(targets, chunk_keys)
+                if state is not None:
+                    z0 = state["best_z"]
+                else:
+                    z0 = self.projector.seeded_initial_z(targets, chunk_keys, cfg.restarts)
 
                 def on_step(step, mean, terms, c=c):
                     history.write(json.dumps({"batch": c, "step": step, "loss": mean, **terms}) + "\n")

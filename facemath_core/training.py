@@ -50,6 +50,7 @@ class TrainOptions:
     split: str = "train"
     generator: str = ""  # encoder: the exported generator it inverts (its version folder, once the run starts)
     generator_version: int | None = None  # encoder: --model-version of --generator (None: the newest)
+    warm_start: str = ""  # encoder: a GAN run trained with --latent-recon whose Q network is E's starting point
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,8 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy(policy)
     model.prepare(images, labels, options)
+    if options.warm_start and not resume:  # a new run's starting weights; a resumed run restores its own below
+        model.warm_start(options.warm_start)
 
     target = WriteTarget(run_dir, strategy)
     step_counter = model.step_counter

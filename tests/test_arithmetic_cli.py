@@ -237,7 +237,21 @@ def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
     for figure in ("reconstructions.png", "quality.png", "auc.png", "arithmetic.png", "example_vae.png"):
         assert (out / figure).stat().st_size > 1000 and figure in markdown and f'src="{figure}"' in html
     assert "n = 16 faces per method" in markdown and "<table>" in html
-    assert load_latents(out / "latents_gan.npz").family == "gan"
+    gan = load_latents(out / "latents_gan.npz")
+    assert gan.family == "gan"
+    # The report's GAN projection of a face is `facemath project`'s (the same preset, steps and seed): each face
+    # is seeded by its file name, not by its place among the compared faces. Five faces, in another order.
+    names = list(reversed(report["face_names"][:5]))
+    projected = run_cli(
+        "project", *[str(next(train_faces.rglob(name))) for name in names], "--preset", "amos2016", "--steps", "4",
+        "--seed", "0", "--models", str(tiny_export), "--out", str(tmp_path / "single"),
+    )  # fmt: skip
+    assert projected.returncode == 0, projected.stderr
+    single = load_latents(tmp_path / "single" / "latents.npz")
+    for name in names:
+        np.testing.assert_allclose(
+            single.z[single.names.index(name)], gan.z[list(gan.names).index(name)], atol=1e-6, err_msg=name
+        )
 
 
 def test_compare_needs_labelled_faces(tiny_export, tmp_path):

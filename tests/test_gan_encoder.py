@@ -245,3 +245,88 @@ def test_in_domain_needs_an_encoder(tiny_export, tmp_path):
     config = replace(ProjectionConfig(steps=1), losses=(LossSpec("l2", 1.0), LossSpec("in-domain", 1.0)))
     with pytest.raises(FacemathError, match="no gan_encoder model"):
         Projector(backend, load_registry(), config)
+
+
+@pytest.fixture(scope="module")
+def recon_gan(tiny_runs, tmp_path_factory):
+    """A tiny GAN trained with --latent-recon (so its run has a Q), exported to a base of its own."""
+    from facemath_core.architectures import ArchConfig
+    from facemath_core.training import TrainOptions, train
+
+    from .conftest import TINY
+
+    root = tmp_path_factory.mktemp("recon")
+    data = json.loads((tiny_runs["gan"] / "run.json").read_text())["data"]
+    options = TrainOptions(steps=6, batch_size=16, sample_every=6, checkpoint_every=6, latent_recon=10.0)
+    train("gan", data, root / "gan", ArchConfig(**TINY), options)
+    export_run(root / "gan", root / "exported")
+    return root / "gan", root / "exported" / "generator", data
+
+
+def _trained_weights(run_dir, optimizer):
+    """The weights `optimizer` trains, in its order, read from a run's checkpoint independently of facemath. (A
+    checkpoint files each trainable weight under the first path to it: the optimizer's list, not the network.)"""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
+    prefix = f"{optimizer}/_trainable_variables/"
+    found = {
+        int(key[len(prefix) :].split("/")[0]): reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if key.startswith(prefix)
+    }
+    return [found[i] for i in sorted(found)]
+
+
+def test_warm_start_begins_at_the_gan_runs_q(recon_gan, tmp_path):
+    """`train encoder --warm-start RUN`: E's weights start as the GAN run's Q (compared in the two checkpoints
+    after one step at learning rate 0, which moves no weight); E takes Q's width whatever --ndf says."""
+    from facemath_core.architectures import ArchConfig
+    from facemath_core.training import TrainOptions, train
+
+    from .conftest import TINY
+
+    gan_run, generator, data = recon_gan
+    options = TrainOptions(
+        steps=1,
+        batch_size=16,
+        lr=0.0,
+        sample_every=1,
+        checkpoint_every=1,
+        generator=str(generator),
+        warm_start=str(gan_run),
+    )
+    record = train("encoder", data, tmp_path / "enc", ArchConfig(**{**TINY, "ndf": 16}), options)
+    assert record["arch"]["ndf"] == TINY["ndf"]
+    encoder = _trained_weights(tmp_path / "enc", "optimizer")
+    # G's optimizer steps G's weights, then Q's (gan.DCGAN._g_variables): Q's are the last ones.
+    q = _trained_weights(gan_run, "g_optimizer")[-len(encoder) :]
+    assert len(encoder) == 10 and [w.shape for w in encoder] == [w.shape for w in q]
+    for mine, theirs in zip(encoder, q, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # Without the warm start the same step begins elsewhere (Keras's own initialisation).
+    train("encoder", data, tmp_path / "cold", ArchConfig(**TINY), replace(options, warm_start=""))
+    cold = _trained_weights(tmp_path / "cold", "optimizer")
+    assert any(not np.array_equal(mine, theirs) for mine, theirs in zip(cold, q, strict=True))
+
+
+def test_warm_start_errors_are_one_line(recon_gan, tiny_runs, tmp_path):
+    gan_run, generator, data = recon_gan
+    other_z = tmp_path / "other_z"  # the run of a Q for 16-d z; the generator inverted has 8
+    other_z.mkdir()
+    record = json.loads((gan_run / "run.json").read_text())
+    (other_z / "run.json").write_text(json.dumps({**record, "arch": {**record["arch"], "z_dim": 16}}))
+    cases = [
+        ("gan", [], 2, "--warm-start"),  # only the encoder starts from a Q
+        ("encoder", ["--generator", str(generator), "--warm-start", str(tmp_path)], 1, "not a training run"),
+        # A GAN run without the term has no Q.
+        ("encoder", ["--generator", str(generator), "--warm-start", str(tiny_runs["gan"])], 1, "--latent-recon"),
+        ("encoder", ["--generator", str(generator), "--warm-start", str(other_z)], 1, "z_dim 16"),
+    ]
+    for kind, args, code, words in cases:
+        out = tmp_path / "run"
+        start = [] if kind == "encoder" else ["--warm-start", str(gan_run)]
+        result = run_cli("train", kind, "--data", data, "--out", str(out), "--steps", "1", *start, *args)
+        assert result.returncode == code, (args, result.stderr)
+        assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") <= 2 and not out.exists(), result.stderr

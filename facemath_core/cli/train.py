@@ -79,6 +79,10 @@ def train_command(
     model_version: Annotated[
         int | None, typer.Option(min=1, help="encoder: the version of --generator [default: its newest].")
     ] = None,
+    warm_start: Annotated[
+        Path | None,
+        typer.Option(help="encoder: start from the Q network of this GAN run (trained with --latent-recon)."),
+    ] = None,
 ):
     """Train KIND on --data into --out, or continue --resume RUN. Ctrl-C saves a checkpoint and stops."""
     from facemath_core.architectures import ArchConfig
@@ -91,6 +95,10 @@ def train_command(
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")
     if (generator is not None or model_version is not None) and kind is not Kind.encoder:
         raise typer.BadParameter(f"only train encoder inverts a generator, not {kind.value}", param_hint="--generator")
+    if warm_start is not None and kind is not Kind.encoder:
+        raise typer.BadParameter(
+            f"only train encoder starts from a GAN run's Q, not {kind.value}", param_hint="--warm-start"
+        )
     if kind is Kind.encoder and resume is None and generator is None:
         raise typer.BadParameter("train encoder needs the exported generator to invert", param_hint="--generator")
     for name, value in (
@@ -122,6 +130,7 @@ def train_command(
         split=split.value,
         generator="" if generator is None else str(generator),
         generator_version=model_version,
+        warm_start="" if warm_start is None else str(warm_start),
     )
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.

@@ -17,7 +17,7 @@ import numpy as np
 
 from facemath_core.errors import FacemathError
 from facemath_core.images import from_unit, to_unit
-from facemath_core.seeds import image_rng, row_seeds
+from facemath_core.seeds import row_seeds
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.sessions import Entry, Session
 
@@ -99,8 +99,7 @@ class ProjectionJob:
         # Seeded per face as `facemath project` seeds it (facemath_core.seeds: --seed and the file name), so a face
         # starts where the CLI starts it, whatever else is projected with it.
         keys = [Path(f.path).name if f.path else f.name for f in self.faces]
-        starts = [image_rng(cfg.seed, key, "init") for key in keys]
-        z0 = np.concatenate([self.projector.initial_z(t[None], rng) for t, rng in zip(targets, starts, strict=True)])
+        z0 = self.projector.seeded_initial_z(targets, keys)
         last_preview = [0.0]
 
         def on_step(step, mean, terms):
