@@ -1,12 +1,13 @@
 """The fix bench/z_recovery.py points to, on a tiny GAN: an InfoGAN-style latent-reconstruction term.
 
 Tiny DCGANs (32x32, z 32-d U(-1, 1), ngf = ndf = 16) are trained on the same synthetic faces with the same
-seeds, with the Radford recipe (weight 0) and with a generator loss that adds `weight * ||Q(G(z)) - z||^2` (Chen et al.
-2016, "InfoGAN", with every z dimension as a code; Q is a discriminator-shaped CNN, the VAE encoder's shape,
-trained with G). For each: the effective rank of dG/dz at 16 z's (forward-mode Jacobian, as bench/z_recovery.py:
-directions where a z error of 0.1 moves the image by more than one grey level RMS) and z recovery of 16 generated
-images by projection (Adam lr 0.01 on the pixel loss, clip to [-1, 1], uniform random init, --project-steps steps).
-The shipped generator is not retrained here: this shows the direction of the effect at a size that runs in minutes.
+seeds by `facemath train gan` (training.train), with the Radford recipe (weight 0) and with `--latent-recon
+weight`: a generator loss that adds `weight * ||Q(G(z)) - z||^2` (Chen et al. 2016, "InfoGAN", with every z
+dimension as a code; Q is shaped like the GAN encoder and trained with G). For each: the effective rank of dG/dz
+at 16 z's (forward-mode Jacobian, as bench/z_recovery.py: directions where a z error of 0.1 moves the image by
+more than one grey level RMS) and z recovery of 16 generated images by projection (Adam lr 0.01 on the pixel loss, clip to [-1, 1], uniform random init, --project-steps steps).
+This shows the direction of the effect at a size that runs in minutes; the shipped generator's retraining is in
+docs/models.md.
 
     python bench/latent_recon.py [--steps 800] [--weights 0,1,10] [--project-steps 500]
 """
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,52 +34,29 @@ CRITERION = 1e-2
 GREY_LEVEL = 2 / 255
 
 
-def faces(count: int, size: int) -> np.ndarray:
-    from facemath_core.images import to_unit
-    from facemath_core.synth import FaceSampler, face_rng, render_face, to_uint8
+def faces(folder: Path, count: int, size: int) -> Path:
+    """The training faces, rendered as `facemath data synth --seed 0` renders them (all of them trained on)."""
+    from facemath_core.synth import write_synthetic_folder
 
-    sampler = FaceSampler()
-    return to_unit(np.stack([to_uint8(render_face(sampler.sample(face_rng(0, i)), size)) for i in range(count)]))
+    write_synthetic_folder(folder, count, seed=0, size=size, held_out_percent=0)
+    return folder
 
 
-def train(cfg, data: np.ndarray, steps: int, weight: float, seed: int = 0):
-    """A DCGAN (gan.py's losses) with an optional latent-reconstruction term; returns the generator."""
-    import keras
-    import tensorflow as tf
+def train(cfg, data: Path, run: Path, steps: int, weight: float, seed: int = 0):
+    """`facemath train gan --latent-recon WEIGHT` (the shipped training code, Q included); returns the generator
+    restored from the run's checkpoint, as `facemath export` restores it, and the run's last losses."""
+    from facemath_core import signatures as S
+    from facemath_core.export import restore_run_models
+    from facemath_core.training import TrainOptions
+    from facemath_core.training import train as run_training
 
-    from facemath_core.architectures import build_discriminator, build_encoder, build_generator
-    from facemath_core.gan import discriminator_loss, generator_loss
-
-    keras.utils.set_random_seed(seed)
-    generator, discriminator, q = build_generator(cfg), build_discriminator(cfg), build_encoder(cfg)
-    d_opt, g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
-    g_vars = generator.trainable_variables + (q.trainable_variables if weight else [])
-
-    @tf.function
-    def step(real):
-        z = tf.random.uniform((tf.shape(real)[0], cfg.z_dim), -1.0, 1.0)
-        with tf.GradientTape() as tape:
-            d_loss = discriminator_loss(
-                discriminator(real, training=True), discriminator(generator(z, training=True), training=True)
-            )
-        d_opt.apply_gradients(
-            zip(
-                tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables, strict=True
-            )
-        )
-        z = tf.random.uniform((tf.shape(real)[0], cfg.z_dim), -1.0, 1.0)
-        with tf.GradientTape() as tape:
-            fake = generator(z, training=True)
-            g_loss = generator_loss(discriminator(fake, training=True))
-            recon = tf.reduce_mean(tf.square(q(fake, training=True)[0] - z)) if weight else 0.0
-            loss = g_loss + weight * recon
-        g_opt.apply_gradients(zip(tape.gradient(loss, g_vars), g_vars, strict=True))
-        return d_loss, g_loss, recon
-
-    rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        d_loss, g_loss, recon = step(tf.constant(data[rng.integers(0, len(data), 64)]))
-    return generator, {"d_loss": float(d_loss), "g_loss": float(g_loss), "latent recon MSE": float(recon)}
+    options = TrainOptions(
+        steps=steps, batch_size=64, seed=seed, latent_recon=weight, sample_every=steps, checkpoint_every=steps
+    )
+    record = run_training("gan", str(data), run, cfg, options)
+    metrics = record["final_metrics"]
+    losses = {"d_loss": metrics["d_loss"], "g_loss": metrics["g_loss"], "latent recon MSE": metrics.get("z_recon", 0.0)}
+    return restore_run_models(run)[2][S.GENERATOR], losses
 
 
 def gains(generator, z: np.ndarray) -> np.ndarray:
@@ -127,12 +108,13 @@ def main() -> None:
 
     import_tensorflow_quietly()
     cfg = ArchConfig(image_size=32, z_dim=32, ngf=16, ndf=16)
-    data = faces(args.faces, cfg.image_size)
+    work = Path(tempfile.mkdtemp(prefix="latent_recon_"))
+    data = faces(work / "faces", args.faces, cfg.image_size)
     z_true = np.random.default_rng(99).uniform(-1, 1, (16, cfg.z_dim)).astype(np.float32)
     rows = []
     for weight in (float(w) for w in args.weights.split(",")):
         start = time.perf_counter()
-        generator, losses = train(cfg, data, args.steps, weight)
+        generator, losses = train(cfg, data, work / f"gan_{weight:g}", args.steps, weight)
         seconds = time.perf_counter() - start
         g = gains(generator, z_true)
         images = generator(z_true, training=False).numpy()
@@ -154,6 +136,7 @@ def main() -> None:
         )
         print_table("so far", rows[-1:])
     print_table("tiny GAN with and without a latent-reconstruction term", rows)
+    shutil.rmtree(work)
     write_json("latent_recon", {"arch": {"image_size": 32, "z_dim": 32, "ngf": 16, "ndf": 16}, "rows": rows})
 
 
