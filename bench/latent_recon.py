@@ -5,7 +5,8 @@ seeds by `facemath train gan` (training.train), with the Radford recipe (weight 
 weight`: a generator loss that adds `weight * ||Q(G(z)) - z||^2` (Chen et al. 2016, "InfoGAN", with every z
 dimension as a code; Q is shaped like the GAN encoder and trained with G). For each: the effective rank of dG/dz
 at 16 z's (forward-mode Jacobian, as bench/z_recovery.py: directions where a z error of 0.1 moves the image by
-more than one grey level RMS) and z recovery of 16 generated images by projection (Adam lr 0.01 on the pixel loss, clip to [-1, 1], uniform random init, --project-steps steps).
+more than one grey level RMS) and z recovery of 16 generated images by projection (Adam lr 0.01 on the pixel
+loss, clip to [-1, 1], uniform random init, --project-steps steps).
 This shows the direction of the effect at a size that runs in minutes; the shipped generator's retraining is in
 docs/models.md.
 
