@@ -175,6 +175,7 @@ def main() -> None:
         {
             "faces": args.faces,
             "steps": args.steps,
+            "models": {name: backend.version(name) for name in (S.GENERATOR, S.GAN_ENCODER) if backend.has(name)},
             "quality": quality_rows,
             "recovery": recovery_rows,
             "speed": speed,

@@ -72,7 +72,7 @@ def main() -> None:
             f"\nSpeed (matmul peak in the same run {projection['matmul_peak_gflops']:.1f} GFLOP/s; target >= 70%):\n",
             table(projection["speed"]),
         ]
-        if "gan_encoder" not in projection.get("models", {}):
+        if "models" in projection and "gan_encoder" not in projection["models"]:
             parts.append(
                 "\nThe `+ encoder init` rows of this run predate `gan_encoder`: they start from the VAE encoder's z, "
                 "a point of another latent space. The true hybrid is measured in the next section.\n"
@@ -175,12 +175,12 @@ def hybrid_section(hybrid: dict | None) -> list[str]:
         f"\n- The encoder alone (G(E(x)), one forward pass, {summary['encoder alone']['seconds'] * 1000:.0f} ms for "
         f"{hybrid['faces']} faces): {hybrid['encoder']['PSNR dB']:.1f} dB (std {hybrid['encoder']['PSNR std']:.1f}).",
         f"- Time to reach uniform init's {hybrid['steps']}-step PSNR ({goal.removeprefix('seconds to ')}): the "
-        f"hybrid in {hybrid_reach[goal]:.1f} s, {share:.2f} of uniform's {reach['uniform init'][goal]:.1f} s "
+        f"hybrid in {hybrid_reach[goal]:.3g} s, {share:.2g} of uniform's {reach['uniform init'][goal]:.1f} s "
         f"(target <= 1/5: {'met' if share is not None and share <= 0.2 else 'not met'}); with the in-domain term "
         + (
             "never within the run."
             if reach["encoder init + in-domain"][goal] is None
-            else f"in {reach['encoder init + in-domain'][goal]:.1f} s."
+            else f"in {reach['encoder init + in-domain'][goal]:.3g} s."
         ),
         f"- Best PSNR: {summary[best_method]['PSNR dB']:.1f} dB, {best_method} after {hybrid['steps']} steps "
         f"(target >= 24 dB: {'met' if summary[best_method]['PSNR dB'] >= 24 else 'not met'}).",
