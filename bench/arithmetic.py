@@ -11,7 +11,8 @@ VAE encoder of the same faces) and sweeps what a user can choose:
   analogy also with the difference scaled (s * mean(A & ~Male) - s * mean(~A & ~Male) + mean(~A & Male)).
 
     python bench/arithmetic.py [--report docs/report] [--data data/heldout] [--scales 1,1.5,2,3] [--trials 40]
-        [--draws random,matched,matched-oracle] [--analogy-scales 1,2]
+        [--draws random,matched,matched-oracle] [--analogy-scales 1,2] [--methods gan,hybrid,in-domain,vae]
+        [--json arithmetic]
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--draws", default="random,matched,matched-oracle")
     parser.add_argument("--analogy-scales", default="1,2", help="scales of the difference in the analogy")
+    parser.add_argument("--json", default="arithmetic", help="results name: bench/results/<name>.json")
+    parser.add_argument(
+        "--methods", default="gan,hybrid,in-domain,vae", help="which latents_<method>.npz of --report to score"
+    )
     args = parser.parse_args()
 
     from facemath_core import signatures as S
@@ -60,7 +65,8 @@ def main() -> None:
         ("in-domain", "in-domain hybrid"),
         ("vae", "VAE encoder"),
     )
-    for slug, method in methods:
+    chosen = args.methods.split(",")
+    for slug, method in [m for m in methods if m[0] in chosen]:
         space = open_space([os.path.join(args.report, f"latents_{slug}.npz")], args.data)
         model = space.latents.model
 
@@ -128,8 +134,15 @@ def main() -> None:
     print_table("attribute-vector edits (mean over attributes)", edits)
     print_table("DCGAN analogies (pooled over target attributes; draw: random or matched exemplars)", analogies)
     write_json(
-        "arithmetic",
-        {"target": TARGET, "faces": int(len(space.z)), "report": args.report, "edits": edits, "analogies": analogies},
+        args.json,
+        {
+            "target": TARGET,
+            "methods": chosen,
+            "faces": int(len(space.z)),
+            "report": args.report,
+            "edits": edits,
+            "analogies": analogies,
+        },
     )
 
 

@@ -111,6 +111,17 @@ def main() -> None:
                 "cannot be made; matched rows with fewer targets than the random rows pool only the targets that "
                 "have matched sets, so compare them with care.\n"
             )
+    wide = load("arithmetic_wide")
+    if wide:
+        parts += [
+            "\n### More faces: matched analogies on every held-out face\n",
+            f"`python bench/arithmetic.py --report DIR --methods {','.join(wide['methods'])} --json arithmetic_wide`, "
+            f"{wide['written']}: {wide['faces']} held-out faces (all of the held-out render, not only the report's "
+            "128), projected with `facemath project --init encoder --preset amos2016 --steps 1000` (the hybrid) and "
+            "encoded with `facemath encode` (VAE), so that more targets have matched sets and larger ones. The same "
+            "measures as above:\n",
+            table(wide["analogies"]),
+        ]
     recovery = load("z_recovery")
     if recovery:
         summaries = recovery["summaries"]
