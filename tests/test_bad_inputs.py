@@ -565,6 +565,14 @@ def project_args(faces, models, out, steps):
     ]
 
 
+def _interactive_signals():
+    """In the child: Ctrl-C and SIGTERM as a terminal delivers them. A non-interactive shell starts background
+    jobs (`pytest ... &`) with SIGINT ignored, the child inherits that, and Python then never raises
+    KeyboardInterrupt: the SIGINT test would hang for a reason that is the shell's, not facemath's."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def spawn(args):
     return subprocess.Popen(
         [sys.executable, "-c", "from facemath_core.cli import main; main()", *args],
@@ -572,6 +580,7 @@ def spawn(args):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=_interactive_signals,
     )
 
 
