@@ -8,7 +8,6 @@ found wrong with the VAE encoder as a GAN init), so it is refused. Reading side 
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,23 +66,22 @@ def warm_start_for_training(cfg, options):
 
     if not options.warm_start:
         return cfg, options
+    from facemath_core.training import has_checkpoint, read_run
+
     where = f"--warm-start {options.warm_start}"
-    path = Path(options.warm_start) / "run.json"
-    if not path.is_file():
-        raise FacemathError(f"{where}: not a training run (no run.json)")
     try:
-        record = json.loads(path.read_text())
-        kind, arch, weight = record["kind"], record["arch"], record["options"].get("latent_recon", 0.0)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise FacemathError(f"{where}: unreadable run.json ({error})") from None
-    if kind != "gan" or not weight:
+        record = read_run(options.warm_start)
+    except FacemathError as error:
+        raise FacemathError(f"--warm-start: {error}") from None
+    arch = record.get("arch", {})
+    if record.get("kind") != "gan" or not record.get("options", {}).get("latent_recon"):
         raise FacemathError(f"{where}: not a GAN run trained with --latent-recon, so it has no Q network to start from")
     for key in ("image_size", "z_dim", "z_distribution"):
         if arch.get(key) != getattr(cfg, key):
             raise FacemathError(
                 f"{where}: its Q has {key} {arch.get(key)}, the generator inverted has {getattr(cfg, key)}"
             )
-    if not list((Path(options.warm_start) / "checkpoints").glob("ckpt-*.index")):
+    if not has_checkpoint(options.warm_start):
         raise FacemathError(f"{where}: the run has no checkpoint yet")
     cfg = ArchConfig(**{**cfg.to_dict(), "ndf": arch["ndf"]})
     return cfg, replace(options, warm_start=str(Path(options.warm_start).resolve()))

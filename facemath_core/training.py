@@ -68,10 +68,22 @@ class TrainingInterrupted(FacemathError):
 
 
 def read_run(run_dir: str | Path) -> dict:
+    """A run folder's record; a missing or damaged run.json is a one-line error naming it."""
     path = Path(run_dir) / "run.json"
-    if not path.exists():
+    if not path.is_file():
         raise FacemathError(f"{run_dir}: not a training run (no run.json)")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        return record
+    except (OSError, ValueError) as error:
+        raise FacemathError(f"{path}: unreadable run record ({error})") from None
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether a run folder holds a checkpoint to resume or start from."""
+    return bool(list((Path(run_dir) / "checkpoints").glob("ckpt-*.index")))
 
 
 def write_run(run_dir: Path, record: dict) -> None:
@@ -259,7 +271,7 @@ def train(
         steps = record["options"]["steps"] if options.steps is None else options.steps
         options = TrainOptions(**{**record["options"], "steps": steps})
         data_dir = record["data"]
-        if not list((run_dir / "checkpoints").glob("ckpt-*.index")):
+        if not has_checkpoint(run_dir):
             raise FacemathError(f"--resume {run_dir}: the run has no checkpoint to resume from")
         recorded = record.get("placement", {}).get("mixed_precision", False)
         if recorded != placement.mixed_precision:

@@ -99,3 +99,11 @@ def test_train_needs_enough_images(tmp_path):
 
 def test_resume_needs_a_run(tmp_path):
     assert_one_line_error(run_cli("train", "gan", "--resume", str(tmp_path)), "not a training run")
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_damaged_run_record_is_one_line(tmp_path, text):
+    """--resume and --warm-start read run.json through one reader: truncated JSON and a non-object are each one
+    error line naming the file."""
+    (tmp_path / "run.json").write_text(text)
+    assert_one_line_error(run_cli("train", "gan", "--resume", str(tmp_path)), "run.json: unreadable run record")

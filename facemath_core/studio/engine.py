@@ -218,9 +218,9 @@ class Engine:
         with White's bias correction as `facemath attributes` does; fitted once per state of the library."""
         entries = session.entries()
         cached = session.sliders
-        if cached is not None and len(cached[0]) == len(entries):
-            if all(x is y for x, y in zip(cached[0], entries, strict=True)):
-                return cached[1]
+        unchanged = cached is not None and len(cached[0]) == len(entries)
+        if unchanged and all(x is y for x, y in zip(cached[0], entries, strict=True)):
+            return cached[1]
         result = self._fit_sliders(entries)
         session.sliders = (entries, result)
         return result
