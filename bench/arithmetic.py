@@ -7,7 +7,7 @@ VAE encoder of the same faces) and sweeps what a user can choose:
 - attribute-vector edits z + s * attr(A), s in --scales: success and preservation, mean over attributes;
 - the DCGAN analogy mean(A & ~Male) - mean(~A & ~Male) + mean(~A & Male) with n exemplars per concept, drawn
   at random, as matched sets on the labels (`--match`: the three groups' exemplars share every other attribute,
-  facemath_core.matching), and as matched sets on the oracle's reading of each face's render; the label-matched
+  facemath_core.latent.matching), and as matched sets on the oracle's reading of each face's render; the label-matched
   analogy also with the difference scaled (s * mean(A & ~Male) - s * mean(~A & ~Male) + mean(~A & Male)).
 
     python bench/arithmetic.py [--report docs/report] [--data data/heldout] [--scales 1,1.5,2,3] [--trials 40]
@@ -46,13 +46,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from facemath_core import signatures as S
-    from facemath_core.attribute_quality import score_analogies, score_vectors
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.latent_space import open_space
-    from facemath_core.metrics import mean_ci, wilson
-    from facemath_core.plugins import load_registry
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base import signatures as S
+    from facemath_core.base.metrics import mean_ci, wilson
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.latent.quality import score_analogies, score_vectors
+    from facemath_core.latent.space import open_space
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()
     backend, registry = EmbeddedBackend(args.models), load_registry()

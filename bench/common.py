@@ -53,7 +53,7 @@ def forward_macs(model) -> int:
 
 
 def print_table(title: str, rows: list[dict]) -> None:
-    from facemath_core.tables import markdown_table
+    from facemath_core.base.tables import markdown_table
 
     if rows:
         print(f"\n{title}\n{markdown_table(rows, cell=_fmt, align=True)}")

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import print_table, write_json  # noqa: E402
 from projection import held_out_faces  # noqa: E402
 
-from facemath_core.metrics import psnr  # noqa: E402
+from facemath_core.base.metrics import psnr  # noqa: E402
 
 
 def curve(backend, projector, targets, z0, setup_seconds: float, every: int) -> list[dict]:
@@ -73,12 +73,13 @@ def main() -> None:
     parser.add_argument("--in-domain-weight", type=float, default=None, help="default: the term's default weight")
     args = parser.parse_args()
 
-    from facemath_core import signatures as S
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.plugins import load_registry
-    from facemath_core.projection import LossSpec, Projector
-    from facemath_core.projection_settings import projection_config
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.projection.projector.projector import LossSpec, Projector
+    from facemath_core.projection.projector.settings import projection_config
+
+    from facemath_core.base import signatures as S
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()
     backend, registry = EmbeddedBackend(args.models), load_registry()

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from common import print_table, write_json  # noqa: E402
 
-from facemath_core.metrics import psnr  # noqa: E402
+from facemath_core.base.metrics import psnr  # noqa: E402
 
 CRITERION = 1e-2
 GREY_LEVEL = 2 / 255
@@ -37,7 +37,7 @@ GREY_LEVEL = 2 / 255
 
 def faces(folder: Path, count: int, size: int) -> Path:
     """The training faces, rendered as `facemath data synth --seed 0` renders them (all of them trained on)."""
-    from facemath_core.synth import write_synthetic_folder
+    from facemath_core.data.synth import write_synthetic_folder
 
     write_synthetic_folder(folder, count, seed=0, size=size, held_out_percent=0)
     return folder
@@ -46,10 +46,10 @@ def faces(folder: Path, count: int, size: int) -> Path:
 def train(cfg, data: Path, run: Path, steps: int, weight: float, seed: int = 0):
     """`facemath train gan --latent-recon WEIGHT` (the shipped training code, Q included); returns the generator
     restored from the run's checkpoint, as `facemath export` restores it, and the run's last losses."""
-    from facemath_core import signatures as S
-    from facemath_core.export import restore_run_models
-    from facemath_core.training import TrainOptions
-    from facemath_core.training import train as run_training
+    from facemath_core.base import signatures as S
+    from facemath_core.models.export import restore_run_models
+    from facemath_core.models.runs import TrainOptions
+    from facemath_core.models.training import train as run_training
 
     options = TrainOptions(
         steps=steps, batch_size=64, seed=seed, latent_recon=weight, sample_every=steps, checkpoint_every=steps
@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=2048)
     args = parser.parse_args()
 
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.models.architectures import ArchConfig
 
     import_tensorflow_quietly()
     cfg = ArchConfig(image_size=32, z_dim=32, ngf=16, ndf=16)

@@ -19,10 +19,10 @@ from common import forward_macs, matmul_peak_gflops, print_table, write_json  # 
 
 
 def attribute_frequencies(backend, samples: int, seed: int) -> tuple[list[dict], dict]:
-    from facemath_core import signatures as S
-    from facemath_core.architectures import ArchConfig, sample_z
-    from facemath_core.images import to_unit
-    from facemath_core.synth import FaceSampler, face_rng, render_face, to_uint8
+    from facemath_core.base import signatures as S
+    from facemath_core.data.images import to_unit
+    from facemath_core.data.synth import FaceSampler, face_rng, render_face, to_uint8
+    from facemath_core.models.architectures import ArchConfig, sample_z
 
     names = backend.metadata(S.ORACLE)["attribute_names"]
     gen_meta = backend.metadata(S.GENERATOR)
@@ -54,8 +54,9 @@ def throughput(steps: int) -> tuple[list[dict], float]:
     import keras
     import tensorflow as tf
 
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.training import TrainOptions, build_model
+    from facemath_core.models.architectures import ArchConfig
+    from facemath_core.models.runs import TrainOptions
+    from facemath_core.models.training import build_model
 
     peak = matmul_peak_gflops()
     rows = []
@@ -103,8 +104,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()
     backend = EmbeddedBackend(args.models)

@@ -22,14 +22,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from common import forward_macs, matmul_peak_gflops, print_table, write_json  # noqa: E402
 
-from facemath_core.metrics import psnr, ssim  # noqa: E402
+from facemath_core.base.metrics import psnr, ssim  # noqa: E402
 
 HELD_OUT_START = 28_800  # the held-out partition of `facemath data synth --count 32000 --seed 0`
 
 
 def held_out_faces(count: int, size: int) -> np.ndarray:
-    from facemath_core.images import to_unit
-    from facemath_core.synth import FaceSampler, face_rng, render_face, to_uint8
+    from facemath_core.data.images import to_unit
+    from facemath_core.data.synth import FaceSampler, face_rng, render_face, to_uint8
 
     sampler = FaceSampler()
     return to_unit(
@@ -61,13 +61,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
 
-    from facemath_core import signatures as S
-    from facemath_core.architectures import ArchConfig, sample_z
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.plugins import load_registry
-    from facemath_core.projection import PRESETS, Projector
-    from facemath_core.projection_settings import projection_config
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.projection.projector.projector import PRESETS, Projector
+    from facemath_core.projection.projector.settings import projection_config
+
+    from facemath_core.base import signatures as S
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.models.architectures import ArchConfig, sample_z
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()
     backend, registry = EmbeddedBackend(args.models), load_registry()
@@ -156,7 +157,7 @@ def main() -> None:
         progress=lambda step, mean, terms: times.__setitem__(step, time.perf_counter()),
     )
     rate = 25 * 64 / (times[30] - times[5])
-    from facemath_core.architectures import build_discriminator, build_generator
+    from facemath_core.models.architectures import build_discriminator, build_generator
 
     macs = 2 * (forward_macs(build_generator(cfg_arch)) + forward_macs(build_discriminator(cfg_arch)))
     speed = [

@@ -58,13 +58,13 @@ def _client(index, plan, batch, steps, warm, everyone, barriers, results):
     import time
 
     import numpy as np
+    from facemath_core.projection.projector.projector import Projector
+    from facemath_core.projection.projector.settings import projection_config
 
-    from facemath_core import signatures as S
-    from facemath_core.backends.tfserving import TFServingBackend
-    from facemath_core.plugins import load_registry
-    from facemath_core.projection import Projector
-    from facemath_core.projection_settings import projection_config
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base import signatures as S
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.serving.backends.tfserving import TFServingBackend
 
     import_tensorflow_quietly()
     registry = load_registry()
@@ -112,7 +112,7 @@ def _client(index, plan, batch, steps, warm, everyone, barriers, results):
 
 
 def projection(models: str, clients_list: list[int], batch: int, steps: int, warm: int = 3) -> list[dict]:
-    from facemath_core.standin_server import start_subprocess
+    from facemath_core.serving.standin import start_subprocess
 
     servers = [start_subprocess(models) for _ in range(2)]
     addresses = [address for _, address in servers]
@@ -166,7 +166,7 @@ def _train(strategy: str, data: Path, out: Path, steps: int) -> None:
     args += ["--batch-size", str(BENCH_BATCH), "--sample-every", "100000", "--checkpoint-every", "100000", *arch]
     command = [sys.executable, "-c", "from facemath_core.cli import main; main()", *args]
     if strategy == "multi-worker":
-        from facemath_core.distribute import loopback_cluster
+        from facemath_core.models.distribute import loopback_cluster
 
         cluster = loopback_cluster(2)
         workers = []
@@ -211,8 +211,9 @@ def allreduce_payload(arch: dict) -> dict:
     G twice and D three times (gan.py: real, fake, fake again for G's update). Float32."""
     import keras
 
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.training import TrainOptions, build_model
+    from facemath_core.models.architectures import ArchConfig
+    from facemath_core.models.runs import TrainOptions
+    from facemath_core.models.training import build_model
 
     model = build_model("gan", ArchConfig(**arch), TrainOptions(batch_size=8))
     gradients = sum(int(v.shape.num_elements()) for v in model.trainable_variables) * 4
@@ -230,7 +231,7 @@ def allreduce_payload(arch: dict) -> dict:
 def training(steps: int) -> tuple[list[dict], dict]:
     """Step time between the chief's logs at steps 50 and `steps`: start-up, tracing and the workers' wait for
     each other fall before step 50 and cancel."""
-    from facemath_core.synth import write_synthetic_folder
+    from facemath_core.data.synth import write_synthetic_folder
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -344,7 +345,7 @@ def main() -> None:
         "--paper-only", action="store_true", help="measure nothing: redo the paper table from scale.json's rows"
     )
     args = parser.parse_args()
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base.runtime import import_tensorflow_quietly
 
     started = time.perf_counter()
     if args.paper_only:

@@ -24,9 +24,10 @@ from common import print_table, write_json  # noqa: E402
 
 
 def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
-    from facemath_core import signatures as S
-    from facemath_core.projection import Projector
-    from facemath_core.projection_settings import projection_config
+    from facemath_core.projection.projector.projector import Projector
+    from facemath_core.projection.projector.settings import projection_config
+
+    from facemath_core.base import signatures as S
 
     config = projection_config(
         registry, loss_plugins=["contextual=1", "perceptual=0.1"], steps=steps, batch_size=batch, patience=10**9
@@ -61,14 +62,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; each path keeps its best")
     args = parser.parse_args()
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.backends.tfserving import TFServingBackend
-    from facemath_core.plugins import load_registry
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
+    from facemath_core.serving.backends.tfserving import TFServingBackend
 
     import_tensorflow_quietly()
     registry = load_registry()
-    from facemath_core.standin_server import start_subprocess
+    from facemath_core.serving.standin import start_subprocess
 
     server, address = start_subprocess(args.models)
     try:

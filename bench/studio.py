@@ -47,8 +47,8 @@ def events(client) -> list[dict]:
 def measure(models: str, faces: str, steps: int) -> list[dict]:
     from starlette.testclient import TestClient
 
-    from facemath_core.backends import open_backend
-    from facemath_core.plugins import load_registry
+    from facemath_core.host.manager import load_registry
+    from facemath_core.serving.backends import open_backend
     from facemath_core.studio.app import create_app
     from facemath_core.studio.engine import Engine
 

@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     from PIL import Image
 
-    from facemath_core.synth import FaceSampler, face_rng, render_face, to_uint8
+    from facemath_core.data.synth import FaceSampler, face_rng, render_face, to_uint8
 
     sampler = FaceSampler()
     rows = []

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from common import print_table, write_json  # noqa: E402
 
-from facemath_core.metrics import psnr  # noqa: E402
+from facemath_core.base.metrics import psnr  # noqa: E402
 
 CRITERION = 1e-2  # z-MSE under which z counts as recovered (issue 14)
 GREY_LEVEL = 2 / 255  # one step of an 8-bit image on the [-1, 1] scale
@@ -61,13 +61,14 @@ def main() -> None:
     parser.add_argument("--inits", default="uniform", help="comma-separated starts, e.g. uniform,encoder")
     args = parser.parse_args()
 
-    from facemath_core import signatures as S
-    from facemath_core.architectures import ArchConfig, sample_z
-    from facemath_core.backends import EmbeddedBackend
-    from facemath_core.plugins import load_registry
-    from facemath_core.projection import Projector
-    from facemath_core.projection_settings import projection_config
-    from facemath_core.runtime import import_tensorflow_quietly
+    from facemath_core.projection.projector.projector import Projector
+    from facemath_core.projection.projector.settings import projection_config
+
+    from facemath_core.base import signatures as S
+    from facemath_core.base.runtime import import_tensorflow_quietly
+    from facemath_core.host.manager import load_registry
+    from facemath_core.models.architectures import ArchConfig, sample_z
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()
     backend, registry = EmbeddedBackend(args.models), load_registry()

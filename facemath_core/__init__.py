@@ -1,10 +1,40 @@
-"""facemath: math on faces with deep generative models."""
+"""facemath: math on faces with deep generative models.
 
-import pluggy
+The package root is the plugin API, one import for a plugin author (as `datasette` and `pytest` offer theirs):
+`hookimpl`, the component types, the `Backend` interface, the error types and `read_image` (an image read
+as every command reads one). The library lives in sub-packages
+named by layer (docs/architecture.md); nothing inside them imports this root.
+"""
 
-__version__ = "0.1.0"
+from facemath_core.base.errors import FacemathError, PluginError
+from facemath_core.base.version import __version__
+from facemath_core.data.images import read_image
+from facemath_core.host.backend import Backend
+from facemath_core.host.components import (
+    Blender,
+    Component,
+    Constraint,
+    Initializer,
+    LossTerm,
+    Mask,
+    Operator,
+    Optimizer,
+)
+from facemath_core.host.hookspecs import hookimpl
 
-# Plugin authors import this one name: `from facemath_core import hookimpl`.
-hookimpl = pluggy.HookimplMarker("facemath")
-
-__all__ = ["__version__", "hookimpl"]
+__all__ = [
+    "Backend",
+    "Blender",
+    "Component",
+    "Constraint",
+    "FacemathError",
+    "Initializer",
+    "LossTerm",
+    "Mask",
+    "Operator",
+    "Optimizer",
+    "PluginError",
+    "__version__",
+    "hookimpl",
+    "read_image",
+]

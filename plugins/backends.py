@@ -6,6 +6,8 @@ Both answer last (`trylast`), so a plugin can claim a target first, e.g. a `kser
 from __future__ import annotations
 
 from facemath_core import hookimpl
+from facemath_core.serving.backends.embedded import EmbeddedBackend
+from facemath_core.serving.backends.tfserving import TFServingBackend
 
 EMBEDDED_OPTIONS = ("prefix", "versions")
 
@@ -13,9 +15,6 @@ EMBEDDED_OPTIONS = ("prefix", "versions")
 @hookimpl(trylast=True)
 def facemath_open_backend(models, server, options):
     if server:
-        from facemath_core.backends.tfserving import TFServingBackend
-
         return TFServingBackend(server, **options)
-    from facemath_core.backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend(models, **{k: v for k, v in options.items() if k in EMBEDDED_OPTIONS})

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemath_core import hookimpl
-from facemath_core.components import Blender
+from facemath_core import Blender, hookimpl
 
 
 def overlay(target, generated, mask):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemath_core import hookimpl
-from facemath_core.components import Constraint
+from facemath_core import Constraint, hookimpl
 
 
 def clip(variable, bound, generator):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemath_core import hookimpl
-from facemath_core.components import Initializer
+from facemath_core import Initializer, hookimpl
 
 
 def uniform(targets, z_dim, bound, rng, backend):

@@ -6,8 +6,7 @@ weight * term). TensorFlow is imported inside the functions so that listing plug
 
 from __future__ import annotations
 
-from facemath_core import hookimpl
-from facemath_core.components import LossTerm
+from facemath_core import LossTerm, hookimpl
 
 
 def _per_image_sum(x):

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemath_core import hookimpl
-from facemath_core.components import Mask
-from facemath_core.errors import FacemathError
+from facemath_core import FacemathError, Mask, hookimpl, read_image
 
 
 def full(shape, rng, image_name):
@@ -84,8 +82,6 @@ def lowres(shape, rng, image_name):
 
 def from_file(shape, rng, image_name, dir: str = "masks"):
     """One mask PNG per image, found as DIR/<image stem>.png: white (>= 128) known, black missing."""
-    from facemath_core.images import read_image
-
     folder = Path(dir)
     path = folder / f"{Path(image_name).stem}.png"
     if not path.exists():

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemath_core import hookimpl
-from facemath_core.components import Operator
+from facemath_core import Operator, hookimpl
 
 
 def lerp(a, b, t):

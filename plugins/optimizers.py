@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from facemath_core import hookimpl
-from facemath_core.components import Optimizer
+from facemath_core import Optimizer, hookimpl
 
 
 def adam(lr: float = 0.01, beta_1: float = 0.9, beta_2: float = 0.999):

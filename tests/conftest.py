@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def synth_faces(tmp_path_factory):
     """48 synthetic 32x32 faces in CelebA layout."""
-    from facemath_core.synth import write_synthetic_folder
+    from facemath_core.data.synth import write_synthetic_folder
 
     out = tmp_path_factory.mktemp("synth") / "faces"
     write_synthetic_folder(out, 48, seed=3, size=32)
@@ -22,7 +22,7 @@ def synth_faces(tmp_path_factory):
 @pytest.fixture(scope="session")
 def train_faces(tmp_path_factory):
     """160 synthetic 32x32 faces: enough for the trainers' minimum of 64 training images."""
-    from facemath_core.synth import write_synthetic_folder
+    from facemath_core.data.synth import write_synthetic_folder
 
     out = tmp_path_factory.mktemp("train") / "faces"
     write_synthetic_folder(out, 160, seed=5, size=32)
@@ -35,8 +35,9 @@ TINY = dict(image_size=32, z_dim=8, ngf=8, ndf=8)
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, train_faces):
     """A few steps of each kind of run with tiny networks: {kind: run folder}."""
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.training import TrainOptions, train
+    from facemath_core.models.architectures import ArchConfig
+    from facemath_core.models.runs import TrainOptions
+    from facemath_core.models.training import train
 
     root = tmp_path_factory.mktemp("runs")
     runs = {}
@@ -56,7 +57,7 @@ def tiny_runs(tmp_path_factory, train_faces):
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_runs):
     """The tiny runs exported to one model base path."""
-    from facemath_core.export import export_run
+    from facemath_core.models.export import export_run
 
     base = tmp_path_factory.mktemp("exported")
     for run in tiny_runs.values():
@@ -71,8 +72,9 @@ def train_tiny_encoder(run, generator, tiny_runs, steps: int = 20, version: int 
     """A few steps of `train encoder` for the tiny generator folder `generator`, on the GAN run's faces."""
     import json
 
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.training import TrainOptions, train
+    from facemath_core.models.architectures import ArchConfig
+    from facemath_core.models.runs import TrainOptions
+    from facemath_core.models.training import train
 
     data = json.loads((tiny_runs["gan"] / "run.json").read_text())["data"]
     train(

@@ -5,8 +5,7 @@ Install it (`pip install examples/facemath-tv-loss`) and use it:
     facemath project faces/ --loss-plugin tv=0.01
 """
 
-from facemath_core import hookimpl
-from facemath_core.components import LossTerm
+from facemath_core import LossTerm, hookimpl
 
 
 def total_variation(target, generated, mask, disc_logits=None, scale: float = 1.0):

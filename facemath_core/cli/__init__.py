@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 
-from facemath_core import __version__
-from facemath_core.errors import EXIT_ERROR, EXIT_INTERNAL, FacemathError, describe_os_error
+from facemath_core.base.errors import EXIT_ERROR, EXIT_INTERNAL, FacemathError, describe_os_error
+from facemath_core.base.runtime import import_tensorflow_quietly
+from facemath_core.base.version import __version__
+from facemath_core.host.manager import configure
 
 # TensorFlow's C++ start-up chatter would bury the one line a user needs to read.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,7 +60,6 @@ def root(
     ] = False,
 ):
     """facemath: GAN projection, completion and face arithmetic."""
-    from facemath_core.plugins import configure
 
     if debug:
         _state["debug"] = True
@@ -67,8 +68,6 @@ def root(
     ctx.obj = {"plugins": list(plugin or [])}
     configure(ctx.obj["plugins"], trace=trace_plugins)
     if ctx.invoked_subcommand not in LIGHT_COMMANDS:
-        from facemath_core.runtime import import_tensorflow_quietly
-
         import_tensorflow_quietly()
 
 

@@ -7,6 +7,10 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base import signatures as S
+from facemath_core.base.drawing import labelled_grid
+from facemath_core.base.files import atomic_dir, check_new_dir, to_json
+from facemath_core.base.tables import markdown_table
 from facemath_core.cli.options import (
     AttributesOption,
     IncludeFlaggedOption,
@@ -17,6 +21,10 @@ from facemath_core.cli.options import (
     note,
     with_option_groups,
 )
+from facemath_core.data.images import from_unit, save_png
+from facemath_core.latent.latents import decode
+from facemath_core.latent.quality import score_vectors, split_rows, too_few_lines
+from facemath_core.latent.space import open_space, without_flagged
 
 
 @with_option_groups
@@ -37,15 +45,6 @@ def attributes_command(
     """Fit an attribute vector per attribute and score it on held-out latents: AUC as a linear classifier,
     and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
     import numpy as np
-
-    from facemath_core import signatures as S
-    from facemath_core.attribute_quality import score_vectors, split_rows, too_few_lines
-    from facemath_core.drawing import labelled_grid
-    from facemath_core.files import atomic_dir, check_new_dir, to_json
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latent_space import open_space, without_flagged
-    from facemath_core.latents import decode
-    from facemath_core.tables import markdown_table
 
     check_new_dir(out, overwrite)
     source.check()

@@ -7,11 +7,15 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.files import check_new_dir
 from facemath_core.cli.options import (
     ModelSource,
     OverwriteOption,
     with_option_groups,
 )
+from facemath_core.host.manager import load_registry
+from facemath_core.report.document.comparison import CompareConfig, run_compare
+from facemath_core.report.document.document import write_report
 
 
 @with_option_groups
@@ -35,10 +39,6 @@ def compare_command(
 ):
     """Project, encode and hybrid-project the same held-out faces; compare reconstruction, attribute vectors and
     arithmetic; write report.md and report.html with figures."""
-    from facemath_core.comparison import CompareConfig, run_compare
-    from facemath_core.files import check_new_dir
-    from facemath_core.plugins import load_registry
-    from facemath_core.report import write_report
 
     try:
         counts = tuple(int(v) for v in exemplars.split(",") if v.strip())

@@ -7,6 +7,13 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import check_new_dir, check_new_file
+from facemath_core.data.folders import FaceFolder, load_folder_images, open_faces
+from facemath_core.data.images import MAX_PIXELS, image_grid, save_png
+from facemath_core.data.synth import parse_correlations, parse_frequencies, write_synthetic_folder
+from facemath_core.data.tfrecords import pack_folder
+
 app = typer.Typer(
     help="Labelled face data: render synthetic faces, inspect CelebA-format folders.", no_args_is_help=True
 )
@@ -37,9 +44,6 @@ def synth(
     """Render faces with ground-truth attributes into a CelebA-format folder."""
     from rich.progress import Progress
 
-    from facemath_core.files import check_new_dir
-    from facemath_core.synth import parse_correlations, parse_frequencies, write_synthetic_folder
-
     if not 0 <= held_out <= 100:
         raise typer.BadParameter(f"{held_out}: must lie in 0..100", param_hint="--held-out-percent")
     check_new_dir(out, overwrite)
@@ -65,8 +69,6 @@ def info(
     """Show a face folder's size, split and attribute frequencies; check that every image decodes."""
     from rich.console import Console
     from rich.table import Table
-
-    from facemath_core.dataset import load_folder_images, open_faces
 
     faces = open_faces(folder)
     console = Console()
@@ -100,10 +102,6 @@ def grid(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ):
     """Draw the first COUNT faces of a folder as one picture, cropped and resized as training sees them."""
-    from facemath_core.dataset import FaceFolder, load_folder_images, open_faces
-    from facemath_core.errors import FacemathError
-    from facemath_core.files import check_new_file
-    from facemath_core.images import MAX_PIXELS, image_grid, save_png
 
     for option, value in (("--count", count), ("--size", size), ("--columns", columns)):
         if value < 1:
@@ -131,9 +129,6 @@ def pack(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out folder.")] = False,
 ):
     """Pack a face folder into TFRecord shards (image bytes, attributes, split) that `facemath train --data` reads."""
-    from facemath_core.errors import FacemathError
-    from facemath_core.files import check_new_dir
-    from facemath_core.tfrecords import pack_folder
 
     if shard_size < 1:
         raise FacemathError(f"--shard-size {shard_size}: must be at least 1")

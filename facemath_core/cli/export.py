@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.models.export import export_run
+from facemath_core.models.layout import existing_versions
+
 
 def export_command(
     run: Annotated[Path, typer.Argument(help="A training run folder (from facemath train).")],
@@ -18,8 +21,6 @@ def export_command(
 ):
     """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; oracle:
     attribute_oracle) with their signatures, metadata and warmup records."""
-    from facemath_core.export import export_run
-    from facemath_core.model_layout import existing_versions
 
     for path in export_run(run, to, version, prefix):
         # Latents record the version that made them, so older versions stay where they are: say what was added.

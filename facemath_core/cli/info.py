@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.version import __version__
 from facemath_core.cli.options import (
     ModelSource,
     with_option_groups,
 )
+from facemath_core.models.layout import describe_models, origin_summary
+from facemath_core.models.source import resolve_models
 
 
 @with_option_groups
@@ -16,9 +21,6 @@ def info_command(
 ):
     """Show the model source in effect (--models, $FACEMATH_MODELS, ./exported_models or the installed models)
     and each model in it: name, versions and the training run it came from."""
-    from facemath_core import __version__
-    from facemath_core.model_layout import describe_models
-    from facemath_core.model_source import resolve_models
 
     source.check()
     if source.server:
@@ -39,9 +41,6 @@ def info_command(
 
 
 def _server_info(source: ModelSource) -> None:
-    from facemath_core import signatures as S
-    from facemath_core.errors import FacemathError
-    from facemath_core.model_layout import origin_summary
 
     backend = source.open()
     typer.echo(f"models: {backend.describe()} (from --server)")

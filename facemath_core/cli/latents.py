@@ -7,6 +7,10 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base import signatures as S
+from facemath_core.base.drawing import labelled_grid
+from facemath_core.base.files import atomic_dir, atomic_file, check_new_dir, check_new_file
+from facemath_core.base.metrics import known_psnr
 from facemath_core.cli.options import (
     FileOverwriteOption,
     ModelSource,
@@ -15,6 +19,12 @@ from facemath_core.cli.options import (
     note,
     with_option_groups,
 )
+from facemath_core.data.images import from_unit, save_png
+from facemath_core.host.contracts import check_operator, interpolate
+from facemath_core.host.manager import load_registry
+from facemath_core.latent.latents import check_frames, decode, encode_images, find, load_latents, save_latents
+from facemath_core.projection.projector.run import load_inputs
+from facemath_core.projection.projector.shards import load_shards, merge, write_merged
 
 
 @with_option_groups
@@ -31,14 +41,6 @@ def encode_command(
 ):
     """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
     import numpy as np
-
-    from facemath_core import signatures as S
-    from facemath_core.drawing import labelled_grid
-    from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latents import decode, encode_images, save_latents
-    from facemath_core.metrics import known_psnr
-    from facemath_core.projection_job import load_inputs
 
     check_new_dir(out, overwrite)
     backend = source.open()
@@ -75,9 +77,6 @@ def render_command(
     source: ModelSource = ModelSource(),
 ):
     """Turn latents back into images with the model that made them (GAN generator or VAE decoder)."""
-    from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latents import decode, find, load_latents
 
     check_new_dir(out, overwrite)
     source.check()
@@ -107,13 +106,6 @@ def interpolate_command(
 ):
     """Walk through latent space from A to B (to C ...) and draw the faces along the way."""
     import numpy as np
-
-    from facemath_core.contracts import check_operator, interpolate
-    from facemath_core.drawing import labelled_grid
-    from facemath_core.files import atomic_file, check_new_file
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latents import check_frames, decode, find, load_latents
-    from facemath_core.plugins import load_registry
 
     if len(names) < 2:
         raise typer.BadParameter("give at least two latent names", param_hint="NAMES")
@@ -173,8 +165,6 @@ def merge_command(
 
     The shards must share the model, its version and the projection configuration, come from the same input
     list, and be all N of them with no image twice; the merged latents.npz lists the faces in input order."""
-    from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.shards import load_shards, merge, write_merged
 
     check_new_dir(out, overwrite)
     parts = load_shards(sources)

@@ -8,6 +8,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from facemath_core.base import signatures as S
+from facemath_core.base.files import atomic_dir, check_new_dir, check_new_file
 from facemath_core.cli.options import (
     AttributesOption,
     FileOverwriteOption,
@@ -21,6 +23,12 @@ from facemath_core.cli.options import (
     option_group,
     with_option_groups,
 )
+from facemath_core.data.images import from_unit, save_png
+from facemath_core.host.manager import load_registry
+from facemath_core.latent.arithmetic import Evaluator
+from facemath_core.latent.latents import Latents, check_frames, decode, save_latents
+from facemath_core.latent.space import open_space
+from facemath_core.latent.worked_example import analogy_figure, example_grid, j_diagram_latents, work_out
 
 MatchOption = Annotated[
     bool,
@@ -49,7 +57,7 @@ MatchByOption = Annotated[
 
 @option_group
 class Matching:
-    """The --match options of `math` and `analogy` (facemath_core.matching)."""
+    """The --match options of `math` and `analogy` (facemath_core.latent.matching)."""
 
     match: MatchOption = False
     match_on: MatchOnOption = None
@@ -69,7 +77,6 @@ class Matching:
 
     def use_oracle(self, evaluator, backend) -> None:
         """--match-by oracle: match on the attribute oracle's reading of every face's render, not on the labels."""
-        from facemath_core import signatures as S
 
         if self.match_by != "oracle":
             return
@@ -91,9 +98,6 @@ def _evaluator(
     include_flagged: bool = False,
     matching: Matching = Matching(),
 ):
-    from facemath_core.arithmetic import Evaluator
-    from facemath_core.latent_space import open_space
-    from facemath_core.plugins import load_registry
 
     matching.check()
     if exemplars < 0:
@@ -135,11 +139,6 @@ def math_command(
     Functions: mean, attr, and every operator plugin (lerp, slerp, project_out, ...).
     """
     import json
-
-    from facemath_core.files import atomic_dir, check_new_dir
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latents import Latents, decode, save_latents
-    from facemath_core.worked_example import example_grid, work_out
 
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
@@ -207,10 +206,6 @@ def analogy_command(
     The cell at (row i, column j) is A + j/(n-1) (B - A) + i/(n-1) (C - A), so the far corner is B + C - A: the
     analogy "A is to B as C is to ?".
     """
-    from facemath_core.files import check_new_file
-    from facemath_core.images import from_unit, save_png
-    from facemath_core.latents import check_frames, decode
-    from facemath_core.worked_example import analogy_figure, j_diagram_latents
 
     steps = deprecated_alias(steps, size, "--steps", "--size")
     if steps < 2:

@@ -4,7 +4,7 @@ An option group is a dataclass whose fields are options; a command takes it as o
 ModelSource`) and `@with_option_groups` spreads its fields into the command line, the way click users stack a
 shared option decorator. The model-source group (`--models` or `--server`, `--model-version`, `--label`, TLS,
 `--timeout`) is taken by every command that runs a model; `ModelSource.open` turns it into a backend through
-`facemath_core.backends.open_backend`.
+`facemath_core.serving.backends.open_backend`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from facemath_core.base import signatures as S
+from facemath_core.models.source import resolve_models, use_recorded_version
+from facemath_core.serving.backends import open_backend
 
 SOURCE = "Model source"  # the help panel that groups the model-source options
 
@@ -194,9 +198,6 @@ class ModelSource:
 
     def open(self, **extra):
         """The backend: TF Serving for --server, else the embedded backend over the resolved model folder."""
-        from facemath_core import signatures as S
-        from facemath_core.backends import open_backend
-        from facemath_core.model_source import resolve_models
 
         self.check()
         if self.server:
@@ -218,7 +219,6 @@ class ModelSource:
 
     def open_for(self, latents, origin: str, warn):
         """The backend, set to decode `latents` with the model version recorded in them."""
-        from facemath_core.model_source import use_recorded_version
 
         backend = self.open()
         explicit = self.model_version is not None or self.label is not None  # asked for on purpose: it wins

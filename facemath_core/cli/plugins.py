@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from facemath_core.components import HOOK_OF_KIND
+from facemath_core.host.components import HOOK_OF_KIND
+from facemath_core.host.manager import load_registry
 
 BACKEND = "backend"
 KINDS = [*HOOK_OF_KIND, BACKEND]
@@ -62,8 +63,6 @@ def plugins_command(
 
     from rich.console import Console
     from rich.table import Table
-
-    from facemath_core.plugins import load_registry
 
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"{kind!r}; choose {', '.join(KINDS)}", param_hint="--kind")

@@ -10,13 +10,30 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
 from facemath_core.cli.options import (
     ModelSource,
     OverwriteOption,
     option_group,
     with_option_groups,
 )
-from facemath_core.projection import PRESETS
+from facemath_core.cli.options import note as print_note
+from facemath_core.host.manager import load_registry
+from facemath_core.models.source import use_recorded_version
+from facemath_core.projection.projector.projector import PRESETS
+from facemath_core.projection.projector.run import (
+    RESUME_FILE,
+    ProjectionJob,
+    build_masks,
+    load_inputs,
+    load_resume,
+    resumed_config,
+    resumed_inputs,
+    resumed_models,
+)
+from facemath_core.projection.projector.settings import projection_config
+from facemath_core.projection.projector.shards import parse_shard
 
 ImagesArgument = Annotated[list[str] | None, typer.Argument(help="Image files or folders of images.")]
 LossPluginOption = Annotated[
@@ -119,19 +136,6 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     bar and the summary lines."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from facemath_core import signatures as S
-    from facemath_core.plugins import load_registry
-    from facemath_core.projection_job import (
-        RESUME_FILE,
-        ProjectionJob,
-        build_masks,
-        load_inputs,
-        load_resume,
-        resumed_config,
-        resumed_inputs,
-    )
-    from facemath_core.projection_settings import projection_config
 
     console = Console(stderr=True)
     out = options.out
@@ -249,9 +253,6 @@ def summary_line(latents, known_psnr) -> str:
 def _continue_with_recorded_models(backend, source, folder, arrays) -> None:
     """A resumed projection goes on with the model versions its checkpoint was made with (a newer export in the
     meantime would otherwise change the objective halfway through); gone versions are an error."""
-    from facemath_core.cli.options import note as print_note
-    from facemath_core.model_source import use_recorded_version
-    from facemath_core.projection_job import RESUME_FILE, resumed_models
 
     explicit = source.model_version is not None or source.label is not None
     path = Path(folder) / RESUME_FILE
@@ -276,8 +277,6 @@ def flagged_lines(latents) -> list[str]:
 
 def _parse_shard(text: str | None):
     """--shard K/N, or a usage error (exit 2) saying what K/N looks like."""
-    from facemath_core.errors import FacemathError
-    from facemath_core.shards import parse_shard
 
     if text is None:
         return None

@@ -2,7 +2,7 @@
 
 `serve` accepts tensorflow_model_server's own spelling of the flags the shipped manifests use
 (`--model_config_file=...`, `--enable_batching`, ...), so serving/docker-compose.yml's command line runs
-unchanged against the stand-in (tests/test_deploy.py checks it).
+unchanged against the stand-in (tests/serving/test_deploy.py checks it).
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from facemath_core.base.errors import FacemathError
+from facemath_core.serving.backends.tfserving import channel_credentials
+from facemath_core.serving.deploy import deploy, reload_server
+from facemath_core.serving.model_config import entries_for_folder, read_config
+from facemath_core.serving.protos import parse_batching_parameters, parse_monitoring_config
 
 
 def serve_command(
@@ -87,9 +93,7 @@ def serve_command(
     import signal
     import threading
 
-    from facemath_core.errors import FacemathError
-    from facemath_core.model_config import entries_for_folder, read_config
-    from facemath_core.standin_server import ServingError, build_server
+    from facemath_core.serving.standin import ServingError, build_server
 
     if (models is None) == (model_config_file is None):
         raise typer.BadParameter("give --models DIR or --model-config-file FILE", param_hint="--models")
@@ -133,8 +137,6 @@ def serve_command(
 def _batching_limit(enable_batching: bool, parameters: Path | None) -> int | None:
     """The max_batch_size a request may have (None: no batching). Without a file TF Serving's queue default
     (input_batch_size_limit 1000, shared_batch_scheduler.h) applies."""
-    from facemath_core.errors import FacemathError
-    from facemath_core.serving_protos import parse_batching_parameters
 
     if parameters is not None and not enable_batching:
         raise typer.BadParameter("needs --enable_batching", param_hint="--batching_parameters_file")
@@ -158,8 +160,6 @@ def _batching_limit(enable_batching: bool, parameters: Path | None) -> int | Non
 
 
 def _check_monitoring(path: Path) -> None:
-    from facemath_core.errors import FacemathError
-    from facemath_core.serving_protos import parse_monitoring_config
 
     try:
         parse_monitoring_config(path.read_text())
@@ -171,8 +171,6 @@ def _check_monitoring(path: Path) -> None:
 
 def _server_credentials(tls_cert: Path | None, tls_key: Path | None, tls_client_ca: Path | None):
     import grpc
-
-    from facemath_core.errors import FacemathError
 
     if not (tls_cert or tls_key or tls_client_ca):
         return None
@@ -189,9 +187,7 @@ def _server_credentials(tls_cert: Path | None, tls_key: Path | None, tls_client_
 def _poll_config(store, path: Path, every: int, stop) -> None:
     """--model_config_file_poll_wait_seconds: reload the file when it changes (a failed reload is logged and the
     models already loaded keep serving, as in the real server)."""
-    from facemath_core.errors import FacemathError
-    from facemath_core.model_config import read_config
-    from facemath_core.standin_server import ServingError
+    from facemath_core.serving.standin import ServingError
 
     last = path.read_bytes() if path.exists() else b""
     while not stop.wait(every):
@@ -228,8 +224,6 @@ def deploy_command(
 ):
     """Copy exported model versions under a TF Serving model base path, write models.config, and optionally
     make a running server reload it (two reloads when a label moves: TF Serving labels only AVAILABLE versions)."""
-    from facemath_core.backends.tfserving import channel_credentials
-    from facemath_core.deploy import deploy, reload_server
 
     if timeout <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--timeout")

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.errors import FacemathError
 from facemath_core.cli.options import ModelSource, note, with_option_groups
-from facemath_core.errors import FacemathError
+from facemath_core.host.manager import load_registry
+from facemath_core.studio.engine import Engine
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -39,8 +41,6 @@ def studio_command(
         raise FacemathError(
             f"facemath studio needs the studio extra ({exc.name} is missing): pip install 'facemath[studio]'"
         ) from None
-    from facemath_core.plugins import load_registry
-    from facemath_core.studio.engine import Engine
 
     source.check()
     registry = load_registry(ctx.obj["plugins"])

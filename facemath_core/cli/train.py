@@ -9,6 +9,12 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.runtime import import_tensorflow_quietly
+from facemath_core.models.architectures import ArchConfig
+from facemath_core.models.distribute import check_placement, make_strategy
+from facemath_core.models.runs import Placement, TrainOptions
+from facemath_core.models.training import train as run_training
+
 
 class Strategy(str, enum.Enum):
     one = "one"
@@ -85,11 +91,6 @@ def train_command(
     ] = None,
 ):
     """Train KIND on --data into --out, or continue --resume RUN. Ctrl-C saves a checkpoint and stops."""
-    from facemath_core.architectures import ArchConfig
-    from facemath_core.distribute import check_placement, make_strategy
-    from facemath_core.runtime import import_tensorflow_quietly
-    from facemath_core.training import Placement, TrainOptions
-    from facemath_core.training import train as run_training
 
     if resume is None and (data is None or out is None):
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")

@@ -24,8 +24,9 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from facemath_core.errors import FacemathError, describe_os_error
-from facemath_core.images import read_image
+from facemath_core.base.errors import FacemathError, describe_os_error
+from facemath_core.data.images import read_image
+from facemath_core.projection.projector.settings import projection_config
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.jobs import Face, ProjectionJob, data_url
 from facemath_core.studio.sessions import COOKIE, Session, SessionStore
@@ -319,7 +320,6 @@ def _finite(value: float) -> float | None:
 
 def _config(engine: Engine, body: dict, steps: int, count: int):
     """The projection config, through the same function as `facemath project`'s options."""
-    from facemath_core.projection_settings import projection_config
 
     preset = body.get("preset") or None
     init = body.get("init") or "uniform"

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facemath_core import signatures as S
-from facemath_core.errors import FacemathError
-from facemath_core.images import crop_and_resize, from_unit, list_images, read_image, to_unit
-from facemath_core.latents import Latents, check_frames, decode, save_latents
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
+from facemath_core.data.folders import ATTR_FILE, IMAGE_DIR, read_attribute_file
+from facemath_core.data.images import crop_and_resize, from_unit, list_images, read_image, to_unit
+from facemath_core.host.contracts import check_operator, interpolate
+from facemath_core.latent.arithmetic import Evaluator
+from facemath_core.latent.attribute_vectors import attribute_vectors
+from facemath_core.latent.latents import Latents, check_frames, decode, save_latents
+from facemath_core.latent.space import LatentSpace
+from facemath_core.latent.worked_example import analogy_figure, j_diagram_latents, work_out
+from facemath_core.projection.projector.projector import PRESETS
 from facemath_core.studio.sessions import Session
 
 MAX_INTERPOLATION_FACES = 16
@@ -33,7 +40,6 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 def _image_folder(folder: Path) -> Path:
     """The folder of face images: `folder`, or its img_align_celeba/ in CelebA's layout (as `project` reads it)."""
-    from facemath_core.dataset import IMAGE_DIR
 
     return folder / IMAGE_DIR if (folder / IMAGE_DIR).is_dir() else folder
 
@@ -50,7 +56,6 @@ class Engine:
 
     def _read_labels(self) -> tuple[list[str], dict[str, np.ndarray]]:
         """Attribute labels of the example faces, when their folder has an attribute file (CelebA format)."""
-        from facemath_core.dataset import ATTR_FILE, read_attribute_file
 
         # Next to the images or one folder up (CelebA's layout), as `facemath math` looks for it.
         found = [f / ATTR_FILE for f in (self.faces, self.faces.parent)] if self.faces is not None else []
@@ -65,7 +70,6 @@ class Engine:
     def menus(self) -> dict:
         """Everything the page offers a choice of, from the plugin registry: a plugin installed for the CLI shows
         up here too."""
-        from facemath_core.projection import PRESETS
 
         kinds = {"init": "inits", "loss": "losses", "blender": "blenders", "operator": "operators"}
         menus = {plural: self.registry.names(kind) for kind, plural in kinds.items()}
@@ -169,7 +173,6 @@ class Engine:
     def space(self, session: Session):
         """The library as a LatentSpace labelled from the example faces' attribute file, as `open_space` would
         label a latents file whose inputs are those faces."""
-        from facemath_core.latent_space import LatentSpace
 
         latents = self.library_latents(session)
         stems = [Path(e.path).name if e.path else "" for e in session.entries()]
@@ -186,14 +189,12 @@ class Engine:
     # --- arithmetic ---------------------------------------------------------------------------------------
 
     def evaluator(self, session: Session, exemplars: int = 3, seed: int = 0):
-        from facemath_core.arithmetic import Evaluator
 
         operators = {name: self.registry.get("operator", name) for name in self.registry.names("operator")}
         return Evaluator(self.space(session), operators, exemplars=exemplars, seed=seed)
 
     def math(self, session: Session, expression: str) -> dict:
         """An expression of `facemath math`'s language: each term's face and the faces it came from, the result."""
-        from facemath_core.worked_example import work_out
 
         if not expression.strip():
             raise FacemathError("expression: empty; e.g. a - b + c with names from the library")
@@ -226,7 +227,6 @@ class Engine:
         return result
 
     def _fit_sliders(self, entries) -> tuple[list[str], np.ndarray]:
-        from facemath_core.attribute_vectors import attribute_vectors
 
         if not self.labels:
             raise FacemathError(
@@ -265,7 +265,6 @@ class Engine:
     def interpolate(self, session: Session, names: list[str], method: str, t: float) -> np.ndarray:
         """The face at position t along A -> B -> C ... (t = 0 is A, 1 is B, 2 is C), through the operator plugin
         `method` (lerp, slerp) called as `facemath interpolate` calls it: op(a, b, t)."""
-        from facemath_core.contracts import check_operator, interpolate
 
         if not 2 <= len(names) <= MAX_INTERPOLATION_FACES:
             raise FacemathError(f"interpolation: choose 2 to {MAX_INTERPOLATION_FACES} library faces")
@@ -279,7 +278,6 @@ class Engine:
 
     def analogy(self, session: Session, a: str, b: str, c: str, size: int) -> np.ndarray:
         """White's J-diagram, as `facemath analogy` draws it; A, B and C are expressions over the library."""
-        from facemath_core.worked_example import analogy_figure, j_diagram_latents
 
         if not 2 <= size <= MAX_ANALOGY_SIZE:
             raise FacemathError(f"analogy size {size}: choose 2 to {MAX_ANALOGY_SIZE}")

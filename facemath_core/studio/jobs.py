@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facemath_core.errors import FacemathError
-from facemath_core.images import from_unit, to_unit
-from facemath_core.seeds import row_seeds
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.metrics import known_psnr
+from facemath_core.base.seeds import row_seeds
+from facemath_core.data.images import from_unit, to_unit
+from facemath_core.host.contracts import blend, check_blender
+from facemath_core.host.manager import check_params
+from facemath_core.projection.projector.projector import Projector
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.sessions import Entry, Session
 
@@ -41,9 +45,6 @@ class _Cancelled(Exception):
 
 class ProjectionJob:
     def __init__(self, engine: Engine, session: Session, faces: list[Face], config, mask: np.ndarray | None):
-        from facemath_core.contracts import check_blender
-        from facemath_core.plugins import check_params
-        from facemath_core.projection import Projector
 
         self.engine, self.session, self.faces, self.config = engine, session, faces, config
         self.mask = mask  # (S, S), 1 = known; None: every pixel known
@@ -96,7 +97,7 @@ class ProjectionJob:
         size = engine.image_size
         known = np.ones((size, size), np.float32) if self.mask is None else self.mask.astype(np.float32)
         masks = np.repeat(known[None], len(self.faces), axis=0)
-        # Seeded per face as `facemath project` seeds it (facemath_core.seeds: --seed and the file name), so a face
+        # Seeded per face as `facemath project` seeds it (facemath_core.base.seeds: --seed and the file name), so a face
         # starts where the CLI starts it, whatever else is projected with it.
         keys = [Path(f.path).name if f.path else f.name for f in self.faces]
         z0 = self.projector.seeded_initial_z(targets, keys)
@@ -130,8 +131,6 @@ class ProjectionJob:
 
     def _keep(self, z, totals, targets, masks) -> list[str]:
         """The results into the session library: G(z), PSNR of the known pixels, the VAE encoding, a completion."""
-        from facemath_core.contracts import blend
-        from facemath_core.metrics import known_psnr
 
         engine = self.engine
         generated = engine.backend.generate(z, self.projector.model)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemath_core.errors import FacemathError
+from facemath_core.base.errors import FacemathError
 
 COOKIE = "facemath_studio"
 MAX_SESSIONS = 64  # beyond this the session idle longest is dropped (its tempdir with it)

@@ -1,0 +1,5 @@
+"""Faces as data: reading and writing images, CelebA-format face folders, synthetic faces, TFRecord shards, and
+the training input pipeline over either.
+
+Imports only `base`.
+"""

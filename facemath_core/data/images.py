@@ -1,0 +1,172 @@
+"""Reading and writing images: any common input becomes RGB uint8, and every failure names its file."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import atomic_file
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# Far above any face crop, far below what would exhaust memory: a decompression bomb is refused, not decoded.
+MAX_PIXELS = 40_000_000
+# CelebA's aligned faces are 178x218; DCGAN practice crops their central 108x108 before resizing.
+CELEBA_ALIGNED_SIZE = (178, 218)
+CELEBA_CROP = 108
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class BadImagesError(FacemathError):
+    """Several files of a folder scan could not be read; `problems` holds one 'file: reason' line each."""
+
+    def __init__(self, problems: list[str], total: int):
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        super().__init__(f"{len(problems)} of {total} images could not be read: {shown}")
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Greyscale, palette, alpha, 16-bit and CMYK images all become 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent areas become white, as a browser shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one image as an (H, W, 3) uint8 RGB array, or raise FacemathError naming the file and the reason."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise FacemathError(f"{path}: empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise FacemathError(
+                        f"{path}: {image.width}x{image.height} pixels is over the {MAX_PIXELS:,} pixel limit"
+                    )
+                image.load()
+                return _to_rgb(image)
+    except FacemathError:
+        raise
+    except FileNotFoundError:
+        raise FacemathError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FacemathError(f"{path}: is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise FacemathError(f"{path}: not an image (unknown or corrupt format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FacemathError(f"{path}: over the {MAX_PIXELS:,} pixel limit (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else f"cannot decode ({exc})"
+        raise FacemathError(f"{path}: {reason}") from None
+
+
+def crop_and_resize(rgb: np.ndarray, size: int, crop: str = "auto") -> np.ndarray:
+    """Crop the face region and resize to size x size.
+
+    crop 'auto' takes CelebA's central 108x108 for 178x218 aligned images and the largest central square otherwise;
+    'celeba' always takes 108x108; 'none' resizes the whole image (squashing it if it is not square).
+    """
+    height, width = rgb.shape[:2]
+    if crop == "celeba" or (crop == "auto" and (width, height) == CELEBA_ALIGNED_SIZE):
+        side = min(CELEBA_CROP, width, height)
+    elif crop in ("auto", "square"):
+        side = min(width, height)
+    elif crop == "none":
+        side = None
+    else:
+        raise FacemathError(f"--crop {crop!r}: choose auto, celeba, square or none")
+    if side is not None:
+        top, left = (height - side) // 2, (width - side) // 2
+        rgb = rgb[top : top + side, left : left + side]
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return np.ascontiguousarray(rgb)
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in `folder`, sorted by name. Hidden files are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FacemathError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def load_images(paths: Iterable[Path], size: int, crop: str = "auto", workers: int = 4) -> np.ndarray:
+    """Read, crop and resize many images into one (N, size, size, 3) uint8 array.
+
+    Every file is tried; if any fail, one BadImagesError lists them all instead of stopping at the first.
+    """
+    paths = list(paths)
+
+    def one(path: Path):
+        try:
+            return crop_and_resize(read_image(path), size, crop), None
+        except FacemathError as exc:
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, paths))
+    problems = [problem for _, problem in results if problem]
+    if problems:
+        raise BadImagesError(problems, len(paths))
+    if not results:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([image for image, _ in results])
+
+
+def save_png(path: str | os.PathLike, rgb: np.ndarray, compress_level: int = 6) -> None:
+    """Write an RGB uint8 (or [0, 1] float) array as PNG, atomically."""
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    with atomic_file(path) as handle:
+        Image.fromarray(rgb).save(handle, format="PNG", compress_level=compress_level)
+
+
+def image_grid(images: np.ndarray, columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile (N, H, W, 3) uint8 images into one picture, row by row, with `pad` pixels between them."""
+    if columns < 1:
+        raise FacemathError(f"{columns} columns: a grid needs at least 1")
+    count, height, width = images.shape[:3]
+    rows = max(1, -(-count // columns))
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, 3), fill, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        top, left = pad + r * (height + pad), pad + c * (width + pad)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def to_unit(images_uint8):
+    """uint8 [0, 255] -> float32 [-1, 1], the models' value range; a numpy array or a TensorFlow tensor (the
+    training pipeline converts each batch as it goes)."""
+    if isinstance(images_uint8, np.ndarray):
+        return images_uint8.astype(np.float32) / 127.5 - 1.0
+    import tensorflow as tf
+
+    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+
+
+def from_unit(images: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255]."""
+    return (np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255) + 0.5).astype(np.uint8)

@@ -1,0 +1,92 @@
+"""Every hook a facemath plugin can implement.
+
+A plugin is a module (or object) with functions decorated by `facemath_core.hookimpl` whose names match the specs
+below. facemath calls every hook through pluggy (`manager.hook.facemath_*`, keyword arguments only), so `tryfirst`,
+`trylast`, hook wrappers and tracing (`facemath --trace-plugins`) work as in pytest.
+
+The `facemath_<kind>s` hooks take no arguments and return a list of components (`facemath_core.host.components`); the
+results of all plugins are merged by name. `facemath_open_backend` is a `firstresult` hook: the first plugin that
+recognises the `--server` target opens the backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from facemath_core.host.components import Blender, Constraint, Initializer, LossTerm, Mask, Operator, Optimizer
+
+if TYPE_CHECKING:
+    from facemath_core.host.backend import Backend
+
+hookspec = pluggy.HookspecMarker("facemath")
+# What plugins decorate their hook functions with; re-exported as `facemath_core.hookimpl`.
+hookimpl = pluggy.HookimplMarker("facemath")
+
+
+@hookspec
+def facemath_loss_terms() -> list[LossTerm]:
+    """Called once when the plugin registry is built; returns the loss terms this plugin provides.
+
+    A loss term is chosen with `--loss-plugin NAME[=WEIGHT]` and added, weighted, to the projection objective.
+    """
+
+
+@hookspec
+def facemath_optimizers() -> list[Optimizer]:
+    """Called once when the plugin registry is built; returns the optimizers of z this plugin provides.
+
+    An optimizer is chosen with `--optimizer NAME`; its `function(**params)` is called once per batch of images.
+    """
+
+
+@hookspec
+def facemath_operators() -> list[Operator]:
+    """Called once when the plugin registry is built; returns the latent arithmetic operators this plugin provides.
+
+    An operator is called by name inside `facemath math` expressions, e.g. `slerp(a, b, 0.5)`.
+    """
+
+
+@hookspec
+def facemath_masks() -> list[Mask]:
+    """Called once when the plugin registry is built; returns the completion masks this plugin provides.
+
+    A mask is chosen with `facemath complete --mask NAME`; its function is called once per image.
+    """
+
+
+@hookspec
+def facemath_blenders() -> list[Blender]:
+    """Called once when the plugin registry is built; returns the blenders this plugin provides.
+
+    A blender is chosen with `facemath complete --blend NAME`; its function is called once per completed image.
+    """
+
+
+@hookspec
+def facemath_initializers() -> list[Initializer]:
+    """Called once when the plugin registry is built; returns the z initialisers this plugin provides.
+
+    An initialiser is chosen with `--init NAME`; its function is called once per batch of images.
+    """
+
+
+@hookspec
+def facemath_constraints() -> list[Constraint]:
+    """Called once when the plugin registry is built; returns the z constraints this plugin provides.
+
+    A constraint is chosen with `--constraint NAME`; its function runs inside every optimisation step.
+    """
+
+
+@hookspec(firstresult=True)
+def facemath_open_backend(models: str, server: str | None, options: dict[str, Any]) -> Backend | None:
+    """Called each time a command opens its models; returns a `facemath_core.Backend`, or None when the
+    target is not this plugin's.
+
+    `models` is the `--models` base path, `server` the `--server` target (None without one), `options` the
+    model-source options (version, label, timeout, TLS files, ...). The first non-None result wins; the built-in
+    TF Serving and embedded backends are `trylast`, so a plugin can claim a URL scheme such as `kserve://`.
+    """

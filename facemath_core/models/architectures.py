@@ -1,0 +1,207 @@
+"""The network shapes: DCGAN generator and discriminator (Radford et al. 2016), the VAE built from them, the oracle.
+
+DCGAN details that matter on Keras 3 (seen in facemath's first prototype): BatchNormalization needs momentum 0.9
+and epsilon 1e-5 (Keras' 0.99 / 1e-3 gave noisy, collapsed samples), and weights need N(0, 0.02) (not glorot).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
+
+IMAGE_SIZES = (32, 64, 128)
+Z_DISTRIBUTIONS = ("uniform", "normal")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """What decides a network's shape; saved in every run and export so a model can be rebuilt exactly."""
+
+    image_size: int = 64
+    z_dim: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    z_distribution: str = "uniform"  # U(-1, 1) as in DCGAN, or N(0, 1)
+    spectral_norm: bool = False  # in the discriminator; a stabiliser, off in the Radford recipe
+    attribute_names: tuple[str, ...] = field(default_factory=tuple)  # for the oracle
+
+    def __post_init__(self):
+        if self.image_size not in IMAGE_SIZES:
+            raise FacemathError(
+                f"--image-size {self.image_size}: the DCGAN architecture makes {', '.join(map(str, IMAGE_SIZES))}"
+            )
+        for name in ("z_dim", "ngf", "ndf"):
+            if getattr(self, name) < 1:
+                raise FacemathError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.z_distribution not in Z_DISTRIBUTIONS:
+            raise FacemathError(f"--z-dist {self.z_distribution!r}: choose uniform or normal")
+
+    @property
+    def n_up(self) -> int:
+        """Number of stride-2 layers between 4x4 and the image size."""
+        return int(math.log2(self.image_size // 4))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["attribute_names"] = list(self.attribute_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ArchConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["attribute_names"] = tuple(known.get("attribute_names", ()))
+        return cls(**known)
+
+
+def _init():
+    import keras
+
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _bn():
+    import keras
+
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02)
+    )
+
+
+def _upsampling_stack(x, cfg: ArchConfig, width: int, out_channels: int):
+    """Dense -> 4x4xC, then 5x5 stride-2 transposed convolutions with BN + ReLU, halving channels; tanh output."""
+    import keras
+    from keras import layers
+
+    channels = width * 2 ** (cfg.n_up - 1)
+    x = layers.Dense(4 * 4 * channels, use_bias=False, kernel_initializer=_init(), name="project")(x)
+    x = layers.Reshape((4, 4, channels))(x)
+    x = layers.ReLU()(_bn()(x))
+    for i in range(cfg.n_up - 1):
+        channels //= 2
+        x = layers.Conv2DTranspose(
+            channels, 5, strides=2, padding="same", use_bias=False, kernel_initializer=_init(), name=f"up{i}"
+        )(x)
+        x = layers.ReLU()(_bn()(x))
+    x = layers.Conv2DTranspose(out_channels, 5, strides=2, padding="same", kernel_initializer=_init(), name="to_rgb")(x)
+    return keras.layers.Activation("tanh", dtype="float32")(x)
+
+
+def _downsampling_stack(x, cfg: ArchConfig, width: int, spectral_norm: bool = False):
+    """5x5 stride-2 convolutions with LeakyReLU 0.2, BatchNorm on all but the first, down to 4x4."""
+    from keras import layers
+
+    channels = width
+    for i in range(cfg.n_up):
+        conv = layers.Conv2D(
+            channels, 5, strides=2, padding="same", use_bias=i == 0, kernel_initializer=_init(), name=f"down{i}"
+        )
+        if spectral_norm:
+            conv = layers.SpectralNormalization(conv, name=f"sn_down{i}")
+        x = conv(x)
+        if i > 0 and not spectral_norm:
+            x = _bn()(x)
+        x = layers.LeakyReLU(0.2)(x)
+        channels *= 2
+    return layers.Flatten()(x)
+
+
+def build_generator(cfg: ArchConfig):
+    import keras
+
+    z = keras.Input((cfg.z_dim,), name="z")
+    return keras.Model(z, _upsampling_stack(z, cfg, cfg.ngf, 3), name="generator")
+
+
+def build_discriminator(cfg: ArchConfig):
+    import keras
+
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    features = _downsampling_stack(images, cfg, cfg.ndf, cfg.spectral_norm)
+    # Outputs in float32 (a no-op by default): under --mixed-precision the losses must not be computed in float16.
+    logits = keras.layers.Dense(1, kernel_initializer=_init(), name="logit", dtype="float32")(features)
+    return keras.Model(images, keras.layers.Reshape((), dtype="float32")(logits), name="discriminator")
+
+
+def build_encoder(cfg: ArchConfig):
+    """The VAE encoder mirrors the discriminator and ends in the mean and log-variance of z."""
+    import keras
+
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    features = _downsampling_stack(images, cfg, cfg.ndf)
+    z_mean = keras.layers.Dense(cfg.z_dim, kernel_initializer=_init(), name="z_mean", dtype="float32")(features)
+    z_log_var = keras.layers.Dense(cfg.z_dim, kernel_initializer="zeros", name="z_log_var", dtype="float32")(features)
+    return keras.Model(images, [z_mean, z_log_var], name="vae_encoder")
+
+
+def build_decoder(cfg: ArchConfig):
+    """The VAE decoder is shaped like the generator."""
+    import keras
+
+    z = keras.Input((cfg.z_dim,), name="z")
+    return keras.Model(z, _upsampling_stack(z, cfg, cfg.ngf, 3), name="vae_decoder")
+
+
+def build_oracle(cfg: ArchConfig):
+    """A small CNN with one logit per attribute: the judge of reconstructions and arithmetic."""
+    import keras
+    from keras import layers
+
+    if not cfg.attribute_names:
+        raise FacemathError("the attribute oracle needs a data folder with an attribute file")
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    x = images
+    # Cheap early layers, wider late ones: the attributes are large features, not fine texture.
+    for i, channels in enumerate((32, 64, 128, 128)):
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.ReLU()(layers.BatchNormalization(name=f"bn{i}")(x))
+        if i < 3:
+            x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    logits = layers.Dense(len(cfg.attribute_names), name="attribute_logits", dtype="float32")(x)
+    return keras.Model(images, logits, name="attribute_oracle")
+
+
+def z_bound(z_distribution: str) -> float:
+    """The box z lives in: the support of U(-1, 1), or +-3 standard deviations of N(0, 1). Projection's
+    constraints keep z in it and the GAN encoder's outputs are squashed into it."""
+    return 1.0 if z_distribution == "uniform" else 3.0
+
+
+def sample_z(cfg: ArchConfig, n: int, seed=None):
+    """Draw n latent vectors from the model's prior, as float32 numpy."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if cfg.z_distribution == "normal":
+        return rng.standard_normal((n, cfg.z_dim)).astype(np.float32)
+    return rng.uniform(-1.0, 1.0, (n, cfg.z_dim)).astype(np.float32)
+
+
+def draw_prior(cfg: ArchConfig, seed_generator):
+    """The GAN's z prior as a `draw(shape)` function: U(-1, 1), or N(0, 1) when cfg.z_distribution is normal."""
+    import keras
+
+    def draw(shape):
+        if cfg.z_distribution == "normal":
+            return keras.random.normal(shape, seed=seed_generator)
+        return keras.random.uniform(shape, -1.0, 1.0, seed=seed_generator)
+
+    return draw
+
+
+def build_gan_encoder(cfg: ArchConfig):
+    """The discriminator's downsampling stack, then a dense layer to z and bound * tanh(. / bound)."""
+    import keras
+    import tensorflow as tf
+
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    features = _downsampling_stack(images, cfg, cfg.ndf)
+    raw = keras.layers.Dense(cfg.z_dim, kernel_initializer=_init(), name="z_raw", dtype="float32")(features)
+    bound = z_bound(cfg.z_distribution)
+    # bound * tanh(x / bound): the identity near 0, and never outside the box the generator was trained on.
+    z = keras.layers.Lambda(lambda x: bound * tf.tanh(x / bound), name="z", dtype="float32")(raw)
+    return keras.Model(images, z, name=S.GAN_ENCODER)

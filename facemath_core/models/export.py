@@ -1,0 +1,238 @@
+"""Export trained networks as TF Serving SavedModels: `<base>/<model>/<version>/`.
+
+Each model gets the signatures of `facemath_core.base.signatures`, a `metadata` signature and file describing it (z size
+and prior, image size, value range, attribute names, training data and steps, facemath version) and warmup records
+for every signature in `assets.extra/tf_serving_warmup_requests`.
+
+Keras 3 models are exported with `keras.export.ExportArchive`: `tf.saved_model.save` of a tf.Module wrapping a
+Keras 3 model wrote SavedModels whose variables the TF1 loader (the path TF Serving takes) could not find.
+A version folder appears only when complete (`files.atomic_dir`), and the models of one run appear together.
+Which networks a run has, and the names they are served under, come from `model_kinds.KINDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import atomic_dir
+from facemath_core.base.version import __version__
+from facemath_core.models.architectures import ArchConfig
+from facemath_core.models.encoders import inverted_generator
+from facemath_core.models.kinds import KINDS
+from facemath_core.models.layout import existing_versions, read_metadata  # noqa: F401 (read_metadata: re-exported)
+from facemath_core.models.projector_export import write_projector
+from facemath_core.models.runs import TrainOptions, read_run
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def restore_run_models(run_dir: str | Path) -> tuple[dict, ArchConfig, dict]:
+    """Rebuild the networks of a training run and load its latest checkpoint: (record, config, {name: model})."""
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    record = read_run(run_dir)
+    cfg = ArchConfig.from_dict(record["arch"])
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise FacemathError(f"{run_dir}: the run has no checkpoint to export (train it first)")
+    kind = KINDS.get(record["kind"])
+    if kind is None:
+        raise FacemathError(f"{run_dir}/run.json: unknown kind {record['kind']!r}")
+    networks = kind.build(cfg, TrainOptions()).networks()
+    # Optimizer state and the noise's state are in the checkpoint too; only the networks are needed here.
+    tf.train.Checkpoint(**networks).restore(latest).expect_partial().assert_existing_objects_matched()
+    record = {**record, "checkpoint": Path(latest).name, "run": str(run_dir.resolve())}
+    return record, cfg, {kind.served[key]: network for key, network in networks.items()}
+
+
+def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
+    return {
+        "model": name,
+        "family": record["kind"],
+        "z_dim": cfg.z_dim,
+        "z_distribution": cfg.z_distribution,
+        "image_size": cfg.image_size,
+        "value_range": [-1.0, 1.0],
+        "attribute_names": list(cfg.attribute_names),
+        "arch": cfg.to_dict(),
+        "training": {
+            "data": record.get("data"),
+            "data_images": record.get("data_images"),
+            "steps": record.get("steps_done"),
+            "wall_seconds": round(float(record.get("wall_seconds", 0.0)), 1),
+            "checkpoint": record.get("checkpoint"),
+            "run": record.get("run"),
+            "options": record.get("options"),
+        },
+        "held_out_accuracy": record.get("held_out_accuracy"),
+        **_inverts(record),
+        "facemath_version": __version__,
+        "signatures": {
+            sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
+            for sig, s in S.SIGNATURES[_base_name(name)].items()
+        },
+    }
+
+
+def _inverts(record: dict) -> dict:
+    """A gan_encoder's metadata names the generator and version it inverts (`encoders.check_encoder` reads it)."""
+
+    generator = inverted_generator(record.get("options") or {})
+    return {"generator": generator} if generator else {}
+
+
+def _base_name(name: str) -> str:
+    for base in S.MODEL_NAMES:
+        if name == base or name.endswith("_" + base):
+            return base
+    raise FacemathError(f"{name!r} is not a facemath model name ({', '.join(S.MODEL_NAMES)})")
+
+
+def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
+    """The tf.functions to export for one model, by signature name, each with its input signature."""
+    import tensorflow as tf
+
+    size, zdim = cfg.image_size, cfg.z_dim
+    z_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z)
+    z_cotangent_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z_COTANGENT)
+    images_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.IMAGES)
+    cotangent_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.COTANGENT)
+    index_spec = tf.TensorSpec([None], tf.float32, name=S.METADATA_INDEX)
+
+    def metadata(index):
+        return {S.METADATA_JSON: tf.fill(tf.shape(index), tf.constant(metadata_json))}
+
+    def decode(z):
+        return {S.IMAGES: model(z, training=False)}
+
+    def model_vjp(x, cotangent=None):
+        # One backward pass gives every example's own gradient: examples do not interact in inference mode.
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=False)
+        return y, tape.gradient(y, x, output_gradients=cotangent)
+
+    def decode_vjp(z, cotangent):
+        images, z_grad = model_vjp(z, cotangent)
+        return {S.IMAGES: images, S.Z_GRAD: z_grad}
+
+    def discriminate(images):
+        return {S.LOGITS: model(images, training=False)}
+
+    def discriminate_grad(images):
+        logits, images_grad = model_vjp(images)
+        return {S.LOGITS: logits, S.IMAGES_GRAD: images_grad}
+
+    def encode(images):
+        z_mean, z_log_var = model(images, training=False)
+        return {S.Z_MEAN: z_mean, S.Z_LOG_VAR: z_log_var}
+
+    def invert(images):
+        return {S.Z: model(images, training=False)}
+
+    def invert_vjp(images, z_cotangent):
+        z, images_grad = model_vjp(images, z_cotangent)
+        return {S.Z: z, S.IMAGES_GRAD: images_grad}
+
+    def judge(images):
+        return {S.ATTRIBUTE_LOGITS: model(images, training=False)}
+
+    table = {
+        S.GENERATOR: {S.DEFAULT: (decode, [z_spec]), S.VJP: (decode_vjp, [z_spec, cotangent_spec])},
+        S.VAE_DECODER: {S.DEFAULT: (decode, [z_spec]), S.VJP: (decode_vjp, [z_spec, cotangent_spec])},
+        S.DISCRIMINATOR: {S.DEFAULT: (discriminate, [images_spec]), S.GRAD: (discriminate_grad, [images_spec])},
+        S.VAE_ENCODER: {S.DEFAULT: (encode, [images_spec])},
+        S.ORACLE: {S.DEFAULT: (judge, [images_spec])},
+        S.GAN_ENCODER: {S.DEFAULT: (invert, [images_spec]), S.VJP: (invert_vjp, [images_spec, z_cotangent_spec])},
+    }[base]
+    return {**table, S.METADATA: (metadata, [index_spec])}
+
+
+def _warmup_inputs(base: str, cfg: ArchConfig, signature: str) -> dict[str, np.ndarray]:
+    shapes = {
+        S.Z: (1, cfg.z_dim),
+        S.IMAGES: (1, cfg.image_size, cfg.image_size, 3),
+        S.COTANGENT: (1, cfg.image_size, cfg.image_size, 3),
+        S.Z_COTANGENT: (1, cfg.z_dim),
+        S.METADATA_INDEX: (1,),
+    }
+    return {alias: np.zeros(shapes[alias], np.float32) for alias in S.SIGNATURES[base][signature].inputs}
+
+
+def write_warmup(path: Path, name: str, base: str, cfg: ArchConfig) -> None:
+    """One PredictionLog per signature, so a server pays each signature's graph set-up before real traffic."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature in S.SIGNATURES[base]:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
+            for alias, value in _warmup_inputs(base, cfg, signature).items():
+                request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def write_saved_model(model, name: str, cfg: ArchConfig, metadata: dict, target: Path) -> None:
+    """Write one SavedModel (signatures, metadata, warmup) into the folder `target`."""
+    import keras
+
+    base = _base_name(name)
+    metadata_json = json.dumps(metadata, sort_keys=True)
+    archive = keras.export.ExportArchive()
+    # No archive.track(model): the endpoints capture every variable they use, and tracking the model as well
+    # would save each weight twice (once as the Keras variable, once as the captured tf.Variable).
+    endpoints = _endpoints(base, model, cfg, metadata_json)
+    # serving_default first: ExportArchive also aliases the first endpoint as the default.
+    for signature in sorted(endpoints, key=lambda s: s != S.DEFAULT):
+        fn, spec = endpoints[signature]
+        archive.add_endpoint(name=signature, fn=fn, input_signature=spec)
+    archive.write_out(str(target), verbose=False)
+    extra = target / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / S.METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    write_warmup(extra / WARMUP_FILE, name, base, cfg)
+
+
+def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, prefix: str = "") -> list[Path]:
+    """Export every network of a run; returns the version folders written.
+
+    Every model is built in its own `atomic_dir`; the folders are renamed into place only when all of them are
+    written, so a failure leaves the model base path as it was. An existing version is never overwritten.
+    """
+    if prefix and not prefix.replace("-", "").replace("_", "").isalnum():
+        raise FacemathError(f"--prefix {prefix!r}: use letters, digits, '-' and '_'")
+    record, cfg, models = restore_run_models(run_dir)
+    to = Path(to)
+    names = {base: S.model_name(base, prefix) for base in models}
+    if S.GENERATOR in models:  # with the composite projector built from this generator + discriminator
+        names[S.PROJECTOR] = S.model_name(S.PROJECTOR, prefix)
+    if version is None:
+        version = 1 + max([0] + [v for n in names.values() for v in existing_versions(to / n)])
+    if version < 1:
+        raise FacemathError(f"--version {version}: TF Serving versions are positive integers")
+    for name in names.values():
+        if (to / name / str(version)).exists():
+            raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
+    written, staged = [], {}
+    with contextlib.ExitStack() as publish:  # leaving it renames every folder into place, or removes every one
+        for base, model in models.items():
+            name = names[base]
+            final = to / name / str(version)
+            folder = publish.enter_context(atomic_dir(final))
+            write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
+            written.append(final)
+            staged[base] = folder  # where it is until published: the projector is built from it
+        if S.PROJECTOR in names:
+            final = to / S.model_name(S.PROJECTOR, prefix) / str(version)
+            folder = publish.enter_context(atomic_dir(final))
+            write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
+            written.append(final)
+    return written

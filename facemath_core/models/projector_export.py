@@ -1,0 +1,138 @@
+"""The composite `projector` SavedModel: a whole projection step's forward and backward pass in one signature.
+
+Through TF Serving, a step with the generator and discriminator as separate models costs three requests
+(generator forward, discriminator gradient, generator vjp) and moves the images back and forth four times. The
+projector's `step` signature takes z, the target images, the mask and the weights of the built-in loss terms
+(`signatures.PROJECTOR_TERMS`) and returns every term per image, the weighted total, the gradient of the total
+for z and the images: one request per step, only z, the targets and the mask on the way in.
+
+It is built from exported generator and discriminator versions (no training involved): their SavedModels are
+loaded, composed in one `tf.function` with the same loss functions the projection loop uses (the built-in loss
+plugins), and saved with `tf.saved_model.save`, whose variables the TF1 loader (TF Serving's path) finds, since
+there is no Keras 3 object in the graph. Every input and output has the batch dimension first and every row is
+independent (BatchNorm in inference mode inside the exported signatures), so TF Serving's batching may
+concatenate requests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from facemath_core.base import signatures as S
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import atomic_dir
+from facemath_core.base.version import __version__
+from facemath_core.host.manager import load_registry
+from facemath_core.models.layout import existing_versions, read_metadata
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+def export_projector(to: str | Path, version: int | None = None, prefix: str = "") -> Path:
+    """Write `<to>/<prefix_>projector/<version>/` from the generator and discriminator of that version (default:
+    the newest generator version that has a discriminator of the same number). Returns the version folder."""
+
+    to = Path(to)
+    g_name, d_name = S.model_name(S.GENERATOR, prefix), S.model_name(S.DISCRIMINATOR, prefix)
+    both = sorted(set(existing_versions(to / g_name)) & set(existing_versions(to / d_name)))
+    if not both:
+        raise FacemathError(f"--to {to}: no version with both a {g_name} and a {d_name} to build the projector from")
+    version = both[-1] if version is None else version
+    if version not in both:
+        raise FacemathError(f"--to {to}: no {g_name}/{version} and {d_name}/{version} pair (pairs: {both})")
+    final = to / S.model_name(S.PROJECTOR, prefix) / str(version)
+    if final.exists():
+        raise FacemathError(f"--to {to}: {final.parent.name}/{version} already exists")
+    with atomic_dir(final) as tmp:
+        write_projector(to / g_name / str(version), to / d_name / str(version), tmp, final.parent.name)
+    return final
+
+
+def write_projector(
+    generator_dir: Path, discriminator_dir: Path, target: Path, name: str = S.PROJECTOR, version: int | None = None
+) -> None:
+    """Compose the two SavedModels into the projector SavedModel in the folder `target`. `version`: theirs (default:
+    the name of their folders)."""
+    import tensorflow as tf
+
+    g_meta, d_meta = read_metadata(generator_dir), read_metadata(discriminator_dir)
+    size, z_dim = g_meta["image_size"], g_meta["z_dim"]
+    if d_meta["image_size"] != size:
+        raise FacemathError(f"{discriminator_dir}: image size {d_meta['image_size']} != the generator's {size}")
+    registry = load_registry()
+    terms = [(registry.get("loss", term).function, params) for _, term, params in S.PROJECTOR_TERMS]
+    module = tf.Module()
+    module.generator = tf.saved_model.load(str(generator_dir))
+    module.discriminator = tf.saved_model.load(str(discriminator_dir))
+    decode = module.generator.signatures[S.DEFAULT]
+    judge = module.discriminator.signatures[S.DEFAULT]
+    metadata = {
+        **{k: g_meta[k] for k in ("z_dim", "z_distribution", "image_size", "value_range", "arch")},
+        "model": name,
+        "family": "composite",
+        "components": {
+            S.GENERATOR: {"version": version or int(generator_dir.name), "training": g_meta.get("training")},
+            S.DISCRIMINATOR: {"version": version or int(discriminator_dir.name), "training": d_meta.get("training")},
+        },
+        "loss_columns": [column for column, _, _ in S.PROJECTOR_TERMS],
+        "loss_terms": [{"column": c, "term": t, "params": p} for c, t, p in S.PROJECTOR_TERMS],
+        "facemath_version": __version__,
+        "signatures": {
+            sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)} for sig, s in S.SIGNATURES[S.PROJECTOR].items()
+        },
+    }
+    metadata_json = json.dumps(metadata, sort_keys=True)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, z_dim], tf.float32, name=S.Z),
+            tf.TensorSpec([None, size, size, 3], tf.float32, name=S.TARGET),
+            tf.TensorSpec([None, size, size, 1], tf.float32, name=S.MASK),
+            tf.TensorSpec([None, len(S.PROJECTOR_TERMS)], tf.float32, name=S.LOSS_WEIGHTS),
+        ]
+    )
+    def step(z, target, mask, loss_weights):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            images = decode(z=z)[S.IMAGES]
+            logits = judge(images=images)[S.LOGITS]
+            losses = tf.stack([fn(target, images, mask, logits, **params) for fn, params in terms], axis=1)
+            # Each row's total depends on its own z only, so the gradient of the sum is every row's own gradient.
+            total = tf.reduce_sum(losses * loss_weights, axis=1)
+        return {S.LOSSES: losses, S.TOTAL: total, S.Z_GRAD: tape.gradient(total, z), S.IMAGES: images}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name=S.METADATA_INDEX)])
+    def describe(index):
+        return {S.METADATA_JSON: tf.fill(tf.shape(index), tf.constant(metadata_json))}
+
+    module.step, module.describe = step, describe
+    tf.saved_model.save(module, str(target), signatures={S.STEP: step, S.METADATA: describe})
+    extra = target / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / S.METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    _write_warmup(extra / WARMUP_FILE, name, z_dim, size)
+
+
+def _write_warmup(path: Path, name: str, z_dim: int, size: int) -> None:
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    inputs = {
+        S.STEP: {
+            S.Z: np.zeros((1, z_dim), np.float32),
+            S.TARGET: np.zeros((1, size, size, 3), np.float32),
+            S.MASK: np.ones((1, size, size, 1), np.float32),
+            S.LOSS_WEIGHTS: np.zeros((1, len(S.PROJECTOR_TERMS)), np.float32),
+        },
+        S.METADATA: {S.METADATA_INDEX: np.zeros(1, np.float32)},
+    }
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, values in inputs.items():
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
+            for alias, value in values.items():
+                request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())

@@ -1,0 +1,276 @@
+"""`facemath math`, `analogy`, `attributes` and `compare` end to end, with tiny exported models."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemath_core.base.drawing import line_height
+from facemath_core.latent.latents import load_latents
+
+from .conftest import run_cli
+
+EXPRESSION = "mean(Smiling & ~Male) - mean(~Smiling & ~Male) + mean(~Smiling & Male)"
+
+
+@pytest.fixture(scope="module")
+def encoded_faces(tiny_export, train_faces, tmp_path_factory):
+    """VAE latents of 160 labelled faces; their attribute file is found next to the images."""
+    out = tmp_path_factory.mktemp("arith") / "enc"
+    result = run_cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out / "latents.npz"
+
+
+def test_math_draws_the_dcgan_analogy_and_saves_the_result(encoded_faces, tiny_export, tmp_path):
+    out = tmp_path / "math"
+    result = run_cli(
+        "math", EXPRESSION, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    terms = json.loads((out / "terms.json").read_text())["terms"]
+    assert [t["sign"] for t in terms] == ["+", "-", "+"] and all(len(t["faces"]) == 3 for t in terms)
+    latents = load_latents(encoded_faces)
+    rows = [[latents.names.index(f) for f in t["faces"]] for t in terms]
+    expected = latents.z[rows[0]].mean(0) - latents.z[rows[1]].mean(0) + latents.z[rows[2]].mean(0)
+    saved = load_latents(out / "latents.npz")
+    assert saved.names[0] == "result" and len(saved.names) == 9 and saved.family == "vae"
+    np.testing.assert_allclose(saved.z[0], expected, atol=1e-5)
+    jitter = saved.z[1:] - saved.z[0]
+    assert np.abs(jitter).max() <= 0.25 and np.abs(jitter).max() > 0.1
+    grid = np.asarray(Image.open(out / "grid.png"))
+    header, tile = line_height(), 4 * 32  # 32 px faces drawn at 4x
+    assert grid.shape[:2] == (header + 2 + 4 * (tile + 2), 2 + 3 * (tile + 2 + 32) + 3 * (tile + 2))
+    for term in range(3):  # each term's text over its column
+        left = 2 + term * (tile + 2 + 32)
+        assert (grid[:header, left : left + tile] < 100).any()
+    for gutter in range(3):  # -, + and = between the columns, level with the terms' row
+        left = 2 + gutter * (tile + 2 + 32) + tile + 2
+        assert (grid[-tile - 2 :, left : left + 30] < 100).any()
+        assert not (grid[header : -tile - 2, left : left + 30] < 100).any()
+    assert Image.open(out / "result.png").size == (32, 32)
+
+
+def test_math_group_members_have_the_attributes(encoded_faces, train_faces, tiny_export, tmp_path):
+    from facemath_core.data.folders import open_faces
+
+    folder = open_faces(train_faces)
+    out = tmp_path / "m"
+    result = run_cli(
+        "math", "mean(Eyeglasses & ~Male)", "--exemplars", "0", "--latents", str(encoded_faces),
+        "--models", str(tiny_export), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    faces = json.loads((out / "terms.json").read_text())["terms"][0]["faces"]
+    expected = [
+        n
+        for n, g, m in zip(folder.names, folder.attribute("Eyeglasses"), folder.attribute("Male"), strict=True)
+        if g and not m
+    ]
+    assert faces == expected
+
+
+def test_math_skips_flagged_faces_unless_included(encoded_faces, train_faces, tiny_export, tmp_path):
+    from facemath_core.data.folders import open_faces
+    from facemath_core.latent.latents import save_latents
+
+    folder = open_faces(train_faces)
+    members = [
+        n
+        for n, g, m in zip(folder.names, folder.attribute("Eyeglasses"), folder.attribute("Male"), strict=True)
+        if g and not m
+    ]
+    latents = load_latents(encoded_faces)
+    latents.flagged = np.array([n == members[0] for n in latents.names])
+    flagged_file = encoded_faces.parent / "flagged.npz"  # next to the original, so the attribute file is found
+    save_latents(flagged_file, latents)
+    base = ["math", "mean(Eyeglasses & ~Male)", "--exemplars", "0", "--latents", str(flagged_file)]
+    result = run_cli(*base, "--models", str(tiny_export), "--out", str(tmp_path / "skip"))
+    assert result.returncode == 0, result.stderr
+    assert f"note: skipped 1 flagged face(s) (failed projections: {members[0]})" in result.stderr
+    faces = json.loads((tmp_path / "skip" / "terms.json").read_text())["terms"][0]["faces"]
+    assert faces == members[1:]
+    result = run_cli(*base, "--include-flagged", "--models", str(tiny_export), "--out", str(tmp_path / "all"))
+    assert result.returncode == 0, result.stderr
+    assert "flagged" not in result.stderr
+    assert json.loads((tmp_path / "all" / "terms.json").read_text())["terms"][0]["faces"] == members
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("mean(Smiling & ", "error: expression column 16: the expression ends too early"),
+        ("mean(Smilng)", "error: expression column 6: unknown latent or attribute 'Smilng'; did you mean Smiling?"),
+        (
+            "mean(Wearing_Hat & ~Wearing_Hat)",
+            "error: expression column 6: the group Wearing_Hat & ~Wearing_Hat is empty",
+        ),
+    ],
+)
+def test_math_bad_expressions_say_one_line_and_write_nothing(encoded_faces, tiny_export, tmp_path, expression, message):
+    out = tmp_path / "bad"
+    result = run_cli(
+        "math", expression, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out)
+    )
+    assert result.returncode in (1, 2)
+    assert result.stderr.strip().startswith(message.split(":")[0]) and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_math_refuses_to_mix_models_and_needs_labels(encoded_faces, tiny_export, tmp_path):
+    from facemath_core.latent.latents import save_latents
+
+    gan = load_latents(encoded_faces)
+    gan.family, gan.model, gan.names = "gan", "generator", [f"g{n}" for n in gan.names]
+    save_latents(tmp_path / "gan.npz", gan)
+    result = run_cli(
+        "math", "mean(Smiling)", "--latents", str(encoded_faces), "--latents", str(tmp_path / "gan.npz"),
+        "--models", str(tiny_export), "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "cannot be mixed with" in result.stderr and "gan.npz" in result.stderr
+    unlabelled = load_latents(encoded_faces)
+    unlabelled.config = {"inputs": []}
+    save_latents(tmp_path / "nolabels.npz", unlabelled)
+    result = run_cli(
+        "math", "attr(Smiling)", "--latents", str(tmp_path / "nolabels.npz"),
+        "--models", str(tiny_export), "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "needs attribute labels" in result.stderr and "--attributes" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_math_with_an_explicit_attribute_file_and_other_z_size(encoded_faces, train_faces, tiny_export, tmp_path):
+    from facemath_core.latent.latents import save_latents
+
+    attr = tmp_path / "labels.txt"
+    shutil.copy(train_faces / "list_attr_celeba.txt", attr)
+    latents = load_latents(encoded_faces)
+    latents.config = {"inputs": []}
+    save_latents(tmp_path / "l.npz", latents)
+    result = run_cli(
+        "math", "000010 + 0.5 * attr(Smiling)", "--latents", str(tmp_path / "l.npz"), "--attributes", str(attr),
+        "--models", str(tiny_export), "--out", str(tmp_path / "ok"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    latents.z = np.concatenate([latents.z, latents.z], axis=1)  # 16 dims: another model's latents
+    save_latents(tmp_path / "wide.npz", latents)
+    result = run_cli(
+        "math", "000010", "--latents", str(tmp_path / "wide.npz"), "--attributes", str(attr),
+        "--models", str(tiny_export), "--out", str(tmp_path / "wide"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "latents of 16 dimensions" in result.stderr
+    assert not (tmp_path / "wide").exists()
+
+
+def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
+    from facemath_core.data.images import from_unit
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
+
+    out = tmp_path / "j.png"
+    result = run_cli(
+        "analogy", "000001", "000002", "mean(Smiling & Male)", "--size", "4", "--latents", str(encoded_faces),
+        "--models", str(tiny_export), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    grid = np.asarray(Image.open(out))
+    header, caption, tile = line_height(), line_height(), 4 * 32  # 32 px faces drawn at 4x, legible beside text
+    assert grid.shape == (header + 2 + 4 * (tile + 2) + caption, 2 + 4 * (tile + 2), 3)  # a caption on C's row
+    assert (grid[:header, : tile + 2] < 100).any() and (grid[:header, -tile - 2 :] < 100).any()  # "A = ", "B = "
+    assert not (grid[:header, tile + 4 : 2 * tile + 4] < 100).any()  # nothing over the middle columns
+    latents = load_latents(encoded_faces)
+    backend = EmbeddedBackend(tiny_export)
+    a, b = (latents.z[latents.names.index(n)] for n in ("000001.png", "000002.png"))
+    corners = from_unit(backend.generate(np.stack([a, b]), "vae_decoder"))
+    top = header + 2
+    # The lower half of each corner tile (the upper left holds its letter), shrunk back to 32 px.
+    a_tile = grid[top + tile // 2 : top + tile : 4, 2 : 2 + tile : 4]
+    b_tile = grid[top + tile // 2 : top + tile : 4, -tile - 2 : -2 : 4]
+    assert np.abs(a_tile.astype(int) - corners[0][16:]).max() <= 1  # top left: A
+    assert np.abs(b_tile.astype(int) - corners[1][16:]).max() <= 1  # top right: B
+    assert (grid[top + 2 : top + 16, 4:14] < 100).any()  # the letter A on its tile's white patch
+
+
+def test_attributes_scores_every_attribute(encoded_faces, tiny_export, tmp_path):
+    out = tmp_path / "attrs"
+    result = run_cli("attributes", "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "attributes.json").read_text())
+    scores = {s["attribute"]: s for s in summary["scores"]}
+    assert {"Smiling", "Male", "Eyeglasses"} <= set(scores) and summary["bias_corrected"]
+    for s in scores.values():
+        assert 0 <= s["auc"] <= 1 and s["positives"] + s["negatives"] == 48
+        if s["edited"]:
+            assert s["success_low"] <= s["success"] <= s["success_high"] and 0 <= s["preserved"] <= 1
+    with np.load(out / "vectors.npz") as vectors:
+        assert vectors["vectors"].shape == (len(summary["scores"]), 8)
+    assert "| Smiling |" in (out / "attributes.md").read_text()
+    examples = np.asarray(Image.open(out / "examples.png").convert("RGB"))
+    header, row = line_height(), line_height() + 4 * 32 + 2  # each row: its attribute's caption, then 8 faces at 4x
+    rows, rest = divmod(examples.shape[0] - header - 2, row)
+    assert examples.shape[1] == 2 + 8 * 130 and rest == 0 and 1 <= rows <= 12
+    assert (examples[:header, 2:130] < 100).any() and (examples[:header, 2 + 4 * 130 : 5 * 130] < 100).any()
+    for r in range(rows):  # "before" over the first four, "after" over the last four, every row captioned
+        assert (examples[header + 2 + r * row : header + 2 + r * row + line_height()] < 100).any()
+
+
+def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
+    out = tmp_path / "report"
+    result = run_cli(
+        "compare", "--data", str(train_faces), "--count", "40", "--steps", "4", "--trials", "3",
+        "--models", str(tiny_export), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder"]
+    # The folder has a partition file: only its held-out faces (the last 10%, 16 of 160) are compared.
+    partition = (train_faces / "list_eval_partition.txt").read_text().split("\n")
+    held_out = [line.split()[0] for line in partition if line.strip() and line.split()[1] != "0"]
+    assert report["face_names"] == held_out and "held-out faces of list_eval_partition.txt" in report["faces_used"]
+    assert "comparing on 16 faces" in result.stderr and "warning: only 16 faces" in result.stderr
+    for entry in report["methods"].values():
+        assert entry["faces"] == 16 and np.isfinite(entry["psnr"][0]) and entry["psnr"][1] > 0
+        assert set(entry["analogies"]) == {"1", "3"}
+    markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for figure in ("reconstructions.png", "quality.png", "auc.png", "arithmetic.png", "example_vae.png"):
+        assert (out / figure).stat().st_size > 1000 and figure in markdown and f'src="{figure}"' in html
+    assert "n = 16 faces per method" in markdown and "<table>" in html
+    gan = load_latents(out / "latents_gan.npz")
+    assert gan.family == "gan"
+    # The report's GAN projection of a face is `facemath project`'s (the same preset, steps and seed): each face
+    # is seeded by its file name, not by its place among the compared faces. Five faces, in another order.
+    names = list(reversed(report["face_names"][:5]))
+    projected = run_cli(
+        "project", *[str(next(train_faces.rglob(name))) for name in names], "--preset", "amos2016", "--steps", "4",
+        "--seed", "0", "--models", str(tiny_export), "--out", str(tmp_path / "single"),
+    )  # fmt: skip
+    assert projected.returncode == 0, projected.stderr
+    single = load_latents(tmp_path / "single" / "latents.npz")
+    for name in names:
+        np.testing.assert_allclose(
+            single.z[single.names.index(name)], gan.z[list(gan.names).index(name)], atol=1e-6, err_msg=name
+        )
+
+
+def test_compare_needs_labelled_faces(tiny_export, tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    result = run_cli("compare", "--data", str(folder), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
+    assert result.returncode == 1 and "has no list_attr_celeba.txt" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--held-out", "1.5", "a fraction between 0 and 1"), ("--seed", "-1", "--seed"), ("--count", "0", "--count")],
+)
+def test_compare_checks_its_options_before_any_work(tiny_export, train_faces, tmp_path, option, value, message):
+    result = run_cli(
+        "compare", "--data", str(train_faces), "--models", str(tiny_export), "--out", str(tmp_path / "r"), option, value
+    )
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
