@@ -73,12 +73,11 @@ def main() -> None:
     parser.add_argument("--in-domain-weight", type=float, default=None, help="default: the term's default weight")
     args = parser.parse_args()
 
-    from facemath_core.projection.projector.projector import LossSpec, Projector
-    from facemath_core.projection.projector.settings import projection_config
-
     from facemath_core.base import signatures as S
     from facemath_core.base.runtime import import_tensorflow_quietly
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import LossSpec, Projector
+    from facemath_core.projection.settings import projection_config
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()

@@ -41,11 +41,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
 
-    from facemath_core.projection.projector.projector import PRESETS, Projector
-    from facemath_core.projection.projector.settings import projection_config
-
     from facemath_core.base.runtime import import_tensorflow_quietly
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import PRESETS, Projector
+    from facemath_core.projection.settings import projection_config
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()

@@ -61,13 +61,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
 
-    from facemath_core.projection.projector.projector import PRESETS, Projector
-    from facemath_core.projection.projector.settings import projection_config
-
     from facemath_core.base import signatures as S
     from facemath_core.base.runtime import import_tensorflow_quietly
     from facemath_core.host.manager import load_registry
     from facemath_core.models.architectures import ArchConfig, sample_z
+    from facemath_core.projection.projector import PRESETS, Projector
+    from facemath_core.projection.settings import projection_config
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     import_tensorflow_quietly()

@@ -58,12 +58,12 @@ def _client(index, plan, batch, steps, warm, everyone, barriers, results):
     import time
 
     import numpy as np
-    from facemath_core.projection.projector.projector import Projector
-    from facemath_core.projection.projector.settings import projection_config
 
     from facemath_core.base import signatures as S
     from facemath_core.base.runtime import import_tensorflow_quietly
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import Projector
+    from facemath_core.projection.settings import projection_config
     from facemath_core.serving.backends.tfserving import TFServingBackend
 
     import_tensorflow_quietly()
@@ -208,7 +208,7 @@ def seconds_since_start(run: Path, batch: int) -> dict[int, float]:
 def allreduce_payload(arch: dict) -> dict:
     """Bytes all-reduced per GAN step: every trainable variable's gradient once (the D and the G update), plus the
     synchronized BatchNorm statistics (a mean and a variance per channel) at every BN call: the train step calls
-    G twice and D three times (gan.py: real, fake, fake again for G's update). Float32."""
+    G twice and D three times (models/gan.py: real, fake, fake again for G's update). Float32."""
     import keras
 
     from facemath_core.models.architectures import ArchConfig

@@ -24,10 +24,9 @@ from common import print_table, write_json  # noqa: E402
 
 
 def timed_projection(backend, registry, batch: int, steps: int, seed: int = 0):
-    from facemath_core.projection.projector.projector import Projector
-    from facemath_core.projection.projector.settings import projection_config
-
     from facemath_core.base import signatures as S
+    from facemath_core.projection.projector import Projector
+    from facemath_core.projection.settings import projection_config
 
     config = projection_config(
         registry, loss_plugins=["contextual=1", "perceptual=0.1"], steps=steps, batch_size=batch, patience=10**9

@@ -18,7 +18,7 @@ ORACLE = "attribute_oracle"
 GAN_ENCODER = "gan_encoder"  # an encoder trained to invert one generator version (`facemath train encoder`)
 MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE, GAN_ENCODER)
 # Composite models, built from exported ones: the projector is the generator and the discriminator in one graph,
-# so that a projection step is one request (facemath_core/projector_export.py).
+# so that a projection step is one request (facemath_core/models/projector_export.py).
 PROJECTOR = "projector"
 COMPOSITE_NAMES = (PROJECTOR,)
 

@@ -1,4 +1,4 @@
-"""The `facemath` command line: one module per command group, joined here."""
+"""The `facemath` command line: one module per command group, joined here, and the error boundary (`main`)."""
 
 from __future__ import annotations
 
@@ -6,108 +6,46 @@ import logging
 import os
 import sys
 import warnings
-from typing import Annotated
 
 import typer
 
 from facemath_core.base.errors import EXIT_ERROR, EXIT_INTERNAL, FacemathError, describe_os_error
-from facemath_core.base.runtime import import_tensorflow_quietly
-from facemath_core.base.version import __version__
-from facemath_core.host.manager import configure
-
-# TensorFlow's C++ start-up chatter would bury the one line a user needs to read.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-app = typer.Typer(
-    name="facemath",
-    help="Math on faces with deep generative models: project faces into a GAN's z-space, complete them, "
-    "and do arithmetic on them.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    no_args_is_help=True,
-    rich_markup_mode="rich",
+from facemath_core.cli import (
+    attributes,
+    compare,
+    data,
+    export,
+    info,
+    latents,
+    math,
+    plugins,
+    project,
+    serving,
+    studio,
+    train,
 )
+from facemath_core.cli.app import app, state
 
+__all__ = ["app", "main"]
 
-# Commands that never touch TensorFlow; every other command imports it once, quietly, up front. `train` does it
-# itself, after its tf.distribute strategy is set up (that must come before TensorFlow initialises its devices).
-LIGHT_COMMANDS = {"plugins", "data", "info", "train", "latents", None}
-
-
-def _version(value: bool):
-    if value:
-        typer.echo(f"facemath {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option("--plugin", help="Also load this plugin: a module (pkg.mod) or a .py file. Repeatable."),
-    ] = None,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-    trace_plugins: Annotated[
-        bool,
-        typer.Option("--trace-plugins", envvar="FACEMATH_TRACE_PLUGINS", help="Show every plugin hook call on stderr."),
-    ] = False,
-    debug: Annotated[
-        bool,
-        typer.Option("--debug", help="Show the traceback of an error, and library warnings (also: FACEMATH_DEBUG=1)."),
-    ] = False,
-):
-    """facemath: GAN projection, completion and face arithmetic."""
-
-    if debug:
-        _state["debug"] = True
-        warnings.resetwarnings()
-        logging.getLogger("tensorflow").setLevel(logging.NOTSET)
-    ctx.obj = {"plugins": list(plugin or [])}
-    configure(ctx.obj["plugins"], trace=trace_plugins)
-    if ctx.invoked_subcommand not in LIGHT_COMMANDS:
-        import_tensorflow_quietly()
-
-
-def _register_commands() -> None:
-    from facemath_core.cli import (
-        attributes,
-        compare,
-        data,
-        export,
-        info,
-        latents,
-        math,
-        plugins,
-        project,
-        serving,
-        studio,
-        train,
-    )
-
-    app.command("project", no_args_is_help=True)(project.project_command)
-    app.command("complete", no_args_is_help=True)(project.complete_command)
-    app.command("encode", no_args_is_help=True)(latents.encode_command)
-    app.command("render", no_args_is_help=True)(latents.render_command)
-    app.command("interpolate", no_args_is_help=True)(latents.interpolate_command)
-    app.command("math", no_args_is_help=True)(math.math_command)
-    app.command("analogy", no_args_is_help=True)(math.analogy_command)
-    app.command("attributes", no_args_is_help=True)(attributes.attributes_command)
-    app.command("compare", no_args_is_help=True)(compare.compare_command)
-    app.command("plugins")(plugins.plugins_command)
-    app.command("info")(info.info_command)
-    app.add_typer(data.app, name="data")
-    app.add_typer(latents.app, name="latents")
-    app.command("train", no_args_is_help=True)(train.train_command)
-    app.command("export", no_args_is_help=True)(export.export_command)
-    app.command("serve")(serving.serve_command)
-    app.command("deploy")(serving.deploy_command)
-    app.command("studio")(studio.studio_command)
-
-
-_register_commands()
+app.command("project", no_args_is_help=True)(project.project_command)
+app.command("complete", no_args_is_help=True)(project.complete_command)
+app.command("encode", no_args_is_help=True)(latents.encode_command)
+app.command("render", no_args_is_help=True)(latents.render_command)
+app.command("interpolate", no_args_is_help=True)(latents.interpolate_command)
+app.command("math", no_args_is_help=True)(math.math_command)
+app.command("analogy", no_args_is_help=True)(math.analogy_command)
+app.command("attributes", no_args_is_help=True)(attributes.attributes_command)
+app.command("compare", no_args_is_help=True)(compare.compare_command)
+app.command("plugins")(plugins.plugins_command)
+app.command("info")(info.info_command)
+app.add_typer(data.app, name="data")
+app.add_typer(latents.app, name="latents")
+app.command("train", no_args_is_help=True)(train.train_command)
+app.command("export", no_args_is_help=True)(export.export_command)
+app.command("serve")(serving.serve_command)
+app.command("deploy")(serving.deploy_command)
+app.command("studio")(studio.studio_command)
 
 
 def err(message: str, label: str = "error") -> None:
@@ -117,12 +55,8 @@ def err(message: str, label: str = "error") -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]{label}:[/red] {message}", markup=True)
 
 
-# Set by --debug (the callback runs inside app(); the error boundary below reads it afterwards).
-_state = {"debug": False}
-
-
 def _debugging() -> bool:
-    return _state["debug"] or os.environ.get("FACEMATH_DEBUG", "") not in ("", "0")
+    return state["debug"] or os.environ.get("FACEMATH_DEBUG", "") not in ("", "0")
 
 
 def _one_line(text: str) -> str:

@@ -14,8 +14,8 @@ from facemath_core.cli.options import (
     with_option_groups,
 )
 from facemath_core.host.manager import load_registry
-from facemath_core.report.document.comparison import CompareConfig, run_compare
-from facemath_core.report.document.document import write_report
+from facemath_core.report.comparison import CompareConfig, run_compare
+from facemath_core.report.document import write_report
 
 
 @with_option_groups

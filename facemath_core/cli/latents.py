@@ -23,8 +23,8 @@ from facemath_core.data.images import from_unit, save_png
 from facemath_core.host.contracts import check_operator, interpolate
 from facemath_core.host.manager import load_registry
 from facemath_core.latent.latents import check_frames, decode, encode_images, find, load_latents, save_latents
-from facemath_core.projection.projector.run import load_inputs
-from facemath_core.projection.projector.shards import load_shards, merge, write_merged
+from facemath_core.projection.run import load_inputs
+from facemath_core.projection.shards import load_shards, merge, write_merged
 
 
 @with_option_groups

@@ -21,8 +21,8 @@ from facemath_core.cli.options import (
 from facemath_core.cli.options import note as print_note
 from facemath_core.host.manager import load_registry
 from facemath_core.models.source import use_recorded_version
-from facemath_core.projection.projector.projector import PRESETS
-from facemath_core.projection.projector.run import (
+from facemath_core.projection.projector import PRESETS
+from facemath_core.projection.run import (
     RESUME_FILE,
     ProjectionJob,
     build_masks,
@@ -32,8 +32,8 @@ from facemath_core.projection.projector.run import (
     resumed_inputs,
     resumed_models,
 )
-from facemath_core.projection.projector.settings import projection_config
-from facemath_core.projection.projector.shards import parse_shard
+from facemath_core.projection.settings import projection_config
+from facemath_core.projection.shards import parse_shard
 
 ImagesArgument = Annotated[list[str] | None, typer.Argument(help="Image files or folders of images.")]
 LossPluginOption = Annotated[

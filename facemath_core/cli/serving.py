@@ -93,7 +93,7 @@ def serve_command(
     import signal
     import threading
 
-    from facemath_core.serving.standin import ServingError, build_server
+    from facemath_core.serving.standin import ServingError, build_server  # imports gRPC: only `serve` needs it
 
     if (models is None) == (model_config_file is None):
         raise typer.BadParameter("give --models DIR or --model-config-file FILE", param_hint="--models")
@@ -187,7 +187,7 @@ def _server_credentials(tls_cert: Path | None, tls_key: Path | None, tls_client_
 def _poll_config(store, path: Path, every: int, stop) -> None:
     """--model_config_file_poll_wait_seconds: reload the file when it changes (a failed reload is logged and the
     models already loaded keep serving, as in the real server)."""
-    from facemath_core.serving.standin import ServingError
+    from facemath_core.serving.standin import ServingError  # imports gRPC: only `serve` needs it
 
     last = path.read_bytes() if path.exists() else b""
     while not stop.wait(every):

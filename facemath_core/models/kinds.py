@@ -46,7 +46,7 @@ def _adam(options: TrainOptions, lr: float | None = None, beta_1: float | None =
 
 
 def _gan(cfg: ArchConfig, options: TrainOptions):
-    from facemath_core.models.gan import DCGAN
+    from facemath_core.models.gan import DCGAN  # imports Keras: deferred until a DCGAN is built
 
     model = DCGAN(
         cfg,
@@ -60,7 +60,7 @@ def _gan(cfg: ArchConfig, options: TrainOptions):
 
 
 def _vae(cfg: ArchConfig, options: TrainOptions):
-    from facemath_core.models.vae import VAE
+    from facemath_core.models.vae import VAE  # imports Keras: deferred until a VAE is built
 
     model = VAE(cfg, options.seed, beta=options.beta)
     model.compile(optimizer=_adam(options))
@@ -68,7 +68,7 @@ def _vae(cfg: ArchConfig, options: TrainOptions):
 
 
 def _oracle(cfg: ArchConfig, options: TrainOptions):
-    from facemath_core.models.oracle import Oracle
+    from facemath_core.models.oracle import Oracle  # imports Keras: deferred until a Oracle is built
 
     model = Oracle(cfg, options.seed)
     model.compile(optimizer=_adam(options, beta_1=0.9))  # a classifier: Adam's usual momentum, not the GAN's
@@ -76,7 +76,7 @@ def _oracle(cfg: ArchConfig, options: TrainOptions):
 
 
 def _encoder(cfg: ArchConfig, options: TrainOptions):
-    from facemath_core.models.gan_encoder import GANEncoder
+    from facemath_core.models.gan_encoder import GANEncoder  # imports Keras: deferred until a GANEncoder is built
 
     model = GANEncoder(cfg, options.seed)
     model.compile(optimizer=_adam(options))

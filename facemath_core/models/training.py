@@ -244,7 +244,7 @@ def train(
         cfg = ArchConfig(**{**asdict(cfg), "attribute_names": tuple(faces.attribute_names)})
     distributed = strategy.num_replicas_in_sync > 1 or placement.strategy != "one"
     # --mixed-precision: the networks' layers take the global policy when they are built (their outputs stay
-    # float32, see architectures.py) and build_model wraps each optimizer in a LossScaleOptimizer; the policy is
+    # float32, see models/architectures.py) and build_model wraps each optimizer in a LossScaleOptimizer; the policy is
     # put back at once so that nothing else in the process (export, projection) inherits it.
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if placement.mixed_precision else policy)

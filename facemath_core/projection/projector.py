@@ -340,8 +340,9 @@ class Projector:
         )
 
     def seeded_initial_z(self, targets: np.ndarray, keys: list[str], restarts: int = 1) -> np.ndarray:
-        """Each row's starting z from its own seed (--seed, the image's key, the restart; seeds.py), one image at
-        a time, so a face starts where it would in any other batch. Rows i*K .. i*K+K-1 are image i's K restarts."""
+        """Each row's starting z from its own seed (--seed, the image's key, the restart; base/seeds.py), one
+        image at a time, so a face starts where it would in any other batch. Rows i*K .. i*K+K-1 are image i's K
+        restarts."""
         rows = []
         for row, target in enumerate(targets):
             restart = row % restarts

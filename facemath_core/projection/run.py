@@ -44,9 +44,9 @@ from facemath_core.host.contracts import blend, check_blender, make_mask
 from facemath_core.host.manager import check_params
 from facemath_core.latent.latents import Latents, json_field, read_npz, save_latents, text_list
 from facemath_core.models.encoders import ENCODER_OF
-from facemath_core.projection.projector.flags import reasons
-from facemath_core.projection.projector.projector import BatchResult, ProjectionConfig, Projector
-from facemath_core.projection.projector.shards import record, select
+from facemath_core.projection.flags import reasons
+from facemath_core.projection.projector import BatchResult, ProjectionConfig, Projector
+from facemath_core.projection.shards import record, select
 
 RESUME_FILE = "resume.npz"
 HISTORY_FILE = "history.jsonl"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from facemath_core.projection.projector.projector import ProjectionConfig, apply_params, parse_loss_options, with_preset
+from facemath_core.projection.projector import ProjectionConfig, apply_params, parse_loss_options, with_preset
 
 
 def projection_config(

@@ -27,7 +27,7 @@ import numpy as np
 from facemath_core.base.errors import BadFileError, FacemathError
 from facemath_core.base.seeds import stable_hash
 from facemath_core.latent.latents import Latents, load_latents, save_latents
-from facemath_core.projection.projector.flags import flag_outliers
+from facemath_core.projection.flags import flag_outliers
 
 LATENTS_FILE = "latents.npz"
 # What a merged folder copies from its shards when every shard has it: one PNG per face, by name.

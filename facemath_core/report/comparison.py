@@ -26,8 +26,8 @@ from facemath_core.data.images import load_images, to_unit
 from facemath_core.latent.latents import Latents
 from facemath_core.latent.quality import score_analogies, score_vectors
 from facemath_core.latent.space import LatentSpace
-from facemath_core.projection.projector.projector import ProjectionConfig, Projector
-from facemath_core.projection.projector.settings import projection_config
+from facemath_core.projection.projector import ProjectionConfig, Projector
+from facemath_core.projection.settings import projection_config
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
@@ -122,7 +122,7 @@ def project_all(
 ):
     """Project every target in batches of `config.batch_size`. Each face's random draws (its starting z,
     stochastic clipping) are seeded by --seed and its key (its file name), as `facemath project` seeds them
-    (seeds.py), so a face's z does not depend on the faces that share its batch."""
+    (base/seeds.py), so a face's z does not depend on the faces that share its batch."""
     projector = Projector(backend, registry, config)
     zs = []
     for start in range(0, len(targets), config.batch_size):

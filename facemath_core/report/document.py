@@ -14,8 +14,8 @@ import numpy as np
 from facemath_core.base.files import atomic_dir, to_json
 from facemath_core.base.tables import markdown_table
 from facemath_core.latent.latents import save_latents
-from facemath_core.report.document.comparison import SLUG, CompareResult, analogy_summary, vector_summary
-from facemath_core.report.document.figures import draw_figures
+from facemath_core.report.comparison import SLUG, CompareResult, analogy_summary, vector_summary
+from facemath_core.report.figures import draw_figures
 
 
 def _ci(pair, digits=2) -> str:

@@ -10,7 +10,7 @@ from facemath_core.data.images import from_unit, save_png
 from facemath_core.latent.arithmetic import Evaluator
 from facemath_core.latent.quality import analogy_expression
 from facemath_core.latent.worked_example import example_grid, work_out
-from facemath_core.report.document.comparison import SLUG, CompareResult, analogy_summary, vector_summary
+from facemath_core.report.comparison import SLUG, CompareResult, analogy_summary, vector_summary
 
 COLOURS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52"]  # one per method
 

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from facemath_core.base.errors import FacemathError, describe_os_error
 from facemath_core.data.images import read_image
-from facemath_core.projection.projector.settings import projection_config
+from facemath_core.projection.settings import projection_config
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.jobs import Face, ProjectionJob, data_url
 from facemath_core.studio.sessions import COOKIE, Session, SessionStore

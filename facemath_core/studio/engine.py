@@ -22,7 +22,7 @@ from facemath_core.latent.attribute_vectors import attribute_vectors
 from facemath_core.latent.latents import Latents, check_frames, decode, save_latents
 from facemath_core.latent.space import LatentSpace
 from facemath_core.latent.worked_example import analogy_figure, j_diagram_latents, work_out
-from facemath_core.projection.projector.projector import PRESETS
+from facemath_core.projection.projector import PRESETS
 from facemath_core.studio.sessions import Session
 
 MAX_INTERPOLATION_FACES = 16

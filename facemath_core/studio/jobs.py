@@ -21,7 +21,7 @@ from facemath_core.base.seeds import row_seeds
 from facemath_core.data.images import from_unit, to_unit
 from facemath_core.host.contracts import blend, check_blender
 from facemath_core.host.manager import check_params
-from facemath_core.projection.projector.projector import Projector
+from facemath_core.projection.projector import Projector
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.sessions import Entry, Session
 

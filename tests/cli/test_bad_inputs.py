@@ -32,7 +32,7 @@ from PIL import Image
 
 from facemath_core.latent.latents import Latents, save_latents
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 # --- running the CLI ---------------------------------------------------------------------------------------------
 
@@ -48,7 +48,7 @@ def cli(*args, env: dict | None = None) -> Result:
     """`facemath ARGS` through the real error boundary, in this process."""
     from facemath_core import cli as cli_module
 
-    cli_module._state["debug"] = False
+    cli_module.state["debug"] = False
     tf_logger = logging.getLogger("tensorflow")
     level = tf_logger.level  # main() quiets TensorFlow's logger; other tests in this process may read it
     out, err = io.StringIO(), io.StringIO()
@@ -697,7 +697,7 @@ def test_fuzz_synth(tmp_path_factory, options, extra):
 
 def test_resume_cuts_the_history_back_to_the_checkpoint(tmp_path):
     """A killed run logged steps after its last checkpoint (and maybe half a line); resuming must not repeat them."""
-    from facemath_core.projection.projector.run import truncate_history
+    from facemath_core.projection.run import truncate_history
 
     history = tmp_path / "history.jsonl"
     lines = [json.dumps({"batch": 0, "step": s, "loss": 1.0}) for s in range(1, 151)]

@@ -6,7 +6,7 @@ from PIL import Image
 
 from facemath_core import __version__
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def assert_one_line_error(result, *fragments, code=1):

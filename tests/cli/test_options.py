@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def test_help_has_no_type_tags_on_flags_or_repeatable_options():

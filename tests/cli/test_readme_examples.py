@@ -1,12 +1,12 @@
 """Every example of the README's command table runs on the shipped examples/faces (issue 15), with the tiny test
 models and few steps (train with `--split all`: the example faces are all held out). export, serve and deploy
-need a run or a server: tests/models/test_export.py and tests/serving/test_deploy.py run them; studio is a server that runs until
-stopped: tests/studio/test_studio_browser.py starts it and drives it in a browser."""
+need a run or a server: tests/models/test_export.py and tests/serving/test_deploy.py run them; studio is a server
+that runs until stopped: tests/studio/test_studio_browser.py starts it and drives it in a browser."""
 
 import re
 from pathlib import Path
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "faces"

@@ -15,7 +15,7 @@ from facemath_core.data.folders import (
 from facemath_core.data.pipeline import make_dataset
 from facemath_core.data.synth import ATTRIBUTES
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 # The 40 attribute names of real CelebA, in its order.
 CELEBA_40 = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "facemath-tv-loss"
 

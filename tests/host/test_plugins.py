@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
-from facemath_core.projection.projector.projector import ProjectionConfig, apply_params
 
 from facemath_core.base.errors import FacemathError, PluginError
 from facemath_core.host import hookspecs
 from facemath_core.host.components import HOOK_OF_KIND, RESERVED_NAMES, Blender, LossTerm, Mask
 from facemath_core.host.manager import BUILTIN_PLUGINS, build_plugin_manager, load_registry
+from facemath_core.projection.projector import ProjectionConfig, apply_params
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 ROOT = Path(__file__).parents[2]
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("facemath_"))

@@ -10,7 +10,7 @@ from PIL import Image
 from facemath_core.base.drawing import line_height
 from facemath_core.latent.latents import load_latents
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 EXPRESSION = "mean(Smiling & ~Male) - mean(~Smiling & ~Male) + mean(~Smiling & Male)"
 

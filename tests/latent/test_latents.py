@@ -9,7 +9,7 @@ from facemath_core.base.errors import FacemathError
 from facemath_core.cli.latents import strip_headers
 from facemath_core.latent.latents import Latents, find, load_latents, save_latents
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,8 @@ def test_encode_writes_latents_like_projection(encoded, tiny_export):
     assert latents.names == ["000001.png", "000002.png", "000003.png"]
     assert latents.family == "vae" and latents.model == "vae_decoder" and latents.source == "encoder"
     assert latents.z.shape == (3, 8) and latents.models == {"vae_encoder": 1, "vae_decoder": 1}
-    from facemath_core.projection.projector.run import load_inputs
-
     from facemath_core.data.images import to_unit
+    from facemath_core.projection.run import load_inputs
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(tiny_export)

@@ -18,7 +18,7 @@ from facemath_core.latent.arithmetic import Evaluator
 from facemath_core.latent.latents import Latents, load_latents
 from facemath_core.latent.space import LatentSpace
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 NAMES = ["Smiling", "Male", "Eyeglasses", "Wearing_Hat", "Black_Hair", "Blond_Hair"]
 SMILE = "mean(Smiling & ~Male) - mean(~Smiling & ~Male)"

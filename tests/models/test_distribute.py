@@ -16,7 +16,7 @@ import pytest
 
 from facemath_core.models.distribute import loopback_cluster
 
-from .conftest import TINY, run_cli
+from ..conftest import TINY, run_cli
 
 TINY_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
 # Measured on 2 CPU cores: after 4 GAN steps, one device and 2 mirrored replicas differ by at most 1.3e-6 in a weight

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from facemath_core.projection.projector.projector import LossSpec, ProjectionConfig, Projector
 from PIL import Image
 
 from facemath_core.base import signatures as S
@@ -16,12 +15,13 @@ from facemath_core.data.images import from_unit
 from facemath_core.host.manager import load_registry
 from facemath_core.latent.latents import load_latents
 from facemath_core.models.export import export_run, read_metadata, restore_run_models
+from facemath_core.projection.projector import LossSpec, ProjectionConfig, Projector
 from facemath_core.serving.backends.embedded import EmbeddedBackend
 from facemath_core.serving.backends.tfserving import TFServingBackend
 from facemath_core.serving.model_config import entries_for_folder
 from facemath_core.serving.standin import build_server
 
-from .conftest import run_cli, train_tiny_encoder
+from ..conftest import run_cli, train_tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def recon_gan(tiny_runs, tmp_path_factory):
     from facemath_core.models.runs import TrainOptions
     from facemath_core.models.training import train
 
-    from .conftest import TINY
+    from ..conftest import TINY
 
     root = tmp_path_factory.mktemp("recon")
     data = json.loads((tiny_runs["gan"] / "run.json").read_text())["data"]
@@ -286,7 +286,7 @@ def test_warm_start_begins_at_the_gan_runs_q(recon_gan, tmp_path):
     from facemath_core.models.runs import TrainOptions
     from facemath_core.models.training import train
 
-    from .conftest import TINY
+    from ..conftest import TINY
 
     gan_run, generator, data = recon_gan
     options = TrainOptions(

@@ -15,7 +15,7 @@ from facemath_core.base.errors import FacemathError
 from facemath_core.models.layout import describe_models, existing_versions, model_names, read_metadata
 from facemath_core.models.source import ENV_VAR, installed_models, resolve_models
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 ROOT = Path(__file__).parents[2]
 

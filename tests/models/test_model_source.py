@@ -13,7 +13,7 @@ from PIL import Image
 from facemath_core.base.drawing import line_height
 from facemath_core.latent.latents import Latents, load_latents, save_latents
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 FACES = Path(__file__).parents[2] / "examples" / "faces"
 

@@ -10,7 +10,7 @@ from facemath_core.models.architectures import ArchConfig
 from facemath_core.models.runs import TrainingInterrupted, TrainOptions
 from facemath_core.models.training import train
 
-from .conftest import TINY
+from ..conftest import TINY
 
 
 def test_a_run_folder_has_everything(tiny_runs):
@@ -108,7 +108,7 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(kind, train_faces, tmp
     12 steps of 16 from 144 training faces cross an epoch, so the reshuffled second epoch is compared as well."""
     from facemath_core.models import training
 
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     options = TrainOptions(steps=12, batch_size=16, seed=4, sample_every=100, checkpoint_every=100)
     train(kind, str(train_faces), tmp_path / "straight", ArchConfig(**TINY), options)
@@ -185,7 +185,7 @@ def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
     """`train gan --latent-recon W` (InfoGAN's term with every z dimension a code): Q is trained and checkpointed
     with G, the generator's steps differ from the Radford recipe's from the same seed, and a run resumes Q exactly
     like every other weight; W = 0 leaves no Q in the run."""
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     options = TrainOptions(steps=6, batch_size=16, seed=3, sample_every=100, checkpoint_every=3)
     plain = train("gan", str(train_faces), tmp_path / "plain", ArchConfig(**TINY), options)
@@ -213,7 +213,7 @@ def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
 
 @pytest.mark.parametrize("value", ["-1", "nan"])
 def test_latent_recon_must_be_a_finite_weight(train_faces, tmp_path, value):
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     result = run_cli("train", "gan", "--data", str(train_faces), "--out", str(tmp_path / "r"), "--latent-recon", value)
     assert result.returncode == 2 and "--latent-recon" in result.stderr and "Traceback" not in result.stderr

@@ -12,7 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from facemath_core.projection.projector.run import (
+from PIL import Image
+
+from facemath_core.base.errors import FacemathError
+from facemath_core.data.images import from_unit
+from facemath_core.host.manager import load_registry
+from facemath_core.latent.latents import load_latents, save_latents
+from facemath_core.projection.run import (
     ProjectionJob,
     build_masks,
     load_inputs,
@@ -20,17 +26,11 @@ from facemath_core.projection.projector.run import (
     resumed_config,
     resumed_inputs,
 )
-from facemath_core.projection.projector.settings import projection_config
-from facemath_core.projection.projector.shards import Shard, parse_shard, shard_of
-from PIL import Image
-
-from facemath_core.base.errors import FacemathError
-from facemath_core.data.images import from_unit
-from facemath_core.host.manager import load_registry
-from facemath_core.latent.latents import load_latents, save_latents
+from facemath_core.projection.settings import projection_config
+from facemath_core.projection.shards import Shard, parse_shard, shard_of
 from facemath_core.serving.backends.embedded import EmbeddedBackend
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 NAMES = [f"face{i}.png" for i in range(6)]
 
@@ -224,8 +224,7 @@ def test_bad_shards_and_merges(backend, faces, whole, tmp_path):
 def test_shards_against_a_served_model_merge_to_the_unsharded_run(tiny_export, faces, tmp_path):
     """The deployment this is for: every worker projects its shard through TF Serving (here the stand-in server,
     with each batch split over two requests in flight, as over two replicas)."""
-    from facemath_core.projection.projector.shards import load_shards, merge
-
+    from facemath_core.projection.shards import load_shards, merge
     from facemath_core.serving.backends.tfserving import TFServingBackend
     from facemath_core.serving.model_config import entries_for_folder
     from facemath_core.serving.standin import build_server

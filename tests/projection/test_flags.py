@@ -4,18 +4,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from facemath_core.projection.projector.flags import LOSS_Z, flag_outliers, reasons, robust_z
-from facemath_core.projection.projector.projector import ProjectionConfig
-from facemath_core.projection.projector.run import ProjectionJob, load_inputs
 from PIL import Image
 
 from facemath_core.base.drawing import FLAG, labelled_grid, line_height, outline
 from facemath_core.data.images import from_unit
 from facemath_core.host.manager import load_registry
 from facemath_core.latent.latents import Latents, load_latents, save_latents
+from facemath_core.projection.flags import LOSS_Z, flag_outliers, reasons, robust_z
+from facemath_core.projection.projector import ProjectionConfig
+from facemath_core.projection.run import ProjectionJob, load_inputs
 from facemath_core.serving.backends.embedded import EmbeddedBackend
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def test_robust_z_known_answer():

@@ -6,23 +6,23 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from facemath_core.projection.projector.projector import (
-    LossSpec,
-    ProjectionConfig,
-    Projector,
-    parse_loss_options,
-    parse_params,
-)
-from facemath_core.projection.projector.run import ProjectionJob, load_inputs, load_resume, resumed_config
 from PIL import Image
 
 from facemath_core.base.errors import FacemathError
 from facemath_core.data.images import from_unit
 from facemath_core.host.manager import load_registry
 from facemath_core.latent.latents import load_latents
+from facemath_core.projection.projector import (
+    LossSpec,
+    ProjectionConfig,
+    Projector,
+    parse_loss_options,
+    parse_params,
+)
+from facemath_core.projection.run import ProjectionJob, load_inputs, load_resume, resumed_config
 from facemath_core.serving.backends.embedded import EmbeddedBackend
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def test_complete_with_every_mask_and_blender(backend, faces, tmp_path, mask, bl
     )
     completed = np.asarray(Image.open(out / "completions" / "face0.png"))
     original = np.asarray(Image.open(folder / "face0.png"))
-    from facemath_core.projection.projector.run import build_masks
+    from facemath_core.projection.run import build_masks
 
     known = build_masks(registry, config(mask=mask), ["face0.png"], 32)[0] > 0.5
     # Both blenders keep every known pixel exactly (up to 8-bit rounding); lowres knows no exact pixel.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from facemath_core.projection.projector.projector import PRESETS, LossSpec, ProjectionConfig
-from facemath_core.projection.projector.settings import projection_config
 
 from facemath_core.base.errors import FacemathError
 from facemath_core.host.manager import load_registry
+from facemath_core.projection.projector import PRESETS, LossSpec, ProjectionConfig
+from facemath_core.projection.settings import projection_config
 
 
 @pytest.fixture(scope="module")

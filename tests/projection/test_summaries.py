@@ -12,7 +12,7 @@ from facemath_core.base.drawing import line_height
 from facemath_core.base.metrics import known_psnr, psnr
 from facemath_core.latent.latents import load_latents
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def test_known_psnr_counts_only_the_known_pixels():

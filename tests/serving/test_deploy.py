@@ -18,7 +18,7 @@ from facemath_core.serving.deploy import deploy, reload_server
 from facemath_core.serving.model_config import parse_config, read_config
 from facemath_core.serving.protos import parse_batching_parameters, parse_monitoring_config
 
-from .conftest import run_cli
+from ..conftest import run_cli
 from .tfserving_reference import MAIN_CC_FLAGS
 
 SERVING = Path(__file__).parents[2] / "serving"

@@ -203,7 +203,7 @@ def test_projection_workers_cover_every_shard_once(tmp_path):
 
 def test_a_retried_projection_worker_keeps_or_resumes_its_shard(tmp_path):
     """A retried index finds what the last try left on the shared volume: a finished shard is kept (no command
-    runs), an interrupted one (a checkpoint in <out>.partial, projection_job.py) is resumed with a valid command."""
+    runs), an interrupted one (a checkpoint in <out>.partial, projection/run.py) is resumed with a valid command."""
     results = tmp_path / "results"
     (results / "shard-2").mkdir(parents=True)
     assert _projection_argv(2, tmp_path, str(results)) is None
@@ -307,7 +307,7 @@ def test_training_starts_a_run_or_continues_it_with_valid_command_lines(tmp_path
     assert ctx.params["cpu_replicas"] == 0  # a multi-worker run splits over workers, not logical CPUs
     run = Path(_options(argv)["--out"])
     assert run.parent.parent == local and "--resume" not in argv
-    # What a real save leaves (training.py saves through tf.train.CheckpointManager into <run>/checkpoints).
+    # What a real save leaves (models/training.py saves through tf.train.CheckpointManager into <run>/checkpoints).
     import tensorflow as tf
 
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(run / "checkpoints"), 3).save()

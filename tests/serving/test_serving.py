@@ -40,7 +40,8 @@ def served(tiny_export, tmp_path_factory):
         e if e.name != S.GENERATOR else ModelEntry(e.name, e.base_path, "all", labels={"stable": 1})
         for e in entries_for_folder(base)
     ]
-    # A labelled config at start-up needs the flag, as with tensorflow_model_server (tests/serving/tfserving_reference.py).
+    # A labelled config at start-up needs the flag, as with tensorflow_model_server
+    # (tests/serving/tfserving_reference.py).
     server, port, store = build_server(entries, "127.0.0.1", 0, allow_version_labels_for_unavailable_models=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield {
@@ -258,9 +259,8 @@ def test_projection_parity_with_the_embedded_backend(served, tiny_export):
     SavedModels; only the gradient's route differs: local autodiff versus the served vjp / grad signatures)."""
     from dataclasses import replace
 
-    from facemath_core.projection.projector.projector import LossSpec, ProjectionConfig, Projector
-
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import LossSpec, ProjectionConfig, Projector
 
     config = replace(
         ProjectionConfig(steps=20, patience=1000), losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1))
@@ -295,9 +295,8 @@ def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
     import threading
     from dataclasses import replace
 
-    from facemath_core.projection.projector.projector import ProjectionConfig, Projector
-
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import ProjectionConfig, Projector
 
     port = _free_port()
     server = _start_server(tiny_export, port)
@@ -394,7 +393,7 @@ def test_parallel_requests_split_a_batch(served):
 
 
 def test_cli_with_a_server_that_is_down(tmp_path):
-    from .conftest import run_cli
+    from ..conftest import run_cli
 
     faces = __import__("pathlib").Path(__file__).parents[2] / "examples" / "faces"
     port = _free_port()
@@ -522,9 +521,8 @@ def with_projector(tiny_export):
 def _project(backend, losses, steps=15, n=4, tiny_export=None):
     from dataclasses import replace
 
-    from facemath_core.projection.projector.projector import ProjectionConfig, Projector
-
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import ProjectionConfig, Projector
 
     config = replace(ProjectionConfig(steps=steps, patience=1000), losses=losses)
     local = EmbeddedBackend(tiny_export)
@@ -547,7 +545,7 @@ def _project(backend, losses, steps=15, n=4, tiny_export=None):
 def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_projector, tiny_export, losses):
     """Same seed, same terms: the z and every term agree with the embedded backend's (autodiff in-process) to
     float32 accuracy, and each step is exactly one Predict."""
-    from facemath_core.projection.projector.projector import LossSpec
+    from facemath_core.projection.projector import LossSpec
 
     specs = (LossSpec(losses[0], losses[1], losses[2]), LossSpec(losses[3], losses[4], losses[5]))
     _, local = _project(EmbeddedBackend(tiny_export), specs, tiny_export=tiny_export)
@@ -565,9 +563,8 @@ def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_proj
 def test_other_terms_fall_back_to_the_three_request_path(with_projector, tiny_export):
     """A term the projector does not contain (other parameters, a third-party plugin) still works remotely,
     through vjp + grad, and matches embedded."""
-    from facemath_core.projection.projector.projector import LossSpec, ProjectionConfig, Projector
-
     from facemath_core.host.manager import load_registry
+    from facemath_core.projection.projector import LossSpec, ProjectionConfig, Projector
 
     backend = TFServingBackend(with_projector)
     other_params = (LossSpec("weighted-contextual", 1.0, {"window": 5}),)

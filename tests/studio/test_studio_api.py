@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 STEPS = 12
 
@@ -95,7 +95,7 @@ def assert_error(answer, status, *words):
 
 
 def test_menus_list_the_registry_plugins_and_the_faces(app, engine, synth_faces):
-    from facemath_core.projection.projector.projector import PRESETS
+    from facemath_core.projection.projector import PRESETS
 
     menus = new_client(app).get("/api/menus").json()
     assert menus["losses"] == engine.registry.names("loss") and "perceptual" in menus["losses"]
@@ -181,10 +181,9 @@ def test_projection_streams_every_step_and_ends_with_the_faces(projected):
 
 def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
     """The same faces, settings and seed through ProjectionJob (what `facemath project` runs) give the same z."""
-    from facemath_core.projection.projector.run import ProjectionJob, load_inputs
-    from facemath_core.projection.projector.settings import projection_config
-
     from facemath_core.latent.latents import load_latents
+    from facemath_core.projection.run import ProjectionJob, load_inputs
+    from facemath_core.projection.settings import projection_config
 
     client, faces, _ = projected
     config = projection_config(engine.registry, steps=STEPS, batch_size=len(faces))

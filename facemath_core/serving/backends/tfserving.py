@@ -31,7 +31,8 @@ CLIENT_MESSAGE_LIMIT = 4 * 1024 * 1024  # a Python gRPC client's default receive
 MESSAGE_BUDGET = int(CLIENT_MESSAGE_LIMIT * 0.8)  # room for framing and typed-field overhead
 REQUEST_BUDGET = 48 * 1024 * 1024  # requests: under the 64 MiB send limit of our channels
 # A server started with --enable_batching refuses a request of more rows than its max_batch_size (128 in
-# serving/batching_parameters.txt; tests/serving/tfserving_reference.py: batching-max-batch-size), so no request is larger.
+# serving/batching_parameters.txt; tests/serving/tfserving_reference.py: batching-max-batch-size), so no request
+# is larger.
 MAX_ROWS_PER_REQUEST = 128
 AVAILABLE_STATE = 30  # ModelVersionStatus.State.AVAILABLE (get_model_status.proto)
 
