@@ -3,6 +3,9 @@
 - registry: building the plugin manager and calling every component hook (installed entry points; built-ins only);
 - contracts: `Projector.check_contracts()` for the default run and for each preset (every loss term traced inside
   tf.function on a batch of 2, the optimizer made once, the constraint traced);
+- check: every contract of every installed component, as `facemath plugins --check` runs them (inputs shaped like
+  the models);
+- tiny models: `facemath_core.testing.tiny_models`, every model a plugin's tests get, written from scratch;
 - step: milliseconds per optimisation step at --batch-size 16, so the one-off checks can be compared with a run.
   The guard adds nothing per step: plugin functions are wrapped only while TensorFlow traces the step.
 
@@ -16,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +61,29 @@ def main() -> None:
         projector = Projector(backend, registry, projection_config(registry, preset=preset))
         terms = "+".join(spec.name for spec, _, _ in projector.terms)
         rows.append({"what": f"contracts ({preset or 'default'}: {terms})", "ms": timed(projector.check_contracts, 3)})
+    from facemath_core.host.contracts import Setting, check_component
+    from facemath_core.models.architectures import z_bound
+
+    meta = backend.metadata("generator")
+    setting = Setting(meta["image_size"], meta["z_dim"], z_bound(meta["z_distribution"]), backend)
+    checked = [c for c in registry.components() if c.name != "file"]  # the file mask needs mask files
+
+    def check_all():
+        for component in checked:
+            check_component(component, setting=setting)
+
+    rows.append({"what": f"check every component ({len(checked)}, as plugins --check)", "ms": timed(check_all, 1)})
+    import tempfile
+
+    from facemath_core.testing import tiny_models
+
+    with tempfile.TemporaryDirectory() as folder:
+        rows.append(
+            {
+                "what": "tiny models for a plugin's tests (testing.tiny_models)",
+                "ms": timed(lambda: tiny_models(Path(tempfile.mkdtemp(dir=folder)) / "models"), 1),
+            }
+        )
     config = projection_config(registry, steps=args.steps, patience=args.steps, batch_size=16)
     projector = Projector(backend, registry, config)
     size = projector.image_size

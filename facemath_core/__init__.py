@@ -1,9 +1,9 @@
 """facemath: math on faces with deep generative models.
 
 The package root is the plugin API, one import for a plugin author (as `datasette` and `pytest` offer theirs):
-`hookimpl`, the component types, the `Backend` interface, the error types and `read_image` (an image read
-as every command reads one). The library lives in sub-packages
-named by layer (docs/architecture.md); nothing inside them imports this root.
+`hookimpl`, the component types, `Param` (a declared parameter), the `Backend` interface, the error types and
+`read_image` (an image read as every command reads one); `facemath_core.testing` is a plugin's test kit. The
+library lives in sub-packages named by layer (docs/architecture.md); nothing inside them imports this root.
 """
 
 from facemath_core.base.errors import FacemathError, PluginError
@@ -21,6 +21,7 @@ from facemath_core.host.components import (
     Optimizer,
 )
 from facemath_core.host.hookspecs import hookimpl
+from facemath_core.host.schema import Param
 
 __all__ = [
     "Backend",
@@ -33,6 +34,7 @@ __all__ = [
     "Mask",
     "Operator",
     "Optimizer",
+    "Param",
     "PluginError",
     "__version__",
     "hookimpl",

@@ -6,7 +6,7 @@ weight * term). TensorFlow is imported inside the functions so that listing plug
 
 from __future__ import annotations
 
-from facemath_core import LossTerm, hookimpl
+from facemath_core import LossTerm, Param, hookimpl
 
 
 def _per_image_sum(x):
@@ -89,19 +89,28 @@ def facemath_loss_terms():
             "weighted-contextual",
             "L1 weighted by the share of hole pixels in a 7x7 window (Yeh 2017).",
             weighted_contextual,
-            {"window": 7},
+            {"window": Param(7, ge=1, help="Side of the square window, in pixels.")},
         ),
         LossTerm("l2", "Masked squared error to the known pixels.", l2),
         LossTerm(
             "perceptual",
             "Discriminator realism of G(z): -log D(G(z)) or log(1 - D(G(z))).",
             perceptual,
-            {"form": "nonsaturating"},
+            {
+                "form": Param(
+                    "nonsaturating",
+                    choices=("nonsaturating", "saturating"),
+                    help="-log D(G(z)) (Amos) or log(1 - D(G(z))) (Yeh).",
+                )
+            },
             needs_discriminator=True,
             default_weight=0.1,
         ),
         LossTerm(
-            "lowres", "L1 between block averages of G(z) and the image (super-resolution).", lowres, {"factor": 4}
+            "lowres",
+            "L1 between block averages of G(z) and the image (super-resolution).",
+            lowres,
+            {"factor": Param(4, ge=1, help="Side of the averaged blocks, in pixels.")},
         ),
         LossTerm(
             "in-domain",

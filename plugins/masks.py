@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemath_core import FacemathError, Mask, hookimpl, read_image
+from facemath_core import FacemathError, Mask, Param, hookimpl, read_image
 
 
 def full(shape, rng, image_name):
@@ -96,13 +96,28 @@ def from_file(shape, rng, image_name, dir: str = "masks"):
 def facemath_masks():
     return [
         Mask("full", "Every pixel known (plain projection).", full),
-        Mask("center", "Central square hole; scale = known border share.", center, {"scale": 0.25}),
+        Mask(
+            "center",
+            "Central square hole; scale = known border share.",
+            center,
+            {"scale": Param(0.25, ge=0, lt=0.5, help="Width of the known border, as a share of the side.")},
+        ),
         Mask("left", "Left half missing.", left),
         Mask("right", "Right half missing.", right),
         Mask("top", "Top half missing.", top),
         Mask("bottom", "Bottom half missing.", bottom),
-        Mask("random", "Each pixel missing with probability fraction (seeded).", random, {"fraction": 0.2}),
-        Mask("grid", "Only every step-th pixel known.", grid, {"step": 4}),
+        Mask(
+            "random",
+            "Each pixel missing with probability fraction (seeded).",
+            random,
+            {"fraction": Param(0.2, ge=0, le=1, help="Probability that a pixel is missing.")},
+        ),
+        Mask("grid", "Only every step-th pixel known.", grid, {"step": Param(4, ge=1, help="Known pixel spacing.")}),
         Mask("lowres", "No exact pixel known; pair with the lowres loss.", lowres),
-        Mask("file", "One mask PNG per image, DIR/<stem>.png, white = known.", from_file, {"dir": "masks"}),
+        Mask(
+            "file",
+            "One mask PNG per image, DIR/<stem>.png, white = known.",
+            from_file,
+            {"dir": Param("masks", help="Folder of one PNG per image, named like the image.")},
+        ),
     ]

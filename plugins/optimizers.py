@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from facemath_core import Optimizer, hookimpl
+from facemath_core import Optimizer, Param, hookimpl
+
+LR = Param(0.01, gt=0, help="Learning rate.")
 
 
 def adam(lr: float = 0.01, beta_1: float = 0.9, beta_2: float = 0.999):
@@ -29,12 +31,21 @@ def sgd(lr: float = 0.01):
 @hookimpl
 def facemath_optimizers():
     return [
-        Optimizer("adam", "Adam.", adam, {"lr": 0.01, "beta_1": 0.9, "beta_2": 0.999}),
+        Optimizer(
+            "adam",
+            "Adam.",
+            adam,
+            {
+                "lr": LR,
+                "beta_1": Param(0.9, ge=0, lt=1, help="Decay of the first moment."),
+                "beta_2": Param(0.999, ge=0, lt=1, help="Decay of the second moment."),
+            },
+        ),
         Optimizer(
             "momentum",
             "Nesterov momentum descent (Amos' dcgan-completion update).",
             momentum,
-            {"lr": 0.01, "momentum": 0.9},
+            {"lr": LR, "momentum": Param(0.9, ge=0, lt=1, help="Share of the last update kept.")},
         ),
-        Optimizer("sgd", "Plain gradient descent.", sgd, {"lr": 0.01}),
+        Optimizer("sgd", "Plain gradient descent.", sgd, {"lr": LR}),
     ]

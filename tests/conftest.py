@@ -1,12 +1,45 @@
-"""Shared fixtures: tiny face folders rendered once per session."""
+"""Shared fixtures: tiny face folders and models built once per session, the `cli` runner, the bad-inputs corpus's
+workspace. Tests never import this file: what they import by name is in support.py."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from .support import TINY, blocking, run_in_process, train_tiny_encoder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _third_party_plugins() -> list[str]:
+    """The distributions other than facemath that register `facemath` entry points (reading metadata imports none)."""
+    return sorted(
+        {
+            dist.metadata["Name"]
+            for dist in importlib.metadata.distributions()
+            if dist.metadata["Name"] != "facemath" and any(ep.group == "facemath" for ep in dist.entry_points)
+        }
+    )
+
+
+# The suite tests facemath and its own plugins. A third-party facemath plugin installed beside them, working or
+# broken, is blocked for the whole session and every `facemath` process it starts, the documented way
+# (FACEMATH_DISABLED_PLUGINS, by distribution name), so it can neither fail a test nor change what one sees.
+# tests/test_third_party_plugins.py installs a broken one and runs tests with it.
+if third_party := _third_party_plugins():
+    os.environ["FACEMATH_DISABLED_PLUGINS"] = blocking(*third_party)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """`cli(*args, env=None) -> Result`: `facemath ARGS` in this process, through typer's CliRunner and facemath's
+    error boundary (support.run_in_process). For what needs a real process: support.run_facemath."""
+    return run_in_process
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +60,6 @@ def train_faces(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "faces"
     write_synthetic_folder(out, 160, seed=5, size=32)
     return out
-
-
-TINY = dict(image_size=32, z_dim=8, ngf=8, ndf=8)
 
 
 @pytest.fixture(scope="session")
@@ -68,42 +98,52 @@ def tiny_export(tmp_path_factory, tiny_runs):
     return base
 
 
-def train_tiny_encoder(run, generator, tiny_runs, steps: int = 20, version: int | None = None):
-    """A few steps of `train encoder` for the tiny generator folder `generator`, on the GAN run's faces."""
-    import json
+@pytest.fixture(scope="session")
+def kit_models(tmp_path_factory) -> Path:
+    """Every model untrained and tiny, as a plugin's own tests get them (`facemath_core.testing.tiny_models`): built
+    in seconds, for tests of plugin plumbing that need models of the right shapes, not trained ones."""
+    from facemath_core.testing import tiny_models
 
-    from facemath_core.models.architectures import ArchConfig
-    from facemath_core.models.runs import TrainOptions
-    from facemath_core.models.training import train
-
-    data = json.loads((tiny_runs["gan"] / "run.json").read_text())["data"]
-    train(
-        "encoder",
-        data,
-        run,
-        ArchConfig(**TINY),
-        TrainOptions(
-            steps=steps,
-            batch_size=16,
-            lr=1e-3,
-            sample_every=steps,
-            checkpoint_every=steps,
-            generator=str(generator),
-            generator_version=version,
-        ),
-    )
-    return run
+    return tiny_models(tmp_path_factory.mktemp("kit") / "models")
 
 
-def run_cli(*args, env=None):
-    """Run the real `facemath` entry point in a subprocess, as a user would."""
-    import subprocess
-    import sys
+# --- the bad-inputs corpus (tests/*/test_bad_inputs_*.py) --------------------------------------------------------
 
-    return subprocess.run(
-        [sys.executable, "-c", "from facemath_core.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), "COLUMNS": "200"},
-        timeout=300,
-    )
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch) -> Path:
+    """A workspace folder, also the current folder (so `--out .` means it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_export):
+    """The tiny models, run in this process."""
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(tiny_export)
+
+
+@pytest.fixture(scope="session")
+def generated_faces(tiny_backend, tmp_path_factory) -> Path:
+    """Six faces the tiny generator can make exactly (face0.png ... face5.png)."""
+    from facemath_core.data.images import from_unit
+
+    folder = tmp_path_factory.mktemp("generated_faces") / "faces"
+    folder.mkdir()
+    z = np.random.default_rng(7).uniform(-0.8, 0.8, (6, 8)).astype(np.float32)
+    for i, image in enumerate(tiny_backend.generate(z)):
+        Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def good_latents(tmp_path_factory) -> Path:
+    """A valid latents file of four GAN latents named f0 ... f3 (z_dim 8)."""
+    from facemath_core.latent.latents import Latents, save_latents
+
+    path = tmp_path_factory.mktemp("good_latents") / "latents.npz"
+    z = np.random.default_rng(1).uniform(-0.8, 0.8, (4, 8)).astype(np.float32)
+    save_latents(path, Latents([f"f{i}.png" for i in range(4)], z, "gan", "generator", 1, "projection"))
+    return path

@@ -41,6 +41,33 @@ def test_the_architecture_page_draws_the_layers_of_the_contract():
     assert packages == named, packages ^ named
 
 
+def test_every_module_has_a_docstring_and_a_row_in_the_architecture_page():
+    """The module table names every module of every layer under its package, and each module says its job."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    listed: dict[str, set[str]] = {}
+    package = None
+    for line in page.split("## Modules", 1)[1].split("##", 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[1] or set(cells[0]) <= {"-"} and cells[0]:
+            continue
+        if cells[0].startswith("`"):
+            package = cells[0].strip("`/")
+        if package:
+            listed.setdefault(package, set()).update(re.findall(r"`([a-z_]+)/?`", cells[1]))
+    missing, undocumented = [], []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        if ast.get_docstring(ast.parse(path.read_text())) is None:
+            undocumented.append(str(path.relative_to(ROOT)))
+        parts = path.relative_to(LIBRARY).parts
+        if len(parts) < 2 or path.name == "__init__.py" and len(parts) == 2:
+            continue
+        name = parts[1] if len(parts) > 2 else path.stem  # a sub-package (serving/backends/) is one row
+        if name not in listed.get(parts[0], set()):
+            missing.append(f"{parts[0]}/{name}")
+    assert not missing, f"not in docs/architecture.md's module table: {missing}"
+    assert not undocumented, f"no module docstring: {undocumented}"
+
+
 def _library_modules():
     for path in sorted(LIBRARY.rglob("*.py")):
         if path.parent == LIBRARY:

@@ -11,6 +11,8 @@ import functools
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from facemath_core.base.text import shown
+
 MIN_TILE = 128  # tiles smaller than this are enlarged to at least this size
 FONT_SIZE = 13
 PAD = 2
@@ -55,7 +57,9 @@ def outline(tile: np.ndarray, mask: np.ndarray, colour=OUTLINE) -> np.ndarray:
 
 
 def fit_text(draw: ImageDraw.ImageDraw, text: str, width: int, size: int = FONT_SIZE) -> str:
-    """The text, cut with an ellipsis so it fits the width in pixels."""
+    """The text on one line (a file name's newline or undecodable byte escaped: `text.shown`), cut with an
+    ellipsis so it fits the width in pixels."""
+    text = shown(text)
     if draw.textlength(text, font=font(size)) <= width:
         return text
     while text and draw.textlength(text + "...", font=font(size)) > width:

@@ -23,7 +23,8 @@ import numpy as np
 def stable_hash(*parts) -> int:
     """A 64-bit hash of the parts' text, the same on every machine, process and Python version."""
     text = "\x1f".join(str(part) for part in parts)
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+    # surrogateescape: a file name that is not UTF-8 hashes as its bytes (every UTF-8 text hashes as before).
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()[:8], "little")
 
 
 def image_seed(seed: int, key: str, purpose: str, restart: int = 0) -> np.ndarray:

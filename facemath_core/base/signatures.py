@@ -2,7 +2,8 @@
 
 Export writes these signatures, both backends call them, the stand-in server serves them, and the deployment files
 refer to the model names. All tensors are float32 with the batch dimension first (TF Serving's batching concatenates
-requests along it), except `metadata`'s JSON strings; BatchNorm runs in inference mode; gradients are per example.
+requests along it), except `metadata`'s JSON strings and the projector's `pixels` and `known` (uint8); BatchNorm runs
+in inference mode; gradients are per example.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ VJP = "vjp"
 GRAD = "grad"
 METADATA = "metadata"
 STEP = "step"
+# The projection step with the targets as 8-bit pixels (a quarter of the bytes of float32), converted to [-1, 1] on
+# the server; with a 0/1 mask, or without one (every pixel known) for plain projection. Since projector version 3.
+STEP_PIXELS = "step_pixels"
+STEP_PIXELS_UNMASKED = "step_pixels_unmasked"
 
 # Tensor aliases.
 Z = "z"
@@ -47,6 +52,8 @@ METADATA_JSON = "metadata_json"
 TARGET = "target"
 MASK = "mask"
 LOSS_WEIGHTS = "loss_weights"
+PIXELS = "pixels"  # uint8 RGB, 0..255: the target images as read (value v is v / 127.5 - 1 in the models' range)
+KNOWN = "known"  # uint8, 1 = a known pixel, 0 = one to fill in
 LOSSES = "losses"
 TOTAL = "total"
 
@@ -105,6 +112,15 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
     PROJECTOR: {
         STEP: Signature((Z, TARGET, MASK, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
         METADATA: _METADATA_SIGNATURE,
+    },
+}
+
+# Signatures a newer export has beside the ones above. A client uses one when the served version has it and the
+# version's older signatures otherwise, so old exports keep working.
+OPTIONAL_SIGNATURES: dict[str, dict[str, Signature]] = {
+    PROJECTOR: {
+        STEP_PIXELS: Signature((Z, PIXELS, KNOWN, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
+        STEP_PIXELS_UNMASKED: Signature((Z, PIXELS, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
     },
 }
 

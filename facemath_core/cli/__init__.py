@@ -45,6 +45,7 @@ app.command("train", no_args_is_help=True)(train.train_command)
 app.command("export", no_args_is_help=True)(export.export_command)
 app.command("serve")(serving.serve_command)
 app.command("deploy")(serving.deploy_command)
+app.command("ssl-config")(serving.ssl_config_command)
 app.command("studio")(studio.studio_command)
 
 

@@ -11,6 +11,7 @@ from facemath_core.base import signatures as S
 from facemath_core.base.drawing import labelled_grid
 from facemath_core.base.files import atomic_dir, check_new_dir, to_json
 from facemath_core.base.tables import markdown_table
+from facemath_core.base.text import plural
 from facemath_core.cli.options import (
     AttributesOption,
     IncludeFlaggedOption,
@@ -46,14 +47,14 @@ def attributes_command(
     and, judged by the attribute oracle, the success and preservation rates of adding it to faces without it."""
     import numpy as np
 
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=[*latents, *filter(None, [attributes])])
     source.check()
     space = open_space(latents, attributes)
     space.require_labels("facemath attributes")
     if not include_flagged:
         space, skipped = without_flagged(space)
         if skipped:
-            note(f"skipped {len(skipped)} flagged face(s) (failed projections); --include-flagged uses them")
+            note(f"skipped {plural(len(skipped), 'flagged face')} (failed projections); --include-flagged uses them")
     backend = source.open_for(space.latents, latents_origin(latents), note)
 
     def render(z):
@@ -116,6 +117,6 @@ def attributes_command(
         if examples:
             headers = ["before"] * 4 + ["after"] * 4
             save_png(tmp / "examples.png", labelled_grid(np.concatenate(examples), 8, headers, titles))
-    typer.echo(f"{len(space.z)} faces: {len(fit)} fitted, {len(test)} held out and scored")
+    typer.echo(f"{plural(len(space.z), 'face')}: {len(fit)} fitted, {len(test)} held out and scored")
     typer.echo(markdown_table(rows))
     typer.echo(f"wrote {out}/vectors.npz, attributes.json, attributes.md" + (", examples.png" if examples else ""))

@@ -53,7 +53,7 @@ def compare_command(
             raise typer.BadParameter(f"{value}: must be 1 or more", param_hint=name)
     if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
         raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=[data])
     source.check()
     config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
     registry = load_registry(ctx.obj["plugins"])

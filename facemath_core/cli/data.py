@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from facemath_core.base.errors import FacemathError
-from facemath_core.base.files import check_new_dir, check_new_file
+from facemath_core.base.files import check_new_dir, check_new_file, disk_space
+from facemath_core.base.runtime import import_tensorflow_quietly, interruptible
+from facemath_core.base.text import plural, shown
 from facemath_core.data.folders import FaceFolder, load_folder_images, open_faces
 from facemath_core.data.images import MAX_PIXELS, image_grid, save_png
 from facemath_core.data.synth import parse_correlations, parse_frequencies, write_synthetic_folder
@@ -53,12 +55,15 @@ def synth(
 
         def advance(n):
             if not tasks:  # the bar appears once rendering starts, not before a refused --count or --size
-                tasks.append(progress.add_task(f"rendering {count} faces", total=count))
+                tasks.append(progress.add_task(f"rendering {plural(count, 'face')}", total=count))
             progress.advance(tasks[0], n)
 
         write_synthetic_folder(out, count, seed, size, frequencies, correlations, held_out, progress=advance, flat=flat)
     kept = count * held_out // 100  # as write_synthetic_folder splits: the last held_out% are held out
-    typer.echo(f"wrote {count} faces to {out}: {count - kept} for training, {kept} held out (--held-out-percent)")
+    typer.echo(
+        f"wrote {plural(count, 'face')} to {shown(out)}: {count - kept} for training, {kept} held out "
+        f"(--held-out-percent)"
+    )
 
 
 @app.command("info")
@@ -68,12 +73,17 @@ def info(
 ):
     """Show a face folder's size, split and attribute frequencies; check that every image decodes."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     faces = open_faces(folder)
     console = Console()
     held = int(faces.held_out.sum())
-    console.print(f"{folder}: {len(faces.paths)} images ({len(faces.paths) - held} train, {held} held-out)")
+    console.print(
+        f"{escape(shown(folder))}: {plural(len(faces.paths), 'image')} ({len(faces.paths) - held} train, "
+        f"{held} held-out)",
+        highlight=False,
+    )
     if faces.attributes is not None:
         table = Table(show_edge=False)
         table.add_column("attribute")
@@ -89,7 +99,7 @@ def info(
         console.print("no attribute file (list_attr_celeba.txt): images only")
     if check:
         load_folder_images(faces, 32)
-        console.print(f"all {len(faces.paths)} images decode")
+        console.print(f"all {len(faces.paths)} images decode" if len(faces.paths) > 1 else "the image decodes")
 
 
 @app.command("grid")
@@ -114,11 +124,11 @@ def grid(
             f"--count {count} --size {size} --columns {columns}: the grid would be over the {MAX_PIXELS:,} pixel "
             f"limit; draw fewer or smaller faces"
         )
-    check_new_file(out, overwrite=overwrite)
+    check_new_file(out, overwrite=overwrite, reads=[folder])
     faces = open_faces(folder)
     first = FaceFolder(faces.root, faces.paths[:count], faces.attribute_names, None, faces.held_out[:count])
     save_png(out, image_grid(load_folder_images(first, size), columns))
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {shown(out)}")
 
 
 @app.command("pack")
@@ -132,6 +142,8 @@ def pack(
 
     if shard_size < 1:
         raise FacemathError(f"--shard-size {shard_size}: must be at least 1")
-    check_new_dir(out, overwrite)
-    index = pack_folder(folder, out, shard_size)
-    typer.echo(f"wrote {index['count']} faces in {len(index['shards'])} shards to {out}")
+    check_new_dir(out, overwrite, reads=[folder])  # --out FOLDER --overwrite would replace the faces by shards
+    import_tensorflow_quietly()  # a light command: TensorFlow is imported here, without its start-up lines
+    with interruptible(f"nothing was written ({shown(out)} is as it was)"), disk_space(out, f"the shards {out}"):
+        index = pack_folder(folder, out, shard_size)
+    typer.echo(f"wrote {plural(index['count'], 'face')} in {plural(len(index['shards']), 'shard')} to {shown(out)}")

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.files import disk_space
+from facemath_core.base.runtime import interruptible
+from facemath_core.base.text import shown
 from facemath_core.models.export import export_run
 from facemath_core.models.layout import existing_versions
 
@@ -22,7 +25,10 @@ def export_command(
     """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; oracle:
     attribute_oracle) with their signatures, metadata and warmup records."""
 
-    for path in export_run(run, to, version, prefix):
+    # SIGTERM stops an export as Ctrl-C does: every version folder being built is removed on the way out.
+    with interruptible(f"nothing was exported ({shown(to)} is as it was)"), disk_space(to, f"the export into {to}"):
+        written = export_run(run, to, version, prefix)
+    for path in written:
         # Latents record the version that made them, so older versions stay where they are: say what was added.
         older = [v for v in existing_versions(path.parent) if v != int(path.name)]
         beside = f" (added beside version {', '.join(map(str, older))})" if older else ""

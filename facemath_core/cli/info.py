@@ -1,4 +1,5 @@
-"""`facemath info`: which model source a command would use here, and each model's name, versions and run."""
+"""`facemath info`: which model source a command would use here, and each model's name, versions and model card
+(how to reproduce it: data, training command, facemath version and commit, measured quality; models/cards.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from facemath_core.cli.options import (
     ModelSource,
     with_option_groups,
 )
-from facemath_core.models.layout import describe_models, origin_summary
+from facemath_core.models.layout import card_lines, describe_models
 from facemath_core.models.source import resolve_models
 
 
@@ -20,7 +21,8 @@ def info_command(
     source: ModelSource = ModelSource(),
 ):
     """Show the model source in effect (--models, $FACEMATH_MODELS, ./exported_models or the installed models)
-    and each model in it: name, versions and the training run it came from."""
+    and each model in it: name, versions and the model card of its newest version (data, training command,
+    facemath version and commit, measured quality)."""
 
     source.check()
     if source.server:
@@ -37,7 +39,9 @@ def info_command(
     for i in infos:
         versions = ", ".join(str(v) for v in i.versions)
         label_text = f"version {versions}" if len(i.versions) == 1 else f"versions {versions} (newest {i.newest})"
-        typer.echo(f"  {i.name:{width}s}  {label_text}  {i.error or i.run}")
+        typer.echo(f"  {i.name:{width}s}  {label_text}" + (f"  {i.error}" if i.error else ""))
+        for line in i.card:
+            typer.echo(f"      {line}")
 
 
 def _server_info(source: ModelSource) -> None:
@@ -50,9 +54,11 @@ def _server_info(source: ModelSource) -> None:
                 continue
             versions = ", ".join(str(v) for v in backend.available_versions(model))
             try:
-                origin = origin_summary(backend.metadata(model))
+                card, error = card_lines(backend.metadata(model)), ""
             except FacemathError as exc:
-                origin = str(exc)
-            typer.echo(f"  {model}  serving {backend.version(model)} (available {versions})  {origin}")
+                card, error = [], f"  {exc}"
+            typer.echo(f"  {model}  serving {backend.version(model)} (available {versions}){error}")
+            for line in card:
+                typer.echo(f"      {line}")
     finally:
         backend.close()

@@ -11,9 +11,11 @@ from facemath_core.base import signatures as S
 from facemath_core.base.drawing import labelled_grid
 from facemath_core.base.files import atomic_dir, atomic_file, check_new_dir, check_new_file
 from facemath_core.base.metrics import known_psnr
+from facemath_core.base.text import plural, shown
 from facemath_core.cli.options import (
     FileOverwriteOption,
     ModelSource,
+    OperatorParamOption,
     OverwriteOption,
     deprecated_alias,
     note,
@@ -42,12 +44,12 @@ def encode_command(
     """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
     import numpy as np
 
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=images)
     backend = source.open()
     size = backend.metadata(S.VAE_ENCODER)["image_size"]
     inputs = load_inputs(images, size, resize=not no_resize)
     for path in inputs.resized:
-        typer.echo(f"warning: {path}: resized to {size}x{size} (use --no-resize to refuse)", err=True)
+        typer.echo(f"warning: {shown(path)}: resized to {size}x{size} (use --no-resize to refuse)", err=True)
     latents = encode_images(backend, inputs.names, inputs.paths, inputs.images)
     reconstructions = decode(backend, latents, latents.z)
     with atomic_dir(out) as tmp:
@@ -60,7 +62,7 @@ def encode_command(
         sheet = labelled_grid(from_unit(np.stack(pairs)), 2, headers=["original", "reconstruction"], captions=captions)
         save_png(tmp / "contact_sheet.png", sheet)
     typer.echo(
-        f"encoded {len(latents.names)} images into {out} with vae_encoder version "
+        f"encoded {plural(len(latents.names), 'image')} into {out} with vae_encoder version "
         f"{latents.models.get(S.VAE_ENCODER)} ({backend.describe()})"
     )
 
@@ -78,7 +80,7 @@ def render_command(
 ):
     """Turn latents back into images with the model that made them (GAN generator or VAE decoder)."""
 
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=[latents_file])
     source.check()
     latents = load_latents(latents_file)
     wanted = [n for value in names or [] for n in value.split(",") if n]
@@ -98,6 +100,7 @@ def interpolate_command(
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames between consecutive faces, ends included.")] = 8,
     steps: Annotated[int | None, typer.Option("--steps", hidden=True, help="Deprecated: --frames.")] = None,
     method: Annotated[str, typer.Option(help="An operator plugin taking (a, b, t): lerp or slerp.")] = "slerp",
+    param: OperatorParamOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="A .png strip or an animated .gif.")] = Path(
         "interpolation.png"
     ),
@@ -114,10 +117,12 @@ def interpolate_command(
         raise typer.BadParameter(f"{steps}: at least 2 frames", param_hint="--frames")
     if out.suffix.lower() not in (".png", ".gif"):
         raise typer.BadParameter(f"{out}: write a .png or a .gif", param_hint="--out")
-    operator = load_registry(ctx.obj["plugins"]).get("operator", method, option="--method")
-    check_operator(operator, 3, f"--method {method}")
+    registry = load_registry(ctx.obj["plugins"])
+    operator = registry.get("operator", method, option="--method")
+    params = registry.params_for("operator", param, used=[method]).get(method, dict(operator.defaults))
+    check_operator(operator, 3, f"--method {method}", params)
     source.check()
-    check_new_file(out, overwrite=overwrite)
+    check_new_file(out, overwrite=overwrite, reads=[latents_file])
     latents = load_latents(latents_file)
     backend = source.open_for(latents, str(latents_file), note)
     check_frames((len(names) - 1) * (steps - 1) + 1, backend.metadata(latents.model)["image_size"], "--frames")
@@ -125,7 +130,7 @@ def interpolate_command(
     # Each segment without its last frame (the next segment's first), the final segment with it.
     ts = np.linspace(0.0, 1.0, steps)
     path = [
-        interpolate(operator, a, b, ts if i == len(anchors) - 2 else ts[:-1])
+        interpolate(operator, a, b, ts if i == len(anchors) - 2 else ts[:-1], params)
         for i, (a, b) in enumerate(zip(anchors, anchors[1:], strict=False))
     ]
     frames = from_unit(decode(backend, latents, np.concatenate(path)))
@@ -166,10 +171,12 @@ def merge_command(
     The shards must share the model, its version and the projection configuration, come from the same input
     list, and be all N of them with no image twice; the merged latents.npz lists the faces in input order."""
 
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=sources)  # --out holding the shards would delete them
     parts = load_shards(sources)
     merged = merge(parts)
     with atomic_dir(out) as tmp:
         written = write_merged(parts, merged, tmp)
     count = parts[0][1].shard["count"]
-    typer.echo(f"merged {count} shards, {len(merged.names)} faces, into {out} ({', '.join(written)})")
+    typer.echo(
+        f"merged {plural(count, 'shard')}, {plural(len(merged.names), 'face')}, into {out} ({', '.join(written)})"
+    )

@@ -16,6 +16,7 @@ from facemath_core.cli.options import (
     IncludeFlaggedOption,
     LatentsOption,
     ModelSource,
+    OperatorParamOption,
     OverwriteOption,
     deprecated_alias,
     latents_origin,
@@ -97,6 +98,7 @@ def _evaluator(
     seed: int,
     include_flagged: bool = False,
     matching: Matching = Matching(),
+    param: list[str] | None = None,
 ):
 
     matching.check()
@@ -104,6 +106,7 @@ def _evaluator(
         raise typer.BadParameter(f"{exemplars}: 0 (the whole group) or more", param_hint="--exemplars")
     registry = load_registry(ctx.obj["plugins"])
     operators = {name: registry.get("operator", name) for name in registry.names("operator")}
+    params = registry.params_for("operator", param)  # typed and checked before any file is read
     space = open_space(latents, attributes)
     return Evaluator(
         space,
@@ -113,6 +116,7 @@ def _evaluator(
         include_flagged=include_flagged,
         match=matching.match,
         match_on=matching.attributes(),
+        params=params,
     )
 
 
@@ -130,6 +134,7 @@ def math_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed for the exemplars drawn from groups and the jitter.")] = 0,
     overwrite: OverwriteOption = False,
     include_flagged: IncludeFlaggedOption = False,
+    param: OperatorParamOption = None,
     matching: Matching = Matching(),
     source: ModelSource = ModelSource(),
 ):
@@ -142,9 +147,9 @@ def math_command(
 
     if not jitter >= 0 or jitter == float("inf"):  # also refuses NaN
         raise typer.BadParameter(f"{jitter}: must be a finite number >= 0", param_hint="--jitter")
-    check_new_dir(out, overwrite)
+    check_new_dir(out, overwrite, reads=[*latents, *filter(None, [attributes])])
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching, param)
     space = evaluator.space.latents
     backend = source.open_for(space, latents_origin(latents), note)
     matching.use_oracle(evaluator, backend)
@@ -165,7 +170,13 @@ def math_command(
         model=space.model,
         model_version=space.model_version,
         source="arithmetic",
-        config={"expression": expression, "exemplars": exemplars, "jitter": jitter, "seed": seed},
+        config={
+            "expression": expression,
+            "exemplars": exemplars,
+            "jitter": jitter,
+            "seed": seed,
+            "operators": operator_records(evaluator),
+        },
         models=space.models,
     )
     terms = [
@@ -198,6 +209,7 @@ def analogy_command(
     exemplars: Annotated[int, typer.Option(help="Faces that mean(GROUP) averages; 0 = all.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed for exemplars drawn from groups.")] = 0,
     include_flagged: IncludeFlaggedOption = False,
+    param: OperatorParamOption = None,
     matching: Matching = Matching(),
     source: ModelSource = ModelSource(),
 ):
@@ -212,9 +224,9 @@ def analogy_command(
         raise typer.BadParameter(f"{steps}: at least 2", param_hint="--size")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: write a .png", param_hint="--out")
-    check_new_file(out, overwrite=overwrite)
+    check_new_file(out, overwrite=overwrite, reads=[*latents, *filter(None, [attributes])])
     source.check()
-    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching)
+    evaluator = _evaluator(ctx, latents, attributes, exemplars, seed, include_flagged, matching, param)
     backend = source.open_for(evaluator.space.latents, latents_origin(latents), note)
     check_frames(steps * steps, backend.metadata(evaluator.space.latents.model)["image_size"], "--size")
     matching.use_oracle(evaluator, backend)
@@ -224,3 +236,12 @@ def analogy_command(
     images = from_unit(decode(backend, evaluator.space.latents, j_diagram_latents(za, zb, zc, steps)))
     save_png(out, analogy_figure(images, steps, a, b, c))
     typer.echo(f"wrote {out} ({steps}x{steps}; far corner = B + C - A)")
+
+
+def operator_records(evaluator) -> list[dict]:
+    """The operators an expression called, with their parameters and provider, as latents.npz records them."""
+    return [
+        evaluator.operators[name].record(evaluator.params.get(name))
+        for name in sorted(evaluator.called)
+        if name in evaluator.operators
+    ]

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from facemath_core.base import signatures as S
+from facemath_core.host.backend import Backend
 from facemath_core.models.source import resolve_models, use_recorded_version
 from facemath_core.serving.backends import open_backend
 
@@ -94,6 +95,13 @@ AttributesOption = Annotated[
         "--attributes",
         help="An attribute file (list_attr_celeba.txt format) or a folder holding one; "
         "default: the one next to the latents' images.",
+    ),
+]
+OperatorParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        help="Operator parameter NAME.KEY=VALUE (repeatable); `facemath plugins --kind operator` lists them.",
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option(help="Replace an existing --out folder.")]
@@ -181,7 +189,8 @@ class ModelSource:
         """Combinations that cannot work, refused before any model is loaded."""
         tls = {"--tls-ca": self.tls_ca, "--tls-cert": self.tls_cert, "--tls-key": self.tls_key}
         tls["--tls-server-name"] = self.tls_server_name
-        if self.server and self.models is not None:
+        if self.server and self.models is not None and not Backend.plugin_scheme(",".join(self.server)):
+            # A plugin's target (kserve://, a cache over a local folder) may want both; TF Serving never does.
             raise typer.BadParameter("give --models or --server, not both", param_hint="--server")
         if not self.server:
             if self.label is not None:
@@ -197,7 +206,8 @@ class ModelSource:
             raise typer.BadParameter("mutual TLS needs both", param_hint="--tls-cert/--tls-key")
 
     def open(self, **extra):
-        """The backend: TF Serving for --server, else the embedded backend over the resolved model folder."""
+        """The backend the plugins choose: TF Serving for --server, else the embedded backend over the resolved
+        model folder. It is closed when the command ends (the command line's context closes it)."""
 
         self.check()
         if self.server:
@@ -208,8 +218,11 @@ class ModelSource:
             )
             if self.tls_server_name is not None:
                 options["tls_server_name"] = self.tls_server_name
-            return open_backend(server=target, **options)
-        backend = open_backend(str(resolve_models(self.models).path), None)
+            # The hook gets the model folder too (a plugin's backend may use it): --models checked here, the
+            # default resolved by open_backend.
+            models = None if self.models is None else resolve_models(self.models).path
+            return closed_at_exit(open_backend(models, server=target, **options))
+        backend = closed_at_exit(open_backend(resolve_models(self.models).path, None, version=self.model_version))
         if self.model_version is not None:
             # Like a server's model_spec.version: every model at this version.
             for model in (*S.MODEL_NAMES, *S.COMPOSITE_NAMES):
@@ -230,6 +243,31 @@ class ModelSource:
 
 def _text(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def _current_context():
+    """The click context of the command being run, or None (a library call)."""
+    try:
+        from typer._click.globals import get_current_context  # typer >= 0.16 vendors click (not a facemath module)
+    except ImportError:
+        from click import get_current_context  # older typer: click itself
+    return get_current_context(silent=True)
+
+
+def closed_at_exit(backend):
+    """Close the backend when the command ends, however it ends: the command line's context calls `close()` as
+    it closes (click's `call_on_close`). A close that fails is a warning: the command's own outcome stands."""
+    ctx = _current_context()
+    if ctx is not None:
+
+        def close() -> None:
+            try:
+                backend.close()
+            except Exception as exc:
+                typer.echo(f"warning: {backend.describe()}: close() failed: {type(exc).__name__}: {exc}", err=True)
+
+        ctx.call_on_close(close)
+    return backend
 
 
 def latents_origin(latents: list[Path]) -> str:

@@ -12,6 +12,8 @@ import typer
 
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import check_apart
+from facemath_core.base.text import plural, shown
 from facemath_core.cli.options import (
     ModelSource,
     OverwriteOption,
@@ -24,8 +26,8 @@ from facemath_core.models.source import use_recorded_version
 from facemath_core.projection.projector import PRESETS
 from facemath_core.projection.run import (
     RESUME_FILE,
-    ProjectionJob,
-    build_masks,
+    ProjectionRun,
+    folder_sink,
     load_inputs,
     load_resume,
     resumed_config,
@@ -46,7 +48,11 @@ OptimizerOption = Annotated[str | None, typer.Option(help="Optimizer plugin (def
 LrOption = Annotated[float | None, typer.Option(help="Learning rate: the optimizer's lr parameter.")]
 StepsOption = Annotated[int | None, typer.Option(help="Optimisation steps (default 1000).")]
 InitOption = Annotated[
-    str, typer.Option(help="Initial z plugin: uniform, normal, encoder (the model's own encoder: iGAN's hybrid), ...")
+    str | None,
+    typer.Option(
+        help="Initial z plugin: encoder (the model's own encoder: iGAN's hybrid; the default when the model has "
+        "one), uniform (the papers' start; the presets' and the default otherwise), normal, ..."
+    ),
 ]
 RestartsOption = Annotated[int, typer.Option(help="Optimise K starting points per image, keep the best.")]
 ConstraintOption = Annotated[str | None, typer.Option(help="z constraint plugin: clip, stochastic, tanh, none.")]
@@ -91,7 +97,7 @@ class ProjectionOptions:
     optimizer: OptimizerOption = None
     lr: LrOption = None
     steps: StepsOption = None
-    init: InitOption = "uniform"
+    init: InitOption = None
     restarts: RestartsOption = 1
     constraint: ConstraintOption = None
     preset: PresetOption = None
@@ -135,6 +141,7 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     """Both commands' work: the config from the options (or the checkpoint when resuming), the job, a progress
     bar and the summary lines."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
@@ -170,25 +177,33 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
             patience=options.patience,
         )
         inputs_args = list(images)
+    check_apart(out, inputs_args)  # --overwrite must never delete the images it projects
     backend = source.open(in_flight=options.parallel_requests)
     if options.resume is not None:
         _continue_with_recorded_models(backend, source, resume_folder, arrays)
-    job = ProjectionJob(
-        backend, registry, config, out, overwrite=options.overwrite, resuming=options.resume is not None
+    run = ProjectionRun(backend, registry, config)
+    resumed_shard = options.resume is not None and "shard" in arrays and str(arrays["shard"]) not in ("", "{}")
+    sink = folder_sink(
+        out,
+        shard=chosen_shard is not None or resumed_shard,
+        overwrite=options.overwrite,
+        resuming=options.resume is not None,
     )
-    resize = not options.no_resize
+    for line in run.projector.notes:  # e.g. a third-party loss keeps a server from one request per step
+        print_note(line)
+    resize, size = not options.no_resize, run.image_size
     if options.resume is not None:
-        inputs = resumed_inputs(arrays, job.projector.image_size, resize, Path(resume_folder) / RESUME_FILE)
+        inputs = resumed_inputs(arrays, size, resize, Path(resume_folder) / RESUME_FILE)
     else:
-        inputs = load_inputs(inputs_args, job.projector.image_size, resize=resize, shard=chosen_shard)
+        inputs = load_inputs(inputs_args, size, resize=resize, shard=chosen_shard)
     for path in inputs.resized:
         console.print(
-            f"[yellow]warning:[/yellow] {path}: resized to {job.projector.image_size}x"
-            f"{job.projector.image_size} (use --no-resize to refuse)",
+            f"[yellow]warning:[/yellow] {escape(shown(path))}: resized to {size}x{size} (use --no-resize to refuse)",
             highlight=False,
+            soft_wrap=True,
         )
-    build_masks(registry, config, inputs.names, job.projector.image_size, inputs.keys)  # bad masks fail first
-    chunks = job.chunks(len(inputs.names))
+    prepared = run.prepare(inputs)  # the masks, once: a bad mask fails before any work
+    chunks = run.chunks(len(inputs.names))
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -197,17 +212,24 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
         TimeRemainingColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(f"projecting {len(inputs.names)} images", total=len(chunks) * config.steps, loss="-")
+        task = bar.add_task(
+            f"projecting {plural(len(inputs.names), 'image')}", total=len(chunks) * config.steps, loss="-"
+        )
 
         def progress(chunk, step, mean):
             bar.update(task, completed=chunk * config.steps + step, loss=f"{mean:.4g}")
 
-        latents = job.run(
-            inputs,
-            progress=progress,
+        sink.progress = progress
+        result = run.run(
+            prepared,
+            sink,
             resume_from=arrays if options.resume is not None else None,
-            warn=lambda line: console.print(f"[yellow]warning:[/yellow] {line}", highlight=False),
+            # soft_wrap: one warning is one line, also when stderr is a file (rich would wrap it at 80 columns).
+            warn=lambda line: console.print(
+                f"[yellow]warning:[/yellow] {escape(shown(line))}", highlight=False, soft_wrap=True
+            ),
         )
+        latents = result.latents
         done = ~latents.failed
         final = f"{latents.losses['total'][done].mean():.4g}" if done.any() else "-"
         # The bar ends on the summary's number: the mean over images of the final (best) weighted loss.
@@ -215,7 +237,7 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     verb = "completed" if ctx.info_name == "complete" else "projected"
     name = S.model_name(latents.model, getattr(backend, "prefix", ""))
     typer.echo(
-        f"{verb} {len(latents.names)} images into {out} with {name} version {latents.model_version} "
+        f"{verb} {plural(len(latents.names), 'image')} into {out} with {name} version {latents.model_version} "
         f"({backend.describe()})"
     )
     if inputs.shard:
@@ -224,14 +246,15 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
             f"{inputs.shard['inputs']} inputs"
             + ("; an empty shard writes a latents.npz with no faces, for the merge" if not latents.names else "")
         )
-    typer.echo(summary_line(latents, job.known_psnr))
+    typer.echo(summary_line(latents, latents.psnr, result.start))
     for line in flagged_lines(latents):
         typer.echo(line)
 
 
-def summary_line(latents, known_psnr) -> str:
-    """One honest line about the result: how close the known pixels came (PSNR, dB), the loss and what it is, and
-    how many images failed. Each part is one entry of `parts`, so another count (flagged faces) is one more line."""
+def summary_line(latents, known_psnr, start: str | None = None) -> str:
+    """One honest line about the result: how close the known pixels came (PSNR, dB), the loss and what it is, how
+    many images failed, and where the search started (`start`: `ProjectionRun.start`). Each part is one entry of
+    `parts`, so another count (flagged faces) is one more line."""
     import numpy as np
 
     done = ~latents.failed
@@ -247,6 +270,8 @@ def summary_line(latents, known_psnr) -> str:
     flagged = getattr(latents, "flagged", None)
     if flagged is not None:
         parts.append(f"{int(np.sum(flagged))} flagged as possible failed projections")
+    if start:
+        parts.append(f"started at {start}")
     return "; ".join(parts)
 
 
@@ -267,7 +292,7 @@ def flagged_lines(latents) -> list[str]:
     if latents.flagged is None:
         return []
     return [
-        f"  flagged {latents.names[i]}: loss {latents.losses['total'][i]:.4g}, known-pixel PSNR "
+        f"  flagged {shown(latents.names[i])}: loss {latents.losses['total'][i]:.4g}, known-pixel PSNR "
         f"{latents.psnr[i]:.1f} dB"
         f" (an outlier among this run's faces; math and analogy skip it unless --include-flagged)"
         for i, flagged in enumerate(latents.flagged)

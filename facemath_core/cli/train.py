@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
+from facemath_core.base.files import check_apart, check_writable
 from facemath_core.base.runtime import import_tensorflow_quietly
 from facemath_core.models.architectures import ArchConfig
-from facemath_core.models.distribute import check_placement, make_strategy
+from facemath_core.models.distribute import DEFAULT_CLUSTER_TIMEOUT, check_placement, make_strategy
 from facemath_core.models.runs import Placement, TrainOptions
 from facemath_core.models.training import train as run_training
 
@@ -75,6 +76,16 @@ def train_command(
         bool, typer.Option(help="GPU: mixed_float16 compute with float32 weights and dynamic loss scaling.")
     ] = False,
     jit: Annotated[bool, typer.Option(help="GPU: compile the train step with XLA.")] = False,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            help="multi-worker: seconds to wait for every worker of TF_CONFIG to start; then one line names the "
+            "missing ones and the run stops."
+        ),
+    ] = DEFAULT_CLUSTER_TIMEOUT,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a non-empty --out folder (a run there too) by this new run.")
+    ] = False,
     split: Annotated[
         Split,
         typer.Option(help="Which faces of --data to train on: the train split, the held-out one, or all of them."),
@@ -94,6 +105,12 @@ def train_command(
 
     if resume is None and (data is None or out is None):
         raise typer.BadParameter("give --data and --out, or --resume RUN", param_hint="--data/--out")
+    if resume is not None and overwrite:
+        raise typer.BadParameter(
+            "--resume continues a run; --overwrite starts one over: choose one", param_hint="--overwrite"
+        )
+    if not (math.isfinite(cluster_timeout) and cluster_timeout > 0):
+        raise typer.BadParameter(f"{cluster_timeout}: a number of seconds > 0", param_hint="--cluster-timeout")
     if (generator is not None or model_version is not None) and kind is not Kind.encoder:
         raise typer.BadParameter(f"only train encoder inverts a generator, not {kind.value}", param_hint="--generator")
     if warm_start is not None and kind is not Kind.encoder:
@@ -136,11 +153,16 @@ def train_command(
     run_dir = resume if resume is not None else out
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
     data_dir = "" if data is None else str(data)
-    placement = Placement(strategy.value, cpu_replicas, mixed_precision, jit)
+    if resume is None:
+        check_writable(out)
+        check_apart(out, [data])  # --out holding --data: --overwrite would delete the faces it trains on
+    placement = Placement(strategy.value, cpu_replicas, mixed_precision, jit, cluster_timeout)
     # The strategy first (logical CPUs and collectives need a TensorFlow that has not set up its devices yet),
     # then the quiet import every other command does up front.
     check_placement(placement.strategy, placement.cpu_replicas)  # before TensorFlow: its errors are one line
-    import_tensorflow_quietly(before_devices=lambda: make_strategy(placement.strategy, placement.cpu_replicas))
+    import_tensorflow_quietly(
+        before_devices=lambda: make_strategy(placement.strategy, placement.cpu_replicas, placement.cluster_timeout)
+    )
     record = run_training(
         kind.value,
         data_dir,
@@ -150,6 +172,7 @@ def train_command(
         resume=resume is not None,
         placement=placement,
         warn=lambda line: typer.echo(f"warning: {line}", err=True),
+        overwrite=overwrite,
     )
     typer.echo(
         f"{record['kind']} run {run_dir}: {record['steps_done']} steps, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from facemath_core.base.errors import FacemathError
+from facemath_core.base.errors import FacemathError, describe_os_error
 from facemath_core.base.files import atomic_file
+from facemath_core.base.text import shown
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # Far above any face crop, far below what would exhaust memory: a decompression bomb is refused, not decoded.
@@ -54,31 +56,69 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image as an (H, W, 3) uint8 RGB array, or raise FacemathError naming the file and the reason."""
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise FacemathError(f"{path}: empty file")
+        check_image_file(path)
+    except OSError as exc:
+        raise _os_problem(exc, shown(path)) from None
+    return decode_image(path, shown(path))
+
+
+def check_image_file(path: Path) -> None:
+    """Refuse what is not a regular, non-empty file before anything opens it: a named pipe would block the read
+    forever and a device would never end, so only regular files are read (a folder named like an image too)."""
+    info = path.stat()
+    if stat.S_ISDIR(info.st_mode):
+        raise FacemathError(f"{shown(path)}: is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        raise FacemathError(f"{shown(path)}: not a regular file ({_file_type(info.st_mode)})")
+    if info.st_size == 0:
+        raise FacemathError(f"{shown(path)}: empty file")
+
+
+def _os_problem(exc: OSError, name: str) -> FacemathError:
+    if isinstance(exc, FileNotFoundError):
+        return FacemathError(f"{name}: no such file")
+    return FacemathError(describe_os_error(exc, name))  # the file system's reason (a link loop, EACCES)
+
+
+def decode_image(source, name: str) -> np.ndarray:
+    """An image file (a path or a binary file object) decoded to (H, W, 3) uint8 RGB, with the pixel limit; every
+    failure is a FacemathError saying `name: reason`."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise FacemathError(
-                        f"{path}: {image.width}x{image.height} pixels is over the {MAX_PIXELS:,} pixel limit"
+                        f"{name}: {image.width}x{image.height} pixels is over the {MAX_PIXELS:,} pixel limit"
                     )
                 image.load()
                 return _to_rgb(image)
     except FacemathError:
         raise
     except FileNotFoundError:
-        raise FacemathError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FacemathError(f"{path}: is a folder, not an image") from None
+        raise FacemathError(f"{name}: no such file") from None
     except UnidentifiedImageError:
-        raise FacemathError(f"{path}: not an image (unknown or corrupt format)") from None
+        raise FacemathError(f"{name}: not an image (unknown or corrupt format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise FacemathError(f"{path}: over the {MAX_PIXELS:,} pixel limit (decompression bomb)") from None
+        raise FacemathError(f"{name}: over the {MAX_PIXELS:,} pixel limit (decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise _os_problem(exc, name) from None
         reason = "truncated" if "truncated" in str(exc).lower() else f"cannot decode ({exc})"
-        raise FacemathError(f"{path}: {reason}") from None
+        raise FacemathError(f"{name}: {reason}") from None
+
+
+def _file_type(mode: int) -> str:
+    for test, what in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return "not a file"
 
 
 def crop_and_resize(rgb: np.ndarray, size: int, crop: str = "auto") -> np.ndarray:
@@ -108,7 +148,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files directly in `folder`, sorted by name. Hidden files are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FacemathError(f"{folder}: no such folder")
+        raise FacemathError(f"{shown(folder)}: no such folder")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 

@@ -11,6 +11,7 @@ from a signed distance with a one-pixel soft edge, composited over the layers be
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -18,7 +19,15 @@ import numpy as np
 
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.files import atomic_dir
-from facemath_core.data.folders import ATTR_FILE, FACTORS_FILE, IMAGE_DIR, PARTITION_FILE, write_attribute_file
+from facemath_core.base.version import __version__
+from facemath_core.data.folders import (
+    ATTR_FILE,
+    FACTORS_FILE,
+    IMAGE_DIR,
+    PARTITION_FILE,
+    RECIPE_FILE,
+    write_attribute_file,
+)
 
 # CelebA's names where CelebA has the attribute. Hair colour is one categorical choice (a face has one hair colour),
 # so the four hair flags are mutually exclusive; "other" (red) sets none of them.
@@ -443,3 +452,15 @@ def write_synthetic_folder(
         with open(Path(tmp) / PARTITION_FILE, "w") as handle:
             for i, name in enumerate(files):
                 handle.write(f"{name} {2 if i >= first_held_out else 0}\n")
+        recipe = {
+            "command": "facemath data synth",  # the parameters of that command that made this folder
+            "count": count,
+            "seed": seed,
+            "size": size,
+            "freq": {k: v for k, v in sampler.frequencies.items() if v != DEFAULT_FREQUENCIES[k]},
+            "correlate": {f"{a}:{b}": rho for (a, b), rho in (correlations or {}).items()},
+            "held_out_percent": held_out_percent,
+            "flat": flat,
+            "facemath_version": __version__,
+        }
+        (Path(tmp) / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")

@@ -1,12 +1,14 @@
 """The backend interface: the exported signatures as numpy calls, plus differentiable versions for tf.function.
 
-A backend implements `call(model, signature, inputs)`; every named operation here is built on it, so a new backend
-(another server, another protocol) needs little more than that. Gradients of remote models cross the wire through
-the `vjp` / `grad` signatures, so any loss plugin works with any backend.
+A backend implements `call(model, signature, inputs)`, `metadata(model)` and `version(model)`; every named
+operation here is built on them, so a new backend (another server, another protocol) needs little more than that.
+Gradients of remote models cross the wire through the `vjp` / `grad` signatures, so any loss plugin works with any
+backend. docs/plugins.md ("Writing a backend") lists every method: which to implement, which to override and why.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -14,26 +16,48 @@ import numpy as np
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 
+# gRPC's own target schemes (grpc/doc/naming.md): a `--server` target with any other `NAME://` belongs to a plugin.
+GRPC_SCHEMES = frozenset({"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds"})
+
 
 class Backend:
-    """Base class: subclasses implement `call`, `metadata` and `version`."""
+    """Base class of every backend. Subclasses implement `call`, `metadata` and `version` (required); the rest
+    has a default. A backend is a context manager: every command closes the one it opened when it ends."""
 
     name = "backend"
     max_batch = 256  # rows per call; larger inputs are split
+
+    @staticmethod
+    def plugin_scheme(target: str | None) -> str | None:
+        """The URL scheme of a `--server` target that a backend plugin must claim (`kserve://...` -> "kserve"),
+        or None for a target TF Serving's gRPC client takes (HOST:PORT, dns:///NAME:PORT, a list)."""
+        match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", target or "")
+        if match is None or match.group(1).lower() in GRPC_SCHEMES:
+            return None
+        return match.group(1).lower()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # --- to implement ---------------------------------------------------------------------------------------
 
     def call(
         self, model: str, signature: str, inputs: dict[str, np.ndarray], outputs: list[str] | None = None
     ) -> dict[str, np.ndarray]:
-        """Run a signature on numpy inputs; `outputs` may name the outputs wanted (default: all)."""
+        """Required. Run a signature on float32 numpy inputs; `outputs` may name the outputs wanted (default:
+        all). Signature, input and output names are those of `facemath_core.base.signatures`."""
         raise NotImplementedError
 
     def metadata(self, model: str) -> dict:
-        """The export's metadata (z_dim, image_size, attribute names, ...); an error if the model is missing."""
+        """Required. The export's metadata (z_dim, z_distribution, image_size, attribute names, ...); a
+        FacemathError naming the model if it is missing."""
         raise NotImplementedError
 
     def version(self, model: str) -> int:
+        """Required. The version of `model` that `call` runs."""
         raise NotImplementedError
 
     def available_versions(self, model: str) -> list[int]:
@@ -56,16 +80,19 @@ class Backend:
         self.metadata(model)
 
     def describe(self) -> str:
+        """How messages and latents.npz name it ("embedded models in DIR", "tfserving at HOST:PORT")."""
         return self.name
 
     def fused_objective(self, model: str, terms) -> Callable | None:
         """A backend that can run a whole projection step in one call returns `(z, target, mask) -> (values,
         total)` for these `(spec, component, params)` terms, with the gradient of `total` for z; None otherwise
-        (the projection loop then composes the differentiable decoder and discriminator itself)."""
+        (the projection loop then composes the differentiable decoder and discriminator itself). When it also has
+        `wire(targets, masks) -> arrays` (called once per batch), the loop calls it `(z, *arrays)` instead: the
+        batch's targets and masks in whatever form the backend sends them (the TF Serving backend: uint8)."""
         return None
 
     def close(self) -> None:
-        pass
+        """Release connections, threads, files; called once when the command that opened the backend ends."""
 
     # --- built on call() ------------------------------------------------------------------------------------
 

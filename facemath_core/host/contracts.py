@@ -1,24 +1,46 @@
-"""The contracts that docs/plugins.md states for each kind of component, checked before the first step.
+"""The contracts that docs/plugins.md states for each kind of component: static ones, checked when a plugin is
+registered, and run-time ones, checked on tiny inputs before the first step of a run (and by `facemath plugins
+--check` and `facemath_core.testing.check_component`, which run the same functions).
 
 A plugin that breaks one is reported as one line naming the component, its provider and what is wrong, before any
-output folder exists: a loss term is traced inside `tf.function` on a tiny batch (a float tensor of shape (B,),
-finite, differentiable), an optimizer must return an optimizer, a mask its shape with values in [0, 1], a blender
-the image's shape with finite values, an initialiser (N, z_dim), a constraint the variable's shape, and an
-operator must take the arguments it is given where it is used.
+output folder exists.
+
+- static (`check_static`): the function's signature takes the call of its kind with the parameters as keywords;
+  the declared parameters are consistent (a default its own choices or range refuse); the fields have their types.
+- run time: a loss term is traced inside `tf.function` on a tiny batch (a float tensor of shape (B,), finite,
+  differentiable), an optimizer must return an optimizer whose `apply_gradients` works inside `tf.function`, a mask
+  its shape with values in [0, 1], a blender the image's shape with finite values, an initialiser (N, z_dim), a
+  constraint the variable's shape, and an operator a finite latent.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from facemath_core.base.errors import FacemathError, PluginError
+from facemath_core.base.errors import PluginError
 from facemath_core.base.seeds import RowGenerator, row_seeds
-from facemath_core.host.components import Component
-from facemath_core.host.manager import TracedCalls, guard
+from facemath_core.host.components import Component, Constraint, Initializer, LossTerm, Operator
+from facemath_core.host.guard import TracedCalls, guard, guarded_object
+from facemath_core.host.schema import schema_problems
 
 CHECK_BATCH = 2
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the run-time checks shape their inputs like: the model's image size, z size and prior box, the backend
+    (None: checks that need models are skipped) and the decoder projected onto."""
+
+    image_size: int = 32
+    z_dim: int = 8
+    bound: float = 1.0
+    backend: object | None = None
+    decoder: str = "generator"
 
 
 def check_signature(component: Component, positional: int, params: dict, call: str) -> None:
@@ -26,9 +48,20 @@ def check_signature(component: Component, positional: int, params: dict, call: s
     _check_callable(component, component.function, positional, params, call)
 
 
+def _signature(function) -> inspect.Signature:
+    """`inspect.signature`, once per function: every command registers the same plugin functions again."""
+    try:
+        return _cached_signature(function)
+    except TypeError:  # an unhashable callable object
+        return inspect.signature(function)
+
+
+_cached_signature = functools.lru_cache(maxsize=4096)(inspect.signature)
+
+
 def _check_callable(component: Component, function, positional: int, params: dict, call: str) -> None:
     try:
-        signature = inspect.signature(function)
+        signature = _signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: let the call itself tell
         return
     try:
@@ -36,6 +69,77 @@ def _check_callable(component: Component, function, positional: int, params: dic
     except TypeError as exc:
         name = getattr(function, "__name__", "function")
         raise PluginError(f"{component.label}: {name}{signature} cannot be called as {call} ({exc})") from None
+
+
+def accepts_keyword(function, name: str) -> bool:
+    """Whether `function` has a parameter called `name` (how an initialiser asks for the `decoder`)."""
+    try:
+        parameter = _signature(function).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
+# --- static checks, at registration ---------------------------------------------------------------------------
+
+
+def check_static(component: Component) -> None:
+    """What can be refused without running anything: field types, the declared parameters, and the function's
+    signature against its kind's call with the parameters as keywords (and the keywords the core adds)."""
+    problems = _field_problems(component) + schema_problems(component)
+    if problems:
+        raise PluginError(f"{component.label}: {'; '.join(problems)}")
+    params = dict(component.defaults)
+    if isinstance(component, Operator):
+        if component.arity is not None:
+            check_signature(component, component.arity, params, f"function({component.arity} arguments, **params)")
+        else:
+            _bind_keywords(component, component.function, params, component.call)
+        return
+    extra = dict(component.keywords())
+    if isinstance(component, Initializer) and accepts_keyword(component.function, "decoder"):
+        extra["decoder"] = None
+    check_signature(component, component.positional or 0, {**params, **extra}, component.call)
+    if isinstance(component, Constraint):
+        for name in ("to_z", "from_z"):
+            function = getattr(component, name)
+            if function is not None:
+                _check_callable(component, function, 2, params, f"{name}(value, bound, **params)")
+
+
+def _bind_keywords(component: Component, function, params: dict, call: str) -> None:
+    try:
+        _signature(function).bind_partial(**params)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError):
+            return
+        name = getattr(function, "__name__", "function")
+        raise PluginError(f"{component.label}: {name} cannot be called as {call} ({exc})") from None
+
+
+def _field_problems(component: Component) -> list[str]:
+    problems = []
+    if not isinstance(component.help, str):
+        problems.append(f"help is {type(component.help).__name__}, not text")
+    if isinstance(component, LossTerm):
+        weight = component.default_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            problems.append(f"default_weight {weight!r} is not a finite number >= 0")
+    if isinstance(component, Operator) and component.arity is not None:
+        if isinstance(component.arity, bool) or not isinstance(component.arity, int) or component.arity < 0:
+            problems.append(f"arity {component.arity!r} is not a whole number >= 0 (or None for any)")
+    if isinstance(component, Initializer):
+        needs = component.needs_models
+        if isinstance(needs, str) or not all(isinstance(m, str) for m in needs):
+            problems.append(f"needs_models {needs!r} is not a tuple of model names")
+    if isinstance(component, Constraint):
+        for name in ("to_z", "from_z"):
+            if getattr(component, name) is not None and not callable(getattr(component, name)):
+                problems.append(f"{name} is not callable")
+    for name in ("needs_discriminator", "needs_encoder"):
+        if hasattr(component, name) and not isinstance(getattr(component, name), bool):
+            problems.append(f"{name} {getattr(component, name)!r} is not True or False")
+    return problems
 
 
 def _describe(value) -> str:
@@ -124,8 +228,9 @@ def check_loss_term(component, params: dict, image_size: int) -> None:
 OPTIMIZER_API = ("apply_gradients", "build")
 
 
-def make_optimizer(component, params: dict):
-    """Call the optimizer plugin and check it returned something with the Keras optimizer API."""
+def make_optimizer(component, params: dict, calls: TracedCalls | None = None):
+    """Call the optimizer plugin and check it returned something with the Keras optimizer API. What its
+    `apply_gradients` and `build` raise later is reported against it (through `calls` while tracing)."""
     check_signature(component, 0, params, "function(**params)")
     with guard(component):
         optimizer = component.function(**params)
@@ -135,17 +240,54 @@ def make_optimizer(component, params: dict):
             f"{component.label} returned {_describe(optimizer)}, expected a Keras optimizer "
             f"(an object with apply_gradients, build and variables)"
         )
-    return optimizer
+    return guarded_object(component, optimizer, OPTIMIZER_API, calls)
+
+
+def check_optimizer(component, params: dict, z_dim: int) -> None:
+    """Make the optimizer, build it for a (2, z_dim) variable and trace one `apply_gradients` inside
+    `tf.function`, as the step does: the variable must stay finite and its variables be assignable tensors."""
+    import tensorflow as tf
+
+    calls = TracedCalls()
+    optimizer = make_optimizer(component, params, calls)
+    variable = tf.Variable(np.zeros((CHECK_BATCH, z_dim), np.float32))
+    with calls.guard("building its state for a check variable"):
+        optimizer.build([variable])
+
+    @tf.function
+    def step(gradient):
+        optimizer.apply_gradients([(gradient, variable)])
+        return tf.identity(variable)
+
+    gradient = np.linspace(-1, 1, CHECK_BATCH * z_dim, dtype=np.float32).reshape(CHECK_BATCH, z_dim)
+    with calls.guard("applying a check gradient"):
+        updated = step(tf.constant(gradient))
+    if not np.isfinite(updated.numpy()).all():
+        raise PluginError(f"{component.label} made the check variable {_not_finite(updated.numpy())}")
+    try:
+        state = list(optimizer.variables)
+        for v in state:
+            v.assign(v)  # what the projection loop does to reset the state for each batch
+    except Exception as exc:
+        raise PluginError(
+            f"{component.label}: its variables must be a list of variables the loop can reset "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 # --- initialisers and constraints -----------------------------------------------------------------------------
 
 
+def decoder_keyword(component, decoder: str) -> dict:
+    """`{"decoder": NAME}` for an initialiser whose function asks for it, else {}."""
+    return {"decoder": decoder} if accepts_keyword(component.function, "decoder") else {}
+
+
 def initial_z(
     component, params: dict, targets, z_dim: int, bound: float, rng, backend, extra: dict | None = None
 ) -> np.ndarray:
-    """Call the initialiser (with `extra` keywords: `encode` for one that `needs_encoder`); its z must be
-    (N, z_dim) and finite; the core keeps it inside the box."""
+    """Call the initialiser (with `extra` keywords: `encode` for one that `needs_encoder`, `decoder` for one that
+    asks); its z must be (N, z_dim) and finite; the core keeps it inside the box."""
     extra = extra or {}
     check_signature(component, 5, {**params, **extra}, "function(targets, z_dim, bound, rng, backend, **params)")
     with guard(component):
@@ -241,14 +383,31 @@ def blend(component, params: dict, target: np.ndarray, generated: np.ndarray, ma
     return out
 
 
-def interpolate(component, a: np.ndarray, b: np.ndarray, ts) -> np.ndarray:
+def interpolate(component, a: np.ndarray, b: np.ndarray, ts, params: dict | None = None) -> np.ndarray:
     """The operator's op(a, b, t) for each t, as (T, D) float32 (check_operator(component, 3, ...) first); a result
-    that is not a finite latent of a's shape is the plugin's error."""
-    with guard(component):
-        path = [np.asarray(component.function(a, b, t, **component.defaults), np.float32) for t in ts]
-    if any(p.shape != a.shape or not np.isfinite(p).all() for p in path):
-        raise PluginError(f"{component.label} did not return a finite latent of shape {a.shape}")
+    that is not a finite latent of a's shape is the plugin's error. `params`: its parameters (default: defaults)."""
+    params = dict(component.defaults) if params is None else params
+    path = [apply_operator(component, [a, b, t], params, a.shape) for t in ts]
     return np.stack(path) if path else np.zeros((0, *a.shape), np.float32)
+
+
+def apply_operator(component, args: list, params: dict, shape: tuple, where: str = "") -> np.ndarray:
+    """One call of an operator; what it raises, and a result that is not a finite latent of `shape`, is the
+    plugin's error (`where`, e.g. an expression's column, leads the message)."""
+    lead = f"{where}: " if where else ""
+    try:
+        with guard(component):
+            result = component.function(*args, **params)
+    except PluginError as exc:
+        raise PluginError(f"{lead}{exc}") from exc.__cause__
+    try:
+        result = np.asarray(result, np.float32)
+    except (TypeError, ValueError):
+        raise PluginError(f"{lead}{component.label} returned {_describe(result)}, expected a latent") from None
+    if result.shape != tuple(shape) or not np.isfinite(result).all():
+        got = f"shape {result.shape}" if result.shape != tuple(shape) else _not_finite(result)
+        raise PluginError(f"{lead}{component.label} returned {got}, expected a finite latent of shape {tuple(shape)}")
+    return result
 
 
 def check_blender(component, params: dict, image_size: int) -> None:
@@ -260,11 +419,72 @@ def check_blender(component, params: dict, image_size: int) -> None:
 # --- operators ------------------------------------------------------------------------------------------------
 
 
-def check_operator(component, arguments: int, where: str) -> None:
+def check_operator(component, arguments: int, where: str, params: dict | None = None) -> None:
     """An operator used with `arguments` positional arguments (e.g. `interpolate` calls op(a, b, t))."""
     if component.arity is not None and component.arity != arguments:
         plural = "s" if component.arity != 1 else ""
-        raise FacemathError(
+        raise PluginError(
             f"{where}: {component.label} takes {component.arity} argument{plural}; this needs one taking {arguments}"
         )
-    check_signature(component, arguments, dict(component.defaults), f"function({arguments} arguments)")
+    params = dict(component.defaults) if params is None else params
+    check_signature(component, arguments, params, f"function({arguments} arguments)")
+
+
+def check_operator_call(component, params: dict, z_dim: int) -> None:
+    """Call the operator on check latents of size `z_dim` (`arity` of them, 2 for any): all latents, or, for an
+    operator whose last argument is a number (lerp's t), with 0.5 last. It must return a finite latent."""
+    rng = np.random.default_rng(0)
+    count = component.arity if component.arity is not None else 2
+    latents = [rng.uniform(-1, 1, z_dim).astype(np.float32) for _ in range(count)]
+    tries = [latents, latents[:-1] + [0.5]] if count else [latents]
+    failure = None
+    for args in tries:
+        try:
+            apply_operator(component, args, params, (z_dim,))
+            return
+        except PluginError as exc:
+            failure = failure or exc
+    raise PluginError(f"{failure} (called on check latents of size {z_dim})") from failure.__cause__
+
+
+# --- every check of a component -------------------------------------------------------------------------------
+
+
+def check_initializer(component, params: dict, setting: Setting, extra: dict | None = None) -> np.ndarray | None:
+    """Start one check image; None when the initialiser needs models and `setting` has no backend."""
+    if setting.backend is None and (component.needs_models or component.needs_encoder):
+        return None
+    extra = dict(extra or {})
+    if component.needs_encoder and "encode" not in extra:
+        backend, decoder = setting.backend, setting.decoder
+        extra["encode"] = lambda images: backend.encode_z(images, decoder)
+    extra.update(decoder_keyword(component, setting.decoder))
+    target, _, _, _ = check_batch(setting.image_size, batch=1)
+    rng = np.random.default_rng(0)
+    return initial_z(component, params, target, setting.z_dim, setting.bound, rng, setting.backend, extra)
+
+
+def _check_mask(component, params: dict, setting: Setting) -> None:
+    make_mask(component, params, (setting.image_size, setting.image_size), np.random.default_rng(0), "check.png")
+
+
+RUNTIME_CHECKS = {
+    "loss": lambda c, params, s: check_loss_term(c, params, s.image_size),
+    "optimizer": lambda c, params, s: check_optimizer(c, params, s.z_dim),
+    "operator": lambda c, params, s: check_operator_call(c, params, s.z_dim),
+    "mask": _check_mask,
+    "blender": lambda c, params, s: check_blender(c, params, s.image_size),
+    "init": lambda c, params, s: check_initializer(c, params, s),
+    "constraint": lambda c, params, s: check_constraint(c, params, s.z_dim, s.bound),
+}
+
+
+def check_component(component: Component, params: dict | None = None, setting: Setting | None = None) -> None:
+    """Every contract of the component's kind, static and run time, as a run checks them: a broken one raises the
+    PluginError a run would. `params` override its defaults (typed by the caller: `schema.check_params`). A kind
+    without a run-time check (a new one) gets the static checks."""
+    check_static(component)
+    values = {**component.defaults, **(params or {})}
+    runtime = RUNTIME_CHECKS.get(component.kind)
+    if runtime is not None:
+        runtime(component, values, setting or Setting())

@@ -1,25 +1,32 @@
-"""Building the plugin manager, the registry of everything the plugins provide, and the guard around plugin code.
+"""Building the plugin manager and the registry of everything the plugins provide.
 
 Plugins come from three places: installed distributions with a `facemath` entry point (the built-in plugins are
-registered exactly this way), and modules or files named with `--plugin` on the command line. Any plugin can be
-blocked with FACEMATH_DISABLED_PLUGINS=name1,name2 (entry-point name, module name or distribution name).
+registered exactly this way), loaded with pluggy's own `load_setuptools_entrypoints`, and modules or files named
+with `--plugin` on the command line. Any plugin can be blocked with FACEMATH_DISABLED_PLUGINS=name1,name2
+(entry-point name, module name, distribution name or `--plugin` spec), through pluggy's `set_blocked`.
+
+A plugin that cannot be loaded (its import fails, a hook does not match its spec, a hook raises or returns the
+wrong thing, a component breaks a static contract or takes a name already taken) does not stop the others: it is
+recorded as a `LoadFailure`. `facemath plugins` lists the failures beside what loaded; every other command stops
+at the first one, with one line that names the entry point and how to disable it.
 
 Every hook is called through pluggy (`manager.hook.facemath_*`), so `tryfirst`/`trylast`, wrappers and tracing
-(`facemath --trace-plugins`, or FACEMATH_TRACE_PLUGINS=1) work. Every call into plugin code goes through one guard
-that turns an exception into a `PluginError` naming the component and the plugin that provides it.
+(`facemath --trace-plugins`, or FACEMATH_TRACE_PLUGINS=1) work. Each plugin is registered behind the guard
+(`GuardedPlugin`: its hook functions wrapped, the module itself untouched), so whatever a hook raises or returns
+wrongly is reported against its plugin, and every component comes out tagged with its provider.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pluggy
@@ -28,12 +35,29 @@ from facemath_core.base.errors import FacemathError, PluginError
 from facemath_core.base.version import __version__
 from facemath_core.host import hookspecs
 from facemath_core.host.backend import Backend
-from facemath_core.host.components import CLASS_OF_KIND, HOOK_OF_KIND, KIND_OF_CLASS, RESERVED_NAMES, Component
+from facemath_core.host.components import (
+    CLASS_OF_KIND,
+    HOOK_OF_KIND,
+    KIND_OF_CLASS,
+    RESERVED_NAMES,
+    Component,
+    Provider,
+)
+from facemath_core.host.contracts import check_static
+from facemath_core.host.guard import TracedCalls, guard, one_line, plugin_error  # noqa: F401 (re-exported)
+from facemath_core.host.schema import (  # noqa: F401 (coerce_param, FALSE_WORDS: re-exported)
+    FALSE_WORDS,
+    TRUE_WORDS,
+    check_params,
+    coerce_param,
+    parse_param_options,
+)
 
 ENTRY_POINT_GROUP = "facemath"
 DISABLED_ENV = "FACEMATH_DISABLED_PLUGINS"
 TRACE_ENV = "FACEMATH_TRACE_PLUGINS"
-BUILTIN_PROVIDER = f"facemath {__version__}"
+BUILTIN_DISTRIBUTION = "facemath"
+BUILTIN_PROVIDER = f"{BUILTIN_DISTRIBUTION} {__version__}"
 # The built-in plugins: entry-point name -> module. pyproject.toml registers the same table (a test checks), and
 # `build_plugin_manager(builtins_only=True)` registers it directly, so tests do not depend on what else is installed.
 BUILTIN_PLUGINS = {
@@ -46,7 +70,7 @@ BUILTIN_PLUGINS = {
     "builtin-constraints": "facemath_plugins.constraints",
     "builtin-backends": "facemath_plugins.backends",
 }
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+BACKEND_HOOK = "facemath_open_backend"
 
 # What the command line asked for (`facemath --plugin ... --trace-plugins`), for code that opens the plugin
 # manager without a context to carry it (`backends.open_backend`).
@@ -64,256 +88,193 @@ def tracing_requested() -> bool:
     return bool(_command_line["trace"]) or os.environ.get(TRACE_ENV, "").strip().lower() in TRUE_WORDS
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _warn(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         print(f"warning: {message}", file=sys.stderr)
 
 
-# --- the guard ------------------------------------------------------------------------------------------------
+# --- what could not be loaded ---------------------------------------------------------------------------------
 
 
-def plugin_error(component: Component, exc: BaseException, what: str = "") -> PluginError:
-    """`loss 'tv' (facemath-tv-loss 1.0.0) failed: ValueError: ...`, with a hint for TensorFlow's usual traps."""
-    message = one_line(exc)
-    if "SymbolicTensor" in message or "Tensor-typed variable initializers" in message:
-        message += " (this runs inside tf.function: use TensorFlow ops, not .numpy() or Python conditions on tensors)"
-    doing = f" {what}" if what else ""
-    return PluginError(f"{component.label} failed{doing}: {type(exc).__name__}: {message}")
+@dataclass(frozen=True)
+class LoadFailure:
+    """A plugin (or one of its components) that could not be loaded, and why."""
+
+    plugin: str  # the registered name: entry-point name or `--plugin` spec (what FACEMATH_DISABLED_PLUGINS takes)
+    provider: str  # "distribution version" or "--plugin SPEC"
+    error: str  # one line
+    target: str = ""  # the entry point's module (or module:attribute)
+    distribution: str | None = None
+    version: str | None = None
+    hint: str = ""  # how to get rid of it; default: disable the plugin
+    standalone: bool = False  # the error already names the component and its provider
+
+    @property
+    def where(self) -> str:
+        """`plugin tv-loss (facemath-tv-loss 1.0.0)`, `--plugin my_loss.py`."""
+        if self.provider.startswith("--plugin") or not self.plugin:
+            return self.provider or "a hook wrapper"
+        return f"plugin {self.plugin} ({self.provider})"
+
+    def message(self) -> str:
+        """One line: where, what, and what to do about it."""
+        text = self.error if self.standalone else f"{self.where}: {self.error}"
+        if self.hint:
+            return f"{text}; {self.hint}"
+        if self.distribution is None:
+            return text
+        uninstall = "" if self.distribution == BUILTIN_DISTRIBUTION else f" (or uninstall {self.distribution})"
+        return f"{text}; disable it with {DISABLED_ENV}={self.plugin}{uninstall}"
+
+    def describe(self) -> dict:
+        """As `facemath plugins --json` lists it."""
+        return {
+            "kind": "not-loaded",
+            "name": self.plugin,
+            "target": self.target,
+            "provider": self.provider,
+            "distribution": self.distribution,
+            "version": self.version,
+            "error": self.error,
+            "message": self.message(),
+        }
 
 
-@contextmanager
-def guard(component: Component, what: str = "") -> Iterator[None]:
-    """Run plugin code: an exception becomes one PluginError naming the component and its provider (the original
-    stays chained as `__cause__`, for `--debug`). A FacemathError from the plugin already says what to fix."""
-    try:
-        yield
-    except FacemathError:
-        raise
-    except Exception as exc:
-        raise plugin_error(component, exc, what) from exc
+def _failure(
+    provider: Provider | str, error: str, hint: str = "", target: str = "", standalone: bool = False
+) -> LoadFailure:
+    plugin, distribution = getattr(provider, "plugin", ""), getattr(provider, "distribution", None)
+    version = getattr(provider, "version", None)
+    return LoadFailure(plugin, str(provider), error, target, distribution, version, hint, standalone)
 
 
-class TracedCalls:
-    """Plugin functions called while TensorFlow traces a `tf.function`: autograph rewrites exceptions raised there
-    into multi-line messages about generated code, so the first failure is kept here, as it was, to be reported
-    with `guard_traced`."""
-
-    def __init__(self):
-        self.failures: list[tuple[Component, BaseException]] = []
-
-    def call(self, component: Component, *args, **kwargs):
-        return self.run(component, component.function, *args, **kwargs)
-
-    def run(self, component: Component, function: Callable, *args, **kwargs):
-        """Call `function`, one of `component`'s functions."""
-        try:
-            return function(*args, **kwargs)
-        except Exception as exc:
-            self.failures.append((component, exc))
-            raise
-
-    @contextmanager
-    def guard(self, what: str = "") -> Iterator[None]:
-        self.failures.clear()
-        try:
-            yield
-        except FacemathError:
-            raise
-        except Exception:
-            if not self.failures:
-                raise
-            component, original = self.failures[0]
-            if isinstance(original, FacemathError):
-                raise original from None
-            raise plugin_error(component, original, what) from original
-
-
-# --- loading --------------------------------------------------------------------------------------------------
-
-
-def _load_extra(spec: str):
-    """Import a one-off plugin named on the command line: a module path (pkg.mod) or a .py file."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.exists():
-        if not path.is_file():
-            raise FacemathError(f"--plugin {spec}: no such file")
-        module_name = f"facemath_extra_{abs(hash(str(path.resolve())))}"
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise PluginError(f"--plugin {spec}: failed to import ({type(exc).__name__}: {exc})") from exc
-        return module
-    try:
-        return importlib.import_module(spec)
-    except ImportError as exc:
-        raise FacemathError(f"--plugin {spec}: cannot import module ({exc})") from None
-    except Exception as exc:
-        raise PluginError(f"--plugin {spec}: failed to import ({type(exc).__name__}: {exc})") from exc
-
-
-def _disabled_names() -> list[str]:
-    return [n for n in (part.strip() for part in os.environ.get(DISABLED_ENV, "").split(",")) if n]
-
-
-def _installed_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str]]:
-    """(entry point, "distribution version") for every `facemath` entry point, first occurrence of a name only
-    (an editable install and a copy on PYTHONPATH can list one distribution twice)."""
-    found, seen = [], set()
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group == ENTRY_POINT_GROUP and ep.name not in seen:
-                seen.add(ep.name)
-                found.append((ep, f"{dist.metadata['name']} {dist.version}"))
-    return found
-
-
-def _register(manager: pluggy.PluginManager, plugin, name: str, where: str) -> None:
-    try:
-        manager.register(plugin, name=name)
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{where}: {one_line(exc)}") from None
-    except ValueError as exc:  # the same module registered under two names
-        raise PluginError(f"{where}: {one_line(exc)}") from None
+# --- the manager ----------------------------------------------------------------------------------------------
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, plus who provides each registered plugin ("facemath 0.1.0", "--plugin FILE")."""
+    """pluggy's manager for the `facemath` hooks: every plugin is registered behind the guard (`GuardedPlugin`),
+    with who provides it (`providers`: "facemath 0.1.0", "--plugin FILE") and what could not be loaded
+    (`failures`)."""
 
     def __init__(self):
         super().__init__(ENTRY_POINT_GROUP)
-        self.providers: dict[str, str] = {}
+        self.add_hookspecs(hookspecs)
+        self.providers: dict[str, Provider] = {}
+        self.failures: list[LoadFailure] = []
+
+    def register(self, plugin, name: str | None = None) -> str | None:
+        """pluggy's `register`, of the plugin behind the guard. The same module twice is refused as pluggy
+        refuses the same object twice."""
+        name = name or self.get_canonical_name(plugin)
+        for registered_name, registered in self.list_name_plugin():
+            if getattr(registered, "wrapped", registered) is plugin:
+                raise ValueError(f"Plugin already registered under a different name: {name} (as {registered_name})")
+        return super().register(GuardedPlugin(self, plugin, name), name)
+
+    def provider_of(self, name: str) -> Provider:
+        """Who provides the plugin registered as `name`."""
+        return self.providers.get(name) or Provider(f"plugin {name}", plugin=name)
+
+    def plugin_of(self, name: str):
+        """The module (or object) registered as `name`, without its guard; None when there is none."""
+        plugin = self.get_plugin(name)
+        return getattr(plugin, "wrapped", plugin)
+
+    def raise_failures(self) -> None:
+        """The first load failure as one PluginError, for every command but `facemath plugins`."""
+        if not self.failures:
+            return
+        more = len(self.failures) - 1
+        tail = f" ({more} more problem{'s' * (more != 1)}: see `facemath plugins`)" if more else ""
+        raise PluginError(self.failures[0].message() + tail)
 
 
-def build_plugin_manager(
-    extra_plugins: Sequence[str] = (), entry_points: bool = True, builtins_only: bool = False
-) -> PluginManager:
-    """Hookspecs, then the installed entry points (or only the built-ins), then the `--plugin` modules, then a
-    check that every implementation matches a spec; finally every implementation is wrapped in the guard."""
-    manager = PluginManager()
-    manager.add_hookspecs(hookspecs)
-    providers = manager.providers
-    disabled = _disabled_names()
-    matched: set[str] = set()
-    if builtins_only:
-        for name, module_name in BUILTIN_PLUGINS.items():
-            if name in disabled or module_name in disabled:
-                matched.update({name, module_name})
+class GuardedPlugin:
+    """A plugin as facemath registers it with pluggy: an object whose hook functions are the plugin's own, each
+    wrapped in the guard (hook wrappers are left as they are: they see every plugin's results). pluggy registers
+    any object with marked functions; this one keeps the module untouched and pluggy's `HookImpl` as pluggy made
+    it."""
+
+    def __init__(self, manager: PluginManager, plugin, name: str):
+        self.wrapped = plugin
+        self.__doc__ = getattr(plugin, "__doc__", None)
+        kind_of_hook = {hook: kind for kind, hook in HOOK_OF_KIND.items()}
+        self._hooks: list[str] = []
+        for attribute in dir(plugin):
+            if attribute.startswith("_"):
                 continue
-            _register(manager, importlib.import_module(module_name), name, f"plugin {name}")
-            providers[name] = BUILTIN_PROVIDER
-    elif entry_points:
-        for ep, distribution in _installed_entry_points():
-            names = {ep.name, ep.module, distribution.split(" ")[0]}
-            if names & set(disabled):
-                matched.update(names & set(disabled))
-                manager.set_blocked(ep.name)
+            options = manager.parse_hookimpl_opts(plugin, attribute)
+            if options is None:
                 continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {ep.name} ({distribution}): failed to import {ep.value} ({type(exc).__name__}: {exc})"
-                ) from exc
-            _register(manager, plugin, ep.name, f"plugin {ep.name} ({distribution})")
-            providers[ep.name] = distribution
-        for name, module_name in BUILTIN_PLUGINS.items():
-            # An install whose metadata predates an entry of this table (`pip install -e .` not rerun) would lose
-            # a whole kind of built-ins; register those directly.
-            if manager.get_plugin(name) is None and not manager.is_blocked(name):
-                if {name, module_name} & set(disabled):
-                    matched.update({name, module_name} & set(disabled))
-                    continue
-                _register(manager, importlib.import_module(module_name), name, f"plugin {name}")
-                providers[name] = BUILTIN_PROVIDER
-    for spec in extra_plugins:
-        if spec in disabled:
-            matched.add(spec)
-            continue
-        module = _load_extra(spec)
-        if manager.is_registered(module):
-            continue
-        _register(manager, module, spec, f"--plugin {spec}")
-        providers[spec] = f"--plugin {spec}"
-    unknown = [name for name in disabled if name not in matched]
-    if unknown and (entry_points or builtins_only):
-        _warn(
-            f"{DISABLED_ENV}: no plugin called {', '.join(unknown)} (block by entry-point, module or distribution "
-            f"name; installed: {', '.join(sorted(providers)) or 'none'})"
-        )
-    try:
-        manager.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {manager.get_name(exc.plugin)}: {one_line(exc)}") from None
-    _guard_hookimpls(manager, providers)
-    if tracing_requested():
-        manager.trace.root.setwriter(sys.stderr.write)
-        manager.enable_tracing()
-    return manager
+            function = getattr(plugin, attribute)
+            hook_name = options.get("specname") or attribute
+            if options.get("wrapper") or options.get("hookwrapper"):
+                guarded = function
+            elif hook_name in kind_of_hook:
+                guarded = _guarded_components(function, manager, name, hook_name, kind_of_hook[hook_name])
+            elif hook_name == BACKEND_HOOK:
+                guarded = _guarded_backend(function, manager, name)
+            else:
+                guarded = function  # not a facemath hook: check_pending reports it
+            setattr(self, attribute, guarded)
+            self._hooks.append(attribute)
+
+    def __dir__(self) -> list[str]:
+        """Only the hook functions: pluggy's `register` looks at every name `dir` gives."""
+        return list(self._hooks)
+
+    def __repr__(self) -> str:
+        return f"<guarded {self.wrapped!r}>"
 
 
-def current_manager() -> PluginManager:
-    """The manager for this command line (its `--plugin`s), built once per set of options."""
-    key = (_command_line["extra"], os.environ.get(DISABLED_ENV, ""), tracing_requested())
-    if key not in _managers:
-        _managers[key] = build_plugin_manager(_command_line["extra"])
-    return _managers[key]
+def _where(provider: Provider) -> str:
+    plugin = provider.plugin
+    named = str(provider) in (f"--plugin {plugin}", f"plugin {plugin}")
+    return str(provider) if named else f"plugin {plugin} ({provider})"
 
 
-# --- every hook implementation behind the guard ---------------------------------------------------------------
+def _guarded_components(function: Callable, manager: PluginManager, name: str, hook_name: str, kind: str):
+    """The hook returning this kind's components: a failure is recorded against the plugin (and the plugin gives
+    nothing), each component comes out tagged with its provider."""
 
-
-def _guard_hookimpls(manager: pluggy.PluginManager, providers: dict[str, str]) -> None:
-    """Wrap each implementation so that what it raises or returns wrongly is reported against its plugin.
-
-    pluggy merges the results of all implementations into one list, which loses who returned what; wrapping the
-    implementation itself keeps every call going through `manager.hook` (ordering, wrappers, tracing) while each
-    component comes out tagged with its provider.
-    """
-    kind_of_hook = {hook: kind for kind, hook in HOOK_OF_KIND.items()}
-    for hook_name in (n for n in dir(hookspecs) if n.startswith("facemath_")):
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
-                continue
-            provider = providers.get(impl.plugin_name, f"plugin {impl.plugin_name}")
-            named = provider in (f"--plugin {impl.plugin_name}", f"plugin {impl.plugin_name}")
-            where = provider if named else f"plugin {impl.plugin_name} ({provider})"
-            impl.function = _guarded_impl(impl.function, hook_name, where, provider, kind_of_hook.get(hook_name))
-
-
-def _guarded_impl(function: Callable, hook_name: str, where: str, provider: str, kind: str | None) -> Callable:
     @functools.wraps(function)
     def call(*args, **kwargs):
+        provider = manager.provider_of(name)
+        try:
+            result = function(*args, **kwargs)
+            components = _components(result, hook_name, _where(provider), kind)
+        except PluginError as exc:
+            manager.failures.append(_failure(provider, str(exc).removeprefix(f"{_where(provider)}: ")))
+            return None
+        except Exception as exc:
+            manager.failures.append(_failure(provider, f"{hook_name}() failed: {type(exc).__name__}: {one_line(exc)}"))
+            return None
+        return [replace(c, provider=provider) for c in components]
+
+    return call
+
+
+def _guarded_backend(function: Callable, manager: PluginManager, name: str):
+    """The backend hook, called when a command opens its models: a failure stops the command, naming the plugin."""
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        where = _where(manager.provider_of(name))
         try:
             result = function(*args, **kwargs)
         except FacemathError:
             raise
         except Exception as exc:
-            raise PluginError(f"{where}: {hook_name}() failed: {type(exc).__name__}: {one_line(exc)}") from exc
-        if result is None:
-            return result
-        if kind is None:
-            return _backend(result, where) if hook_name == "facemath_open_backend" else result
-        return [replace(c, provider=provider) for c in _components(result, hook_name, where, kind)]
+            raise PluginError(f"{where}: {BACKEND_HOOK}() failed: {type(exc).__name__}: {one_line(exc)}") from exc
+        if result is not None and not isinstance(result, Backend):
+            raise PluginError(
+                f"{where}: {BACKEND_HOOK}() returned {type(result).__name__}, expected a facemath_core.Backend (or "
+                f"None for a target that is not its own)"
+            )
+        return result
 
     return call
-
-
-def _backend(result, where: str):
-
-    if not isinstance(result, Backend):
-        raise PluginError(
-            f"{where}: facemath_open_backend() returned {type(result).__name__}, expected a "
-            f"facemath_core.Backend (or None for a target that is not its own)"
-        )
-    return result
 
 
 def _components(result, hook_name: str, where: str, kind: str) -> list[Component]:
@@ -332,6 +293,205 @@ def _components(result, hook_name: str, where: str, kind: str) -> list[Component
                 f"component ({expected})"
             )
     return list(result)
+
+
+# --- loading --------------------------------------------------------------------------------------------------
+
+
+def _disabled_names() -> list[str]:
+    return [n for n in (part.strip() for part in os.environ.get(DISABLED_ENV, "").split(",")) if n]
+
+
+def _installed_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str]]:
+    """(entry point, "distribution version") for every `facemath` entry point, first occurrence of a name only
+    (an editable install and a copy on PYTHONPATH can list one distribution twice), in the order pluggy's
+    `load_setuptools_entrypoints` meets them."""
+    found, seen = [], set()
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP and ep.name not in seen:
+                seen.add(ep.name)
+                found.append((ep, f"{dist.metadata['name']} {dist.version}"))
+    return found
+
+
+def _entry_point_provider(ep: importlib.metadata.EntryPoint, distribution: str) -> Provider:
+    dist, _, version = distribution.partition(" ")
+    return Provider(distribution, plugin=ep.name, distribution=dist, version=version or None)
+
+
+def _builtin_provider(name: str) -> Provider:
+    return Provider(BUILTIN_PROVIDER, plugin=name, distribution=BUILTIN_DISTRIBUTION, version=__version__)
+
+
+def _register(manager: PluginManager, plugin, name: str, target: str = "") -> bool:
+    """Register one plugin; a plugin pluggy refuses is recorded, not raised."""
+    try:
+        manager.register(plugin, name=name)
+        return True
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        manager.failures.append(_failure(manager.provider_of(name), one_line(exc), target=target))
+        return False
+
+
+def _load_entry_points(manager: PluginManager, disabled: set[str], matched: set[str]) -> None:
+    """pluggy's `load_setuptools_entrypoints`, once for all of them, after `set_blocked` for the disabled ones. An
+    entry point that fails to import (or that pluggy refuses) is recorded and blocked, and loading goes on with the
+    rest: the failed one is the first, in pluggy's order, that is neither registered nor blocked. The entry points
+    are listed here only when needed (blocking by module or distribution name, a failure): pluggy's own pass is
+    the only one otherwise."""
+    for name in disabled:
+        manager.set_blocked(name)  # an entry-point name; module and distribution names are matched below
+    entry_points = _installed_entry_points() if disabled else None
+    for ep, distribution in entry_points or []:
+        names = {ep.name, ep.module, distribution.split(" ")[0]}
+        if names & disabled:
+            matched.update(names & disabled)
+            manager.set_blocked(ep.name)
+    for _ in range(1000):  # one more pass per failed entry point
+        try:
+            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            break
+        except Exception as exc:
+            entry_points = entry_points or _installed_entry_points()
+            pending = [
+                (ep, d) for ep, d in entry_points if not manager.has_plugin(ep.name) and not manager.is_blocked(ep.name)
+            ]
+            if not pending:
+                raise
+            ep, distribution = pending[0]
+            refused = isinstance(exc, ValueError) and str(exc).startswith("Plugin ")  # by pluggy's register
+            if isinstance(exc, pluggy.PluginValidationError) or refused:
+                error = one_line(exc)
+            else:
+                error = f"failed to import {ep.value} ({type(exc).__name__}: {one_line(exc)})"
+            manager.providers[ep.name] = _entry_point_provider(ep, distribution)
+            manager.failures.append(_failure(manager.providers[ep.name], error, target=ep.value))
+            manager.set_blocked(ep.name)
+    # Who provides each plugin, as pluggy recorded it while loading.
+    names = {id(getattr(p, "wrapped", p)): n for n, p in manager.list_name_plugin()}
+    read: dict[int, tuple[str, str]] = {}  # reading a distribution's METADATA is the slow part: once each
+    for plugin, dist in manager.list_plugin_distinfo():
+        name = names.get(id(plugin))
+        if name is None:
+            continue
+        key = id(getattr(dist, "_dist", dist))
+        if key not in read:
+            metadata = dist.metadata
+            read[key] = (metadata["name"], metadata["version"])
+        project, version = read[key]
+        manager.providers[name] = Provider(f"{project} {version}", name, project, version)
+
+
+def _extra_key(spec: str) -> tuple[str, str]:
+    """What makes two `--plugin` options the same plugin: the resolved file, or the module name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.exists():
+        return ("file", str(path.resolve()))
+    return ("module", spec)
+
+
+def _load_extra(manager: PluginManager, spec: str):
+    """Import a one-off plugin named on the command line: a module path (pkg.mod) or a .py file. A name that does
+    not exist is an error of the command line; a module that raises while importing is the plugin's failure."""
+    path = Path(spec)
+    provider = manager.providers[spec]
+    if spec.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise FacemathError(f"--plugin {spec}: no such file")
+        module_name = f"facemath_extra_{abs(hash(str(path.resolve())))}"
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            manager.failures.append(_failure(provider, f"failed to import ({type(exc).__name__}: {one_line(exc)})"))
+            return None
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ImportError as exc:
+        if getattr(exc, "name", None) and spec.startswith(exc.name):
+            raise FacemathError(f"--plugin {spec}: cannot import module ({exc})") from None
+        manager.failures.append(_failure(provider, f"failed to import ({type(exc).__name__}: {one_line(exc)})"))
+    except Exception as exc:
+        manager.failures.append(_failure(provider, f"failed to import ({type(exc).__name__}: {one_line(exc)})"))
+    return None
+
+
+def build_plugin_manager(
+    extra_plugins: Sequence[str] = (), entry_points: bool = True, builtins_only: bool = False
+) -> PluginManager:
+    """Hookspecs, then the installed entry points (or only the built-ins), then the `--plugin` modules (each file
+    or module once, however it is named), then pluggy's check that every implementation matches a spec. What
+    cannot be loaded is in `manager.failures`."""
+    manager = PluginManager()
+    disabled = set(_disabled_names())
+    matched: set[str] = set()
+    if entry_points and not builtins_only:
+        _load_entry_points(manager, disabled, matched)
+    if entry_points or builtins_only:
+        for name, module_name in BUILTIN_PLUGINS.items():
+            # builtins_only: the table itself. Otherwise an install whose metadata predates an entry of the table
+            # (`pip install -e .` not rerun) would lose a whole kind of built-ins; register those directly.
+            if manager.is_blocked(name) and {name, module_name} & disabled:
+                matched.update({name, module_name} & disabled)
+            if manager.has_plugin(name) or manager.is_blocked(name):
+                continue
+            if {name, module_name} & disabled:
+                matched.update({name, module_name} & disabled)
+                continue
+            manager.providers[name] = _builtin_provider(name)
+            _register(manager, importlib.import_module(module_name), name, module_name)
+    seen: set[tuple[str, str]] = set()
+    for spec in extra_plugins:
+        key = _extra_key(spec)
+        if key in seen:
+            continue  # the same file twice, or by two paths: loaded once
+        seen.add(key)
+        if spec in disabled:
+            matched.add(spec)
+            continue
+        manager.providers[spec] = Provider(f"--plugin {spec}", plugin=spec)
+        module = _load_extra(manager, spec)
+        if module is None or any(getattr(p, "wrapped", p) is module for _, p in manager.list_name_plugin()):
+            continue  # failed (recorded), or a module already registered through its entry point
+        _register(manager, module, spec)
+    unknown = sorted(disabled - matched)
+    if unknown and (entry_points or builtins_only):
+        _warn(
+            f"{DISABLED_ENV}: no plugin called {', '.join(unknown)} (block by entry-point, module or distribution "
+            f"name; installed: {', '.join(sorted(manager.providers)) or 'none'})"
+        )
+    _check_pending(manager)
+    if tracing_requested():
+        manager.trace.root.setwriter(sys.stderr.write)
+        manager.enable_tracing()
+    return manager
+
+
+def _check_pending(manager: PluginManager) -> None:
+    """pluggy's `check_pending`: an implementation of no known hook (a misspelt name) is that plugin's failure."""
+    for _ in range(len(manager.get_plugins()) + 1):
+        try:
+            manager.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = manager.get_name(exc.plugin)
+            manager.failures.append(_failure(manager.provider_of(name), one_line(exc)))
+            manager.unregister(name=name)
+
+
+def current_manager() -> PluginManager:
+    """The manager for this command line (its `--plugin`s), built once per set of options; a plugin that could
+    not be loaded stops the command here."""
+    key = (_command_line["extra"], os.environ.get(DISABLED_ENV, ""), tracing_requested())
+    if key not in _managers:
+        _managers[key] = build_plugin_manager(_command_line["extra"])
+    _managers[key].raise_failures()
+    return _managers[key]
 
 
 def call_hook(manager: pluggy.PluginManager, hook_name: str, **kwargs):
@@ -353,31 +513,67 @@ def call_hook(manager: pluggy.PluginManager, hook_name: str, **kwargs):
 # --- the registry ---------------------------------------------------------------------------------------------
 
 
-class Registry:
-    """Every component of every plugin, by kind and name; duplicates and reserved names are errors naming the
-    providers."""
+def _blockable(provider: Provider | str) -> str:
+    """How a duplicate's provider is named so that the user knows what to block."""
+    plugin = getattr(provider, "plugin", "")
+    if getattr(provider, "distribution", None):
+        return f"{provider} (entry point {plugin})"
+    return str(provider)
 
-    def __init__(self, manager: PluginManager):
+
+class Registry:
+    """Every component of every plugin, by kind and name. A component that breaks a static contract, takes a
+    reserved name or a name another plugin already provides is left out and recorded as a failure; `strict` (every
+    command but `facemath plugins`) raises the first failure as one line."""
+
+    def __init__(self, manager: PluginManager, strict: bool = True):
         self.manager = manager
         self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in HOOK_OF_KIND}
         for kind, hook_name in HOOK_OF_KIND.items():
-            for provided in call_hook(manager, hook_name):
-                # A hook wrapper may add components the per-implementation guard never saw: check them again.
-                for component in _components(provided, hook_name, f"a {hook_name} hook wrapper", kind):
+            try:
+                provided = call_hook(manager, hook_name)
+            except PluginError as exc:
+                manager.failures.append(LoadFailure("", "", str(exc), standalone=True))
+                continue
+            for result in provided:
+                try:
+                    # A hook wrapper may add components the per-plugin guard never saw: check them again.
+                    components = _components(result, hook_name, f"a {hook_name} hook wrapper", kind)
+                except PluginError as exc:
+                    manager.failures.append(LoadFailure("", "", str(exc), standalone=True))
+                    continue
+                for component in components:
                     self._add(kind, component)
+        if strict:
+            manager.raise_failures()
+
+    @property
+    def failures(self) -> list[LoadFailure]:
+        return self.manager.failures
 
     def _add(self, kind: str, component: Component) -> None:
+        provider = component.provider
         if component.name in RESERVED_NAMES.get(kind, ()):
-            raise PluginError(
-                f"{component.label}: the name {component.name!r} is reserved "
-                f"(reserved {kind} names: {', '.join(sorted(RESERVED_NAMES[kind]))}); rename it"
-            )
+            reserved = ", ".join(sorted(RESERVED_NAMES[kind]))
+            error = f"{component.label}: the name {component.name!r} is reserved (reserved {kind} names: {reserved})"
+            self.manager.failures.append(_failure(provider, error, hint="rename it", standalone=True))
+            return
+        try:
+            check_static(component)
+        except PluginError as exc:
+            self.manager.failures.append(_failure(provider, str(exc), standalone=True))
+            return
         existing = self._by_kind[kind].get(component.name)
         if existing is not None:
-            raise PluginError(
-                f"two plugins provide the {kind} {component.name!r}: {existing.provider} and {component.provider}; "
-                f"uninstall or block one with {DISABLED_ENV}"
+            names = [getattr(p, "plugin", "") or str(p) for p in (existing.provider, provider)]
+            blocks = " or ".join(f"{DISABLED_ENV}={name}" for name in names)
+            error = (
+                f"two plugins provide the {kind} {component.name!r}: {_blockable(existing.provider)} and "
+                f"{_blockable(provider)}"
             )
+            hint = f"uninstall or block one with {blocks}"
+            self.manager.failures.append(_failure(provider, error, hint=hint, standalone=True))
+            return
         self._by_kind[kind][component.name] = component
 
     def all(self, kind: str) -> list[Component]:
@@ -389,9 +585,36 @@ class Registry:
     def all_names(self) -> list[str]:
         return sorted({name for by_name in self._by_kind.values() for name in by_name})
 
+    def components(self) -> list[Component]:
+        """Every component, kind by kind."""
+        return [c for kind in self._by_kind for c in self.all(kind)]
+
     def find(self, name: str) -> list[Component]:
         """Every component called `name`, of any kind (what `--param NAME.KEY=...` can mean)."""
         return [by_name[name] for by_name in self._by_kind.values() if name in by_name]
+
+    def params_for(
+        self, kind: str, values: Sequence[str] | None, option: str = "--param", used: Sequence[str] | None = None
+    ) -> dict[str, dict]:
+        """`--param NAME.KEY=VALUE` options for the components of one kind (the operators of `facemath math`):
+        {NAME: all its parameters, typed and checked by its schema}. NAME must be a component of this kind, and one
+        of `used` when given; every error names the option, before any work."""
+        out = {}
+        for name, given in parse_param_options(list(values or []), option).items():
+            shown = f"{option} {name}.{next(iter(given))}={next(iter(given.values()))}"
+            component = self._by_kind[kind].get(name)
+            if component is None:
+                elsewhere = self.find(name)
+                if elsewhere:
+                    label = elsewhere[0].label
+                    raise FacemathError(f"{shown}: {label} is not a {kind}; this command takes {kind} parameters")
+                close = difflib.get_close_matches(name, self.names(kind), n=1)
+                hint = f"; did you mean {close[0]}?" if close else f" (known: {', '.join(self.names(kind)) or 'none'})"
+                raise FacemathError(f"{shown}: no {kind} called {name!r}{hint}")
+            if used is not None and name not in used:
+                raise FacemathError(f"{shown}: {component.label} is not used here (this uses {', '.join(used)})")
+            out[name] = check_params(component, given, option)
+        return out
 
     def get(self, kind: str, name: str, option: str | None = None):
         """The component called `name`, or an error listing the known names of that kind."""
@@ -403,52 +626,8 @@ class Registry:
             raise FacemathError(f"{where}: unknown {kind}; known: {known}") from None
 
 
-def load_registry(extra_plugins: Sequence[str] = (), builtins_only: bool = False) -> Registry:
+def load_registry(extra_plugins: Sequence[str] = (), builtins_only: bool = False, strict: bool = True) -> Registry:
     """The registry of the installed plugins plus `extra_plugins`; `builtins_only` leaves out everything installed
-    but facemath's own (tests use it to be independent of the environment)."""
-    return Registry(build_plugin_manager(extra_plugins, builtins_only=builtins_only))
-
-
-# --- parameters -----------------------------------------------------------------------------------------------
-
-
-def coerce_param(component: Component, key: str, value, option: str = "--param"):
-    """A `--param` value typed by the parameter's default: bool (true/false/1/0/yes/no/on/off), int, float, or
-    text. Values already of the right type (from presets) pass unchanged."""
-    default = component.defaults[key]
-    where = f"{option} {component.name}.{key}={value}"
-    if not isinstance(value, str) or default is None:
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-    text = value.strip()
-    if isinstance(default, bool):
-        if text.lower() in TRUE_WORDS:
-            return True
-        if text.lower() in FALSE_WORDS:
-            return False
-        raise FacemathError(f"{where}: {key} of {component.label} is true or false (or 1/0, yes/no)")
-    if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise FacemathError(f"{where}: {key} of {component.label} is a whole number") from None
-    if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise FacemathError(f"{where}: {key} of {component.label} is a number") from None
-    return value
-
-
-def check_params(component: Component, params: dict, option: str = "--param") -> dict:
-    """The component's defaults updated by `params`, typed like the defaults; an unknown key is an error that lists
-    the known ones."""
-    unknown = sorted(set(params) - set(component.defaults))
-    if unknown:
-        known = ", ".join(f"{k}={v}" for k, v in component.defaults.items()) or "none"
-        raise FacemathError(
-            f"{option} {component.name}.{unknown[0]}: {component.label} has no parameter {unknown[0]!r} "
-            f"(parameters: {known})"
-        )
-    return {**component.defaults, **{k: coerce_param(component, k, v, option) for k, v in params.items()}}
+    but facemath's own (tests use it to be independent of the environment). Not `strict`: what could not be
+    loaded is in `registry.failures` instead of raised."""
+    return Registry(build_plugin_manager(extra_plugins, builtins_only=builtins_only), strict=strict)

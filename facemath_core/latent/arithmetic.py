@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facemath_core.base.errors import FacemathError
+from facemath_core.base.errors import EXIT_ERROR, FacemathError
+from facemath_core.base.text import plural
+from facemath_core.host.contracts import apply_operator
 from facemath_core.latent.attribute_vectors import attribute_vectors, check_vector
 from facemath_core.latent.expression import (
     Binary,
@@ -37,6 +39,14 @@ BUILTIN_FUNCTIONS = {
 }
 
 
+class ArityError(ExpressionError):
+    """An operator called with another number of arguments than the `arity` its plugin declares: one line at the
+    call's column naming the operator and its provider, exit 1 like every plugin error (not 2: the expression
+    parses)."""
+
+    exit_code = EXIT_ERROR
+
+
 @dataclass
 class Vector:
     z: np.ndarray  # (D,)
@@ -45,6 +55,10 @@ class Vector:
 
 @dataclass
 class Group:
+    """A group of faces: every face the labels put in it, flagged or not. Flagged faces are taken out only where a
+    group is used (`Evaluator._members`), after the set algebra: taking them out of `Smiling` before `~` would put
+    them into `~Smiling`."""
+
     mask: np.ndarray  # (N,) bool
     text: str
 
@@ -59,8 +73,10 @@ class Evaluator:
     generator seeded by `seed` and the call's column, so one expression always picks the same faces.
 
     Faces flagged as failed projections (projection.flags) are left out of every group and of attr() vectors
-    unless `include_flagged`; `skipped` collects the rows left out. A flagged face named on its own is used (it
-    was asked for by name) and collected in `named_flagged`.
+    unless `include_flagged`; `skipped` collects the flagged rows a group or attr() would otherwise have used. A
+    group is the exact set its expression says over all faces (`~`, `&` and `|` are set complement, intersection
+    and union); the flagged faces are removed from that set where it is used (mean(GROUP), --match), never before
+    a `~`. A flagged face named on its own is used (it was asked for by name) and collected in `named_flagged`.
     """
 
     def __init__(
@@ -73,11 +89,14 @@ class Evaluator:
         match: bool = False,
         match_on: Sequence[str] | None = None,
         match_labels: tuple[list[str], np.ndarray] | None = None,
+        params: dict[str, dict] | None = None,
     ):
         clash = sorted(set(operators) & set(BUILTIN_FUNCTIONS))
         if clash:
             raise FacemathError(f"operator plugin name {clash[0]!r} is taken by a built-in expression function")
         self.space, self.operators, self.exemplars, self.seed = space, operators, exemplars, seed
+        self.params = dict(params or {})  # operator name -> its parameters (`--param`), typed; default: defaults
+        self.called: set[str] = set()  # the operators the expressions called, for the record of a result
         # Matching (latent.matching): the mean(GROUP) terms of a sum drawn as matched sets, on the labels or
         # on `match_labels` (attribute names and (N, K) bools, e.g. the oracle's judgement of each face's render).
         self.match, self.match_on, self.match_labels = match or match_on is not None, match_on, match_labels
@@ -91,6 +110,7 @@ class Evaluator:
             if flagged is None or include_flagged
             else np.asarray(flagged, bool)
         )
+        self.usable = ~self.flagged  # the faces a group or attr() may draw from
         self.skipped: set[int] = set()
         self.named_flagged: set[int] = set()
 
@@ -101,7 +121,7 @@ class Evaluator:
         if self.skipped:
             listed = ", ".join(names[r] for r in sorted(self.skipped)[:5]) + (" ..." if len(self.skipped) > 5 else "")
             notes.append(
-                f"skipped {len(self.skipped)} flagged face(s) (failed projections: {listed}); "
+                f"skipped {plural(len(self.skipped), 'flagged face')} (failed projections: {listed}); "
                 f"--include-flagged uses them"
             )
         for r in sorted(self.named_flagged):
@@ -160,7 +180,7 @@ class Evaluator:
                 if len(node.args) == 1:
                     value = self._eval(node.args[0])
                     if isinstance(value, Group):
-                        calls.append((node, value))
+                        calls.append((node, Group(self._members(value, node.args[0]), value.text)))
         if len(calls) < 2:
             raise FacemathError(
                 f"--match needs two or more mean(GROUP) terms added or subtracted, such as "
@@ -179,7 +199,7 @@ class Evaluator:
         for (node, _), rows in zip(calls, chosen, strict=True):
             self._matched[id(node)] = rows
         self.match_notes.append(
-            f"matched {len(chosen[0])} set(s) of faces (of {available}) on {', '.join(on) or 'no attributes'}"
+            f"matched {plural(len(chosen[0]), 'set')} of faces (of {available}) on {', '.join(on) or 'no attributes'}"
         )
 
     # --- helpers ------------------------------------------------------------------------------------------
@@ -223,9 +243,7 @@ class Evaluator:
             return Vector(space.z[row], (row,))
         if node.text in space.attribute_names:
             column = space.attribute_names.index(node.text)
-            members = space.labels[:, column]
-            self.skipped.update(int(r) for r in np.flatnonzero(members & self.flagged))
-            return Group(members & ~self.flagged, node.text)
+            return Group(np.array(space.labels[:, column], bool), node.text)
         candidates = space.stems + space.attribute_names + list(self.operators) + list(BUILTIN_FUNCTIONS)
         close = difflib.get_close_matches(node.text, candidates, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -246,7 +264,7 @@ class Evaluator:
             value = self._eval(node.operand)
             if node.op == "~":
                 group = self._as_group(value, node.operand, "~")
-                return Group(~group.mask, f"~{group.text}")
+                return Group(~group.mask, unparse(node))
             if isinstance(value, Group):
                 self._as_vector(value, node.operand, "the operand of '-'")
             return -value if isinstance(value, float) else Vector(-value.z, value.rows)
@@ -269,7 +287,7 @@ class Evaluator:
         if node.op in "&|":
             a, b = self._as_group(left, node.left, node.op), self._as_group(right, node.right, node.op)
             mask = a.mask & b.mask if node.op == "&" else a.mask | b.mask
-            return Group(mask, f"{a.text} {node.op} {b.text}")
+            return Group(mask, unparse(node))  # (A | B) & C keeps its parentheses
         for value, side in ((left, node.left), (right, node.right)):
             if isinstance(value, Group):
                 self._as_vector(value, side, f"the operand of {node.op!r}")
@@ -309,7 +327,11 @@ class Evaluator:
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
             raise self._error(node, f"unknown function {node.function!r}; {hint}")
         if operator.arity is not None and len(node.args) != operator.arity:
-            raise self._error(node, f"{node.function} takes {operator.arity} arguments, got {len(node.args)}")
+            raise ArityError(
+                self.expression,
+                node.column,
+                f"{operator.label} takes {plural(operator.arity, 'argument')}, got {len(node.args)}",
+            )
         args, rows = [], ()
         for arg in node.args:
             value = self._eval(arg)
@@ -319,14 +341,11 @@ class Evaluator:
                 rows += value.rows
                 value = value.z
             args.append(value)
-        try:
-            result = operator.function(*args, **operator.defaults)
-        except Exception as exc:
-            raise self._error(node, f"{operator.label} failed: {type(exc).__name__}: {exc}") from exc
-        result = np.asarray(result, np.float32)
-        if result.shape != self.space.z.shape[1:]:
-            raise self._error(node, f"{node.function} returned shape {result.shape}, expected a latent")
-        return Vector(result, rows)
+        # Plugin code: what it raises or returns wrongly is its error (exit 1), naming it and the column.
+        params = self.params.get(node.function, dict(operator.defaults))
+        self.called.add(node.function)
+        where = f"expression column {node.column}"
+        return Vector(apply_operator(operator, args, params, self.space.z.shape[1:], where), rows)
 
     def _mean(self, node: Call) -> Vector:
         if not node.args:
@@ -337,17 +356,30 @@ class Evaluator:
             if id(node) in self._matched:
                 rows = self._matched[id(node)]
                 return Vector(self.space.z[rows].mean(axis=0), tuple(int(r) for r in rows))
-            rows = np.flatnonzero(group.mask)
-            if len(rows) == 0:
-                raise self._error(
-                    self._start(node.args[0]), f"the group {group.text} is empty: no face has these attributes"
-                )
+            rows = np.flatnonzero(self._members(group, node.args[0]))
             if self.exemplars and len(rows) > self.exemplars:
                 rng = np.random.default_rng([self.seed, node.column])
                 rows = np.sort(rng.choice(rows, self.exemplars, replace=False))
             return Vector(self.space.z[rows].mean(axis=0), tuple(int(r) for r in rows))
         vectors = [self._as_vector(v, a, "an argument of mean") for v, a in zip(values, node.args, strict=True)]
         return Vector(np.mean([v.z for v in vectors], axis=0), tuple(r for v in vectors for r in v.rows))
+
+    def _members(self, group: Group, node: Node) -> np.ndarray:
+        """(N,) bool: the faces of a group that mean(GROUP) and --match draw from, its flagged faces taken out (and
+        noted in `skipped`); an error pointing at the group when none is left."""
+        members = group.mask & self.usable
+        self.skipped.update(int(r) for r in np.flatnonzero(group.mask & ~self.usable))
+        if not members.any():
+            start = self._start(node)
+            if group.mask.any():
+                count = int(group.mask.sum())
+                raise self._error(
+                    start,
+                    f"every face of the group {group.text} ({count}) is flagged as a failed projection; "
+                    f"--include-flagged uses them",
+                )
+            raise self._error(start, f"the group {group.text} is empty: no face has these attributes")
+        return members
 
     def _attr(self, node: Call) -> Vector:
         if len(node.args) != 1 or not isinstance(node.args[0], Name):
@@ -358,7 +390,7 @@ class Evaluator:
             close = difflib.get_close_matches(name.text, self.space.attribute_names, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(self.space.attribute_names)}"
             raise self._error(name, f"unknown attribute {name.text!r}; {hint}")
-        kept = ~self.flagged
+        kept = self.usable
         if self._attr_vectors is None:
             self.skipped.update(int(r) for r in np.flatnonzero(self.flagged))
             self._attr_vectors = attribute_vectors(self.space.z[kept], labels[kept], self.space.attribute_names)

@@ -17,6 +17,7 @@ import numpy as np
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import BadFileError, FacemathError, describe_os_error
 from facemath_core.base.files import atomic_file
+from facemath_core.base.text import plural
 
 
 @dataclass
@@ -223,7 +224,7 @@ def find(latents: Latents, name: str, origin: str = "--latents") -> int:
     import difflib
 
     close = difflib.get_close_matches(name, stems, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {len(stems)} names, e.g. {stems[0]}"
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {plural(len(stems), 'name')}, e.g. {stems[0]}"
     raise FacemathError(f"{origin}: no latent named {name!r}{hint}")
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from facemath_core.base.errors import FacemathError
+from facemath_core.base.text import plural
 from facemath_core.latent.attribute_vectors import exclusive_with
 
 
@@ -86,6 +87,6 @@ def no_match_message(texts: Sequence[str], attributes: Sequence[str], available:
     if available == 0:
         return f"--match: no faces of {groups} share their other attributes ({on}); try --match-on with fewer"
     return (
-        f"--match: only {available} matched set(s) of faces for {groups} (matched on {on}); "
+        f"--match: only {plural(available, 'matched set')} of faces for {groups} (matched on {on}); "
         f"use --exemplars {available} or fewer"
     )

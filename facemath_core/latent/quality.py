@@ -21,8 +21,10 @@ import numpy as np
 
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.metrics import roc_auc, wilson
+from facemath_core.base.text import plural
 from facemath_core.latent.arithmetic import Evaluator
 from facemath_core.latent.attribute_vectors import attribute_vectors, exclusive_with
+from facemath_core.latent.latents import flag_array
 from facemath_core.latent.space import LatentSpace
 from facemath_core.latent.worked_example import work_out
 
@@ -42,7 +44,7 @@ def split_rows(count: int, held_out: float, seed: int) -> tuple[np.ndarray, np.n
     order = np.random.default_rng(seed).permutation(count)
     cut = count - max(1, int(round(held_out * count)))
     if cut < 2:
-        raise FacemathError(f"only {count} latents: too few to fit attribute vectors and hold some out")
+        raise FacemathError(f"only {plural(count, 'latent')}: too few to fit attribute vectors and hold some out")
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
@@ -189,11 +191,12 @@ def score_analogies(
     labels = space.require_labels("scoring analogies")
     columns = judged_columns(space, oracle_names)
     exclusive = exclusive_with(labels)
+    usable = ~flag_array(space.latents)  # the Evaluator's groups leave flagged faces out: so does this check
     scores = []
     for target in targets:
-        a, p = labels[:, space.attribute_names.index(target)], labels[:, space.attribute_names.index(pivot)]
+        a, p = labels[usable, space.attribute_names.index(target)], labels[usable, space.attribute_names.index(pivot)]
         if min((a & ~p).sum(), (~a & ~p).sum(), (~a & p).sum()) == 0:
-            continue  # a concept with no face: this analogy cannot be formed on these latents
+            continue  # a concept with no usable face: this analogy cannot be formed on these latents
         expression = analogy_expression(target, pivot, scale)
         results, bases = [], []
         for trial in range(trials):

@@ -20,14 +20,15 @@ import numpy as np
 
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
-from facemath_core.base.files import atomic_dir
+from facemath_core.base.files import atomic_dir, folder_lock
 from facemath_core.base.version import __version__
 from facemath_core.models.architectures import ArchConfig
+from facemath_core.models.cards import check_portable, portable_options, run_card
 from facemath_core.models.encoders import inverted_generator
 from facemath_core.models.kinds import KINDS
 from facemath_core.models.layout import existing_versions, read_metadata  # noqa: F401 (read_metadata: re-exported)
 from facemath_core.models.projector_export import write_projector
-from facemath_core.models.runs import TrainOptions, read_run
+from facemath_core.models.runs import TrainOptions, checkpoint_problem, latest_checkpoint, read_run, run_arch
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -38,22 +39,27 @@ def restore_run_models(run_dir: str | Path) -> tuple[dict, ArchConfig, dict]:
 
     run_dir = Path(run_dir)
     record = read_run(run_dir)
-    cfg = ArchConfig.from_dict(record["arch"])
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    cfg = run_arch(record, run_dir)
+    latest = latest_checkpoint(run_dir)
     if latest is None:
         raise FacemathError(f"{run_dir}: the run has no checkpoint to export (train it first)")
     kind = KINDS.get(record["kind"])
     if kind is None:
-        raise FacemathError(f"{run_dir}/run.json: unknown kind {record['kind']!r}")
+        raise FacemathError(f"{run_dir}/run.json: unknown kind {record['kind']!r} (known: {', '.join(KINDS)})")
     networks = kind.build(cfg, TrainOptions()).networks()
     # Optimizer state and the noise's state are in the checkpoint too; only the networks are needed here.
-    tf.train.Checkpoint(**networks).restore(latest).expect_partial().assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(**networks).restore(latest).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as exc:
+        raise FacemathError(checkpoint_problem(run_dir, latest, exc)) from None
     record = {**record, "checkpoint": Path(latest).name, "run": str(run_dir.resolve())}
     return record, cfg, {kind.served[key]: network for key, network in networks.items()}
 
 
 def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
-    return {
+    """What an export says about itself: shapes and prior, the training run (its data and run by name, never a
+    path of this machine) and its model card (models/cards.py)."""
+    metadata = {
         "model": name,
         "family": record["kind"],
         "z_dim": cfg.z_dim,
@@ -63,14 +69,15 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
         "attribute_names": list(cfg.attribute_names),
         "arch": cfg.to_dict(),
         "training": {
-            "data": record.get("data"),
+            "data": Path(record["data"]).name if record.get("data") else None,
             "data_images": record.get("data_images"),
             "steps": record.get("steps_done"),
             "wall_seconds": round(float(record.get("wall_seconds", 0.0)), 1),
             "checkpoint": record.get("checkpoint"),
-            "run": record.get("run"),
-            "options": record.get("options"),
+            "run": Path(record["run"]).name if record.get("run") else None,  # encoders.check_encoder compares it
+            "options": portable_options(record.get("options") or {}),
         },
+        "card": run_card(record, record.get("data"), record.get("run") or ""),
         "held_out_accuracy": record.get("held_out_accuracy"),
         **_inverts(record),
         "facemath_version": __version__,
@@ -79,6 +86,8 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
             for sig, s in S.SIGNATURES[_base_name(name)].items()
         },
     }
+    check_portable(metadata, f"export of {name}")
+    return metadata
 
 
 def _inverts(record: dict) -> dict:
@@ -201,6 +210,25 @@ def write_saved_model(model, name: str, cfg: ArchConfig, metadata: dict, target:
     write_warmup(extra / WARMUP_FILE, name, base, cfg)
 
 
+# TF Serving reads a version folder's name with absl::SimpleAtoi into an int64_t and skips a name that does not
+# parse, overflow included (tensorflow/serving@9d981c5, tensorflow_serving/sources/storage_path/
+# file_system_storage_path_source.cc:87-89, ParseVersionNumber): a folder above 2^63 - 1 would never be served.
+MAX_VERSION = 2**63 - 1
+
+
+def check_version(version: int | None) -> None:
+    """A version TF Serving can serve: a whole number from 1 to 2^63 - 1 (None: the next one, checked later)."""
+    if version is None:
+        return
+    if version < 1:
+        raise FacemathError(f"--version {version}: TF Serving versions are positive integers")
+    if version > MAX_VERSION:
+        raise FacemathError(
+            f"--version {version}: above {MAX_VERSION} (2^63 - 1), the largest version TF Serving reads "
+            f"(a larger folder name is skipped as not a version)"
+        )
+
+
 def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, prefix: str = "") -> list[Path]:
     """Export every network of a run; returns the version folders written.
 
@@ -209,30 +237,33 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
     """
     if prefix and not prefix.replace("-", "").replace("_", "").isalnum():
         raise FacemathError(f"--prefix {prefix!r}: use letters, digits, '-' and '_'")
+    check_version(version)
     record, cfg, models = restore_run_models(run_dir)
     to = Path(to)
     names = {base: S.model_name(base, prefix) for base in models}
     if S.GENERATOR in models:  # with the composite projector built from this generator + discriminator
         names[S.PROJECTOR] = S.model_name(S.PROJECTOR, prefix)
-    if version is None:
-        version = 1 + max([0] + [v for n in names.values() for v in existing_versions(to / n)])
-    if version < 1:
-        raise FacemathError(f"--version {version}: TF Serving versions are positive integers")
-    for name in names.values():
-        if (to / name / str(version)).exists():
-            raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
-    written, staged = [], {}
-    with contextlib.ExitStack() as publish:  # leaving it renames every folder into place, or removes every one
-        for base, model in models.items():
-            name = names[base]
-            final = to / name / str(version)
-            folder = publish.enter_context(atomic_dir(final))
-            write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
-            written.append(final)
-            staged[base] = folder  # where it is until published: the projector is built from it
-        if S.PROJECTOR in names:
-            final = to / S.model_name(S.PROJECTOR, prefix) / str(version)
-            folder = publish.enter_context(atomic_dir(final))
-            write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
-            written.append(final)
+    # Another export or deploy into the same base path waits for this one: both would pick the same new version
+    # (or rewrite models.config from the same old copy), and the later rename would replace the earlier result.
+    with folder_lock(to, "--to"):
+        if version is None:
+            version = 1 + max([0] + [v for n in names.values() for v in existing_versions(to / n)])
+            check_version(version)
+        for name in names.values():
+            if (to / name / str(version)).exists():
+                raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
+        written, staged = [], {}
+        with contextlib.ExitStack() as publish:  # leaving it renames every folder into place, or removes every one
+            for base, model in models.items():
+                name = names[base]
+                final = to / name / str(version)
+                folder = publish.enter_context(atomic_dir(final))
+                write_saved_model(model, name, cfg, model_metadata(name, cfg, record), folder)
+                written.append(final)
+                staged[base] = folder  # where it is until published: the projector is built from it
+            if S.PROJECTOR in names:
+                final = to / S.model_name(S.PROJECTOR, prefix) / str(version)
+                folder = publish.enter_context(atomic_dir(final))
+                write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
+                written.append(final)
     return written

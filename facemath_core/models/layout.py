@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
@@ -73,21 +73,23 @@ class ModelInfo:
     name: str
     versions: tuple[int, ...]
     newest: int
-    run: str  # where the newest version was trained: data, steps and checkpoint
+    run: str  # where the newest version came from, in one line: its run, data, steps and checkpoint
     error: str = ""  # why its metadata could not be read, if it could not
+    card: tuple[str, ...] = ()  # the newest version's model card as lines (`card_lines`)
 
 
 def describe_models(root: str | Path) -> list[ModelInfo]:
-    """Every model under a base path with its versions and the training run of its newest version."""
+    """Every model under a base path with its versions and the training run and card of its newest version."""
     root = Path(root)
     infos = []
     for name in model_names(root):
         versions = tuple(existing_versions(root / name))
         try:
-            run, error = origin_summary(read_metadata(root / name / str(versions[-1]))), ""
+            metadata = read_metadata(root / name / str(versions[-1]))
+            run, error, card = origin_summary(metadata), "", tuple(card_lines(metadata))
         except FacemathError as exc:
-            run, error = "", str(exc)
-        infos.append(ModelInfo(name, versions, versions[-1], run, error))
+            run, error, card = "", str(exc), ()
+        infos.append(ModelInfo(name, versions, versions[-1], run, error, card))
     return infos
 
 
@@ -101,15 +103,58 @@ def origin_summary(metadata: dict) -> str:
     return run_summary(metadata.get("training") or {})
 
 
+def _name(path) -> str:
+    """A folder by its name: exports made before model cards recorded the full path of the training machine."""
+    return PurePath(str(path).replace("\\", "/")).name
+
+
 def run_summary(training: dict) -> str:
-    parts = [f"run {training['run']}"] if training.get("run") else []
+    parts = [f"run {_name(training['run'])}"] if training.get("run") else []
     if training.get("data"):
-        parts.append(f"data {training['data']}")
+        parts.append(f"data {_name(training['data'])}")
     if training.get("steps") is not None:
         parts.append(f"{training['steps']} steps")
     if training.get("checkpoint"):
         parts.append(f"checkpoint {training['checkpoint']}")
     return ", ".join(parts) or "unknown run"
+
+
+def card_lines(metadata: dict) -> list[str]:
+    """A model card (models/cards.py) as `facemath info` prints it: a label, then the value. Metadata without a
+    card (exports older than model cards) gives its training run in one line, its paths reduced to names."""
+    card = metadata.get("card")
+    if not isinstance(card, dict):
+        return [f"trained   {origin_summary(metadata)}"]
+    lines = []
+    composed = card.get("composed_of")
+    if isinstance(composed, dict):
+        parts = " + ".join(f"{name} version {version}" for name, version in composed.items())
+        lines.append(f"built     from {parts} (no training of its own)")
+    data = card.get("data") or {}
+    if data:
+        where = data.get("recipe") or data.get("name") or "unknown data"
+        split = f"{data['split']} split, " if data.get("split") else ""
+        images = f"{split}{data['images']:,} images" if data.get("images") is not None else ""
+        digest = f"{data['files']:,} files, sha256 {data['files_sha256'][:12]}" if data.get("files_sha256") else ""
+        lines.append(f"data      {where}" + "".join(f"; {part}" for part in (images, digest) if part))
+    training = card.get("training") or {}
+    if training.get("command"):
+        lines.append(f"command   {training['command']}")
+        steps, planned = training.get("steps"), training.get("planned_steps")
+        stopped = f" (stopped at step {steps:,} of {planned:,})" if steps and planned and steps < planned else ""
+        minutes = f", {training['wall_seconds'] / 60:.0f} min" if training.get("wall_seconds") else ""
+        lines.append(f"trained   {steps:,} steps{stopped}, checkpoint {training.get('checkpoint')}{minutes}")
+    made = card.get("facemath") or {}
+    commit = f", commit {made['commit'][:12]}" if made.get("commit") else ""
+    lines.append(f"exported  by facemath {made.get('version', '?')}{commit}")
+    for entry in card.get("quality") or []:
+        unit = f" {entry['unit']}" if entry.get("unit") else ""
+        lines.append(f"quality   {entry['measure']}: {entry['value']:g}{unit}; source {entry['source']}")
+    if not card.get("quality") and not composed:
+        lines.append("quality   not measured")
+    if card.get("note"):
+        lines.append(f"note      {card['note']}")
+    return lines
 
 
 def _one_line(exc: BaseException) -> str:

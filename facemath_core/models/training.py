@@ -13,6 +13,8 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 import warnings
@@ -22,20 +24,31 @@ from pathlib import Path
 import numpy as np
 
 from facemath_core.base.errors import FacemathError
+from facemath_core.base.files import LOCK_NAME, folder_lock, remove_path
+from facemath_core.base.text import plural
 from facemath_core.base.version import __version__
 from facemath_core.data.images import from_unit, image_grid, save_png
 from facemath_core.data.pipeline import load_split
 from facemath_core.models.architectures import ArchConfig
-from facemath_core.models.distribute import WriteTarget, check_batch, is_chief, make_strategy, synchronize_batch_norm
+from facemath_core.models.distribute import (
+    WriteTarget,
+    check_batch,
+    is_chief,
+    make_strategy,
+    synchronize_batch_norm,
+)
 from facemath_core.models.kinds import model_kind
-from facemath_core.models.runs import (
+from facemath_core.models.runs import (  # noqa: F401 (TrainingInterrupted: re-exported)
     Placement,
     TrainingInterrupted,
     TrainOptions,
+    checkpoint_problem,
     has_checkpoint,
+    latest_checkpoint,
     read_run,
+    run_arch,
     write_run,
-)  # noqa: F401
+)
 
 # Fewer images than this cannot train anything (batch normalisation over a handful of images is noise); above it
 # the batch shrinks to the data when --batch-size asks for more images than there are (`fit_batch_size`).
@@ -61,7 +74,7 @@ def _load_training_data(data_dir: str, cfg: ArchConfig, kind: str, split: str):
     faces = load_split(data_dir, cfg.image_size, split)
     if len(faces.names) < MIN_IMAGES:
         raise FacemathError(
-            f"--data {data_dir}: {len(faces.names)} images in the {split} split; need at least {MIN_IMAGES}"
+            f"--data {data_dir}: {plural(len(faces.names), 'image')} in the {split} split; need at least {MIN_IMAGES}"
             + (" (--split all trains on every face of the folder)" if split != "all" else "")
         )
     if model_kind(kind).needs_labels and faces.attributes is None:
@@ -182,6 +195,21 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _holds_files(folder: Path) -> bool:
+    """Whether a folder holds anything besides facemath's own lock file."""
+    try:
+        return any(entry.name != LOCK_NAME for entry in os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything in a run folder but its lock file (held by this process while it trains)."""
+    for entry in os.scandir(folder):
+        if entry.name != LOCK_NAME:
+            remove_path(entry.path)
+
+
 def train(
     kind: str,
     data_dir: str,
@@ -191,9 +219,16 @@ def train(
     resume: bool = False,
     placement: Placement | None = None,
     warn=None,
+    overwrite: bool = False,
 ) -> dict:
     """Train (or resume) a run; returns the final run record. Raises TrainingInterrupted on Ctrl-C.
-    `warn(line)` hears about settings changed to fit the data (a batch larger than the data).
+    `warn(line)` hears about settings changed to fit the data (a batch larger than the data) and about a run
+    started over.
+
+    The run folder: a new run needs a new or empty folder (`overwrite` replaces a non-empty one, a run included);
+    a run that stopped before its first checkpoint (kill -9, a power cut) holds nothing to continue, so a new run
+    or `resume` there starts it over from step 0 (with the recorded settings on `resume`). The chief holds the
+    folder's lock (`files.folder_lock`) while it trains: a second process training the same folder is refused.
 
     A resumed run takes its kind, architecture, data and options from run.json (only `options.steps`, when not
     None, sets a new total) and continues exactly where it stopped: the same batches and the same noise, so its
@@ -203,32 +238,65 @@ def train(
     the global batch, and the run is, up to float rounding, the one-device run (the same batches, noise, batch
     statistics and averaged gradients), so it may be resumed under any strategy.
     """
+    placement = placement or Placement()
+    # First: the logical CPU devices of --cpu-replicas must be configured before TensorFlow sets up its devices.
+    strategy = make_strategy(placement.strategy, placement.cpu_replicas, placement.cluster_timeout)
+    run_dir = Path(run_dir)
+    chief = is_chief(strategy)
+    option = "--resume" if resume else "--out"
+    with folder_lock(run_dir, option, wait=0) if chief else contextlib.nullcontext():
+        return _train(kind, data_dir, run_dir, cfg, options, resume, placement, warn or (lambda line: None), overwrite)
+
+
+def _train(kind, data_dir, run_dir: Path, cfg, options, resume, placement, warn, overwrite) -> dict:
     import keras
     import tensorflow as tf
 
-    placement = placement or Placement()
-    # First: the logical CPU devices of --cpu-replicas must be configured before TensorFlow sets up its devices.
     strategy = make_strategy(placement.strategy, placement.cpu_replicas)
-    run_dir = Path(run_dir)
+    chief = is_chief(strategy)
+    start_over = False  # a run folder whose run stopped before its first checkpoint: emptied, then a new run
     if resume:
         record = read_run(run_dir)
-        kind = record["kind"]
-        cfg = ArchConfig.from_dict(record["arch"])
-        steps = record["options"]["steps"] if options.steps is None else options.steps
-        options = TrainOptions(**{**record["options"], "steps": steps})
+        if record["kind"] != kind:
+            raise FacemathError(
+                f"--resume {run_dir}: a {record['kind']} run, not a {kind} run; continue it with "
+                f"facemath train {record['kind']} --resume {run_dir}"
+            )
+        cfg = run_arch(record, run_dir)
+        steps = record["options"].get("steps") if options.steps is None else options.steps
+        options = TrainOptions(**{**record["options"], "steps": steps or TrainOptions.steps})
         data_dir = record["data"]
         if not has_checkpoint(run_dir):
-            raise FacemathError(f"--resume {run_dir}: the run has no checkpoint to resume from")
-        recorded = record.get("placement", {}).get("mixed_precision", False)
-        if recorded != placement.mixed_precision:
-            # The loss-scale optimizers' checkpoint has another structure: a silent partial restore otherwise.
-            raise FacemathError(
-                f"--resume {run_dir}: the run was trained {'with' if recorded else 'without'} --mixed-precision; "
-                f"resume it {'with' if recorded else 'without'} it too"
+            warn(
+                f"--resume {run_dir}: the run stopped before its first checkpoint, so nothing can be continued; "
+                f"starting it over from step 0 with its recorded settings"
             )
+            record, resume, start_over = None, False, True
+        else:
+            recorded = (record.get("placement") or {}).get("mixed_precision", False)
+            if recorded != placement.mixed_precision:
+                # The loss-scale optimizers' checkpoint has another structure: a silent partial restore otherwise.
+                raise FacemathError(
+                    f"--resume {run_dir}: the run was trained {'with' if recorded else 'without'} --mixed-precision; "
+                    f"resume it {'with' if recorded else 'without'} it too"
+                )
     else:
-        if (run_dir / "run.json").exists() and is_chief(strategy):
-            raise FacemathError(f"--out {run_dir}: a run already exists there (use --resume to continue it)")
+        if chief and (run_dir / "run.json").exists():
+            if has_checkpoint(run_dir) and not overwrite:
+                raise FacemathError(
+                    f"--out {run_dir}: a run already exists there (use --resume to continue it, or --overwrite to "
+                    f"start it again)"
+                )
+            if not has_checkpoint(run_dir):
+                warn(f"--out {run_dir}: the run there stopped before its first checkpoint; starting it over")
+            start_over = True
+        elif chief and _holds_files(run_dir):
+            if not overwrite:
+                raise FacemathError(
+                    f"--out {run_dir}: folder exists, is not empty and holds no training run; name a new folder "
+                    f"(or use --overwrite to replace it)"
+                )
+            start_over = True
         record = None
         if options.steps is None:
             options = TrainOptions(**{**asdict(options), "steps": TrainOptions.steps})
@@ -272,7 +340,11 @@ def train(
     if resume:
         model.build_for_restore()
         # Every worker restores the chief's checkpoint (the run folder is on storage all workers share).
-        checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
+        latest = latest_checkpoint(run_dir)
+        try:
+            checkpoint.restore(latest).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as exc:
+            raise FacemathError(checkpoint_problem(run_dir, latest, exc)) from None
     start_step = int(step_counter.numpy())
     # The pipeline is seeded: skipping the batches already trained on gives a resumed run the batches it would
     # have had without the interruption.
@@ -289,6 +361,8 @@ def train(
             "wall_seconds": 0.0,
         }
         if target.chief:
+            if start_over:
+                _empty(run_dir)  # only now: every check has passed and the data has loaded
             run_dir.mkdir(parents=True, exist_ok=True)
             write_run(run_dir, record)
     record["options"]["steps"] = options.steps
@@ -318,7 +392,7 @@ def train(
     target.close()
     record.update(
         steps_done=step,
-        wall_seconds=record["wall_seconds"] + time.perf_counter() - started,
+        wall_seconds=record.get("wall_seconds", 0.0) + time.perf_counter() - started,
         final_metrics=runner.last_logs,
     )
     if target.chief:

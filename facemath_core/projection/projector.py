@@ -3,14 +3,21 @@
 total(image) = sum_i weight_i * term_i(target, G(z), mask, D(G(z)))   (one value per image)
 
 One optimisation step (forward through the generator and, if a term needs it, the discriminator; every loss term;
-the gradient; the optimizer update; the z constraint) is one `tf.function`. The backend supplies the generator and
-discriminator as differentiable callables: the SavedModel functions themselves when embedded, remote calls whose
-gradients are the `vjp` / `grad` signatures otherwise. The loop below never knows which.
+the gradient; the optimizer update; the z constraint) is traced once, and the loop around it is compiled too: one
+call of a `tf.function` runs up to K steps in a `tf.while_loop` and keeps the best z, each image's patience and
+its freezing in device variables, so the host sees the loop only when a call returns (progress, checkpoints, the
+end). The backend supplies the generator and discriminator as differentiable callables: the SavedModel functions
+themselves when embedded, remote calls whose gradients are the `vjp` / `grad` signatures otherwise, or the whole
+objective in one request (`fused_objective`). The loop never knows which.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -20,9 +27,9 @@ from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.seeds import RowGenerator, image_rng, row_seeds
 from facemath_core.host import contracts
-from facemath_core.host.manager import TracedCalls, check_params, guard
+from facemath_core.host.manager import TracedCalls, check_params, coerce_param, guard
 from facemath_core.models.architectures import z_bound
-from facemath_core.models.encoders import check_encoder
+from facemath_core.models.encoders import ENCODER_OF, check_encoder
 
 MODELS = {"gan": S.GENERATOR, "vae": S.VAE_DECODER}
 
@@ -40,7 +47,7 @@ class ProjectionConfig:
     optimizer: str = "adam"
     optimizer_params: dict = field(default_factory=dict)
     steps: int = 1000
-    init: str = "uniform"
+    init: str | None = "uniform"  # None: the best start, the model's own encoder when it has one (resolve_start)
     init_params: dict = field(default_factory=dict)
     restarts: int = 1
     constraint: str = "clip"
@@ -117,7 +124,8 @@ def check_numbers(config: ProjectionConfig) -> None:
 # The anchors' settings. Yeh et al. 2017: weighted contextual + 0.003 perceptual, Poisson blending;
 # Amos 2016 (dcgan-completion): contextual + 0.1 perceptual, Adam lr 0.01, clipping;
 # Sirer 2016 ("Face Math"): l2 + 0.1 perceptual, momentum 0.75 at lr 5e-4.
-_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip")  # Amos's and Yeh's
+# Each paper starts from uniform random z: a preset keeps that start unless --init says otherwise.
+_ADAM_CLIPPED = dict(optimizer="adam", optimizer_params={"lr": 0.01}, constraint="clip", init="uniform")
 PRESETS: dict[str, dict] = {
     "amos2016": dict(
         _ADAM_CLIPPED, losses=(LossSpec("contextual", 1.0), LossSpec("perceptual", 0.1)), steps=1000, blend="overlay"
@@ -135,6 +143,7 @@ PRESETS: dict[str, dict] = {
         steps=2000,
         constraint="clip",
         blend="overlay",
+        init="uniform",
     ),
 }
 
@@ -189,7 +198,8 @@ def _used_components(config: ProjectionConfig) -> dict[str, tuple[str, str]]:
         ("init", config.init, "--init"),
         ("constraint", config.constraint, "--constraint"),
     ):
-        used.setdefault(name, (kind, option))
+        if name is not None:  # init None: the best start, resolved when the models are known
+            used.setdefault(name, (kind, option))
     return used
 
 
@@ -211,6 +221,7 @@ def apply_params(
                 f"--lr {lr}: {optimizer.label} has no parameter 'lr' (parameters: "
                 f"{', '.join(optimizer.defaults) or 'none'}); use --param {optimizer.name}.KEY=VALUE"
             )
+        coerce_param(optimizer, "lr", float(lr), shown=f"--lr {lr}")  # named as given, before the --params
         params.setdefault(config.optimizer, {})["lr"] = repr(float(lr))
     used = _used_components(config)
     for name, keys in params.items():
@@ -229,9 +240,9 @@ def apply_params(
         hint = f"; did you mean {close[0]}?" if close else f"; this run uses {', '.join(used)}"
         raise FacemathError(f"{shown}: no component called {name!r}{hint}")
 
-    def typed(kind: str, name: str, given: dict) -> dict:
+    def typed(kind: str, name: str | None, given: dict) -> dict:
         # A name used by two kinds (the lowres loss and mask) takes its parameters in the first kind only.
-        extra = params.get(name, {}) if used[name][0] == kind else {}
+        extra = params.get(name, {}) if name in used and used[name][0] == kind else {}
         if not extra:
             return dict(given)
         component = registry.get(kind, name, option=used[name][1])
@@ -253,6 +264,12 @@ def _check_params(kind: str, component, params: dict, option: str) -> dict:
     return check_params(component, params, option)
 
 
+# Steps per call of the compiled loop are chosen to come back to the host about this often (progress, previews,
+# Ctrl-C and cancelling are seen then), and never more than this many steps at once.
+REPORT_SECONDS = 0.5
+MAX_STEPS_PER_CALL = 1000
+
+
 @dataclass
 class BatchResult:
     z: np.ndarray  # (N, D) best z per image
@@ -262,13 +279,221 @@ class BatchResult:
     failed: dict[int, int]  # row -> step where its loss became NaN or infinite
     state: dict[str, np.ndarray] | None = None
     failed_terms: dict[int, list[str]] = field(default_factory=dict)  # row -> the terms that were not finite
+    stopped: bool = False  # `stop()` ended it early: the best z so far
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What the host learns when the compiled loop comes back: the steps it ran, each step's mean total and mean
+    terms over the batch, and the best z so far on request (one read of the device then, not before)."""
+
+    steps: int  # steps done in this batch, all calls together
+    history: list[tuple[int, float, dict[str, float]]]  # (step, mean total of the finite rows, mean per term)
+    best: Callable[[], tuple[np.ndarray, np.ndarray]]  # () -> (best z, its total) per row
+
+
+@dataclass(frozen=True)
+class Energy:
+    """The projection objective as a function of z, for a sampler (or anything else) that needs it: `total(z)`
+    is the weighted sum of the loss terms per image for the batch's targets and masks, exactly as each step
+    computes and differentiates it (`values(z)` gives the terms too). z lives in the prior's box
+    [-bound, bound]^D that the constraint keeps the projection in."""
+
+    function: Callable  # z (N, D) tensor -> (values {term: (N,)}, total (N,))
+    bound: float
+    constraint: object  # the constraint component the projection used (clip, stochastic, tanh, ...)
+    constraint_params: dict
+
+    def values(self, z):
+        return self.function(z)
+
+    def total(self, z):
+        return self.function(z)[1]
+
+
+class _Loop:
+    """Everything one batch size needs on the device: the variable and the optimizer state, the best z and its
+    loss so far, when each row last improved and whether it still runs, and the compiled K-step function."""
+
+    def __init__(self, projector: Projector, n: int):
+        import keras
+        import tensorflow as tf
+
+        p = projector
+        names = [spec.name for spec, _, _ in p.terms]
+        self.names = names
+        self.variable = tf.Variable(np.zeros((n, p.z_dim), np.float32), name="z")
+        self.active = tf.Variable(np.ones(n, np.float32), name="active")
+        self.generator = RowGenerator(n)
+        # Its apply_gradients runs while the step is traced: what it raises is reported against the plugin.
+        self.optimizer = contracts.make_optimizer(p.optimizer_component, p.optimizer_params, p._calls)
+        with guard(p.optimizer_component, "building its state"):
+            self.optimizer.build([self.variable])
+        self.fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.optimizer.variables]
+        self.best_z = tf.Variable(np.zeros((n, p.z_dim), np.float32), name="best_z")
+        self.best_total = tf.Variable(np.full(n, np.inf, np.float32), name="best_total")
+        self.best_terms = {
+            k: tf.Variable(np.full(n, np.nan, np.float32), name=f"best_{i}") for i, k in enumerate(names)
+        }
+        # The terms' values at the step a row failed, for the message naming the culprit (0: not recorded).
+        self.fail_values = {k: tf.Variable(np.zeros(n, np.float32), name=f"fail_{i}") for i, k in enumerate(names)}
+        self.last_improved = tf.Variable(np.zeros(n, np.int64), name="last_improved")
+        self.failed_at = tf.Variable(np.full(n, -1, np.int64), name="failed_at")
+        self.step = tf.Variable(np.int64(0), name="step")
+        self.steps = tf.Variable(np.int64(0), name="steps")  # the batch's total
+        self.patience = tf.Variable(np.int64(0), name="patience")
+        self.keep = tf.Variable(np.float32(1), name="keep")  # 1 - tolerance: what counts as an improvement
+        self.advance = self._compile(p)
+
+    def _compile(self, p: Projector):
+        import tensorflow as tf
+
+        calls, bound = p._calls, p.bound
+        constraint, constraint_params = p.constraint, p.constraint_params
+        objective, names = p._objective, self.names
+        variable, active, optimizer, generator = self.variable, self.active, self.optimizer, self.generator
+        best_z, best_total, best_terms = self.best_z, self.best_total, self.best_terms
+        fail_values, last_improved, failed_at = self.fail_values, self.last_improved, self.failed_at
+        step_var, steps, patience, keep = self.step, self.steps, self.patience, self.keep
+
+        def mean(values, keep_row):
+            count = tf.reduce_sum(tf.cast(keep_row, tf.float32))
+            total = tf.reduce_sum(tf.where(keep_row, values, 0.0))
+            return tf.where(count > 0, total / tf.maximum(count, 1.0), float("nan"))
+
+        def one_step(inputs):
+            step = step_var.read_value()
+            was_active = active > 0
+            old = tf.identity(variable)
+            with tf.GradientTape() as tape:
+                values, total = objective(p._to_z(variable), inputs)
+                # Rows are independent: the gradient of the sum is every image's own gradient.
+                summed = tf.reduce_sum(tf.where(was_active, total, 0.0))
+            finite = tf.math.is_finite(total) & was_active
+            grad = tape.gradient(summed, variable)
+            grad = tf.where(tf.math.is_finite(grad), grad, 0.0) * tf.cast(finite, tf.float32)[:, None]
+            optimizer.apply_gradients([(grad, variable)])
+            updated = calls.call(constraint, tf.identity(variable), bound, generator, **constraint_params)
+            # Finished or failed rows keep their z: Adam's momentum would otherwise move them on.
+            variable.assign(tf.where(finite[:, None], updated, old))
+            active.assign(tf.cast(finite, tf.float32) * active)
+            # The loss at step s belongs to the z before the update of step s.
+            z_before = p._to_z(old)
+            newly_failed = was_active & ~tf.math.is_finite(total)
+            failed_at.assign(tf.where(newly_failed, step, failed_at))
+            for name in names:
+                fail_values[name].assign(tf.where(newly_failed, values[name], fail_values[name]))
+            threshold = tf.where(tf.math.is_finite(best_total), best_total * keep, float("inf"))
+            improved = finite & (total < threshold)
+            better = finite & (total < best_total)
+            best_z.assign(tf.where(better[:, None], z_before, best_z))
+            best_total.assign(tf.where(better, total, best_total))
+            for name in names:
+                best_terms[name].assign(tf.where(better, values[name], best_terms[name]))
+            last_improved.assign(tf.where(improved, step, last_improved))
+            # A row that has stopped improving stops moving now, not when the whole batch has: its result must
+            # not depend on how long its batch-mates keep going.
+            running = (active > 0) & (step - last_improved < patience)
+            active.assign(tf.cast(running, tf.float32))
+            step_var.assign_add(1)
+            row = [mean(total, tf.math.is_finite(total))]
+            row += [mean(values[name], ~tf.math.is_nan(values[name])) for name in names]
+            return tf.stack(row)
+
+        @tf.function
+        def advance(k, inputs):
+            """Up to k steps, stopping early once every row has stopped or the batch's steps are done; each
+            step's mean total and terms, one row per step taken."""
+
+            def more(i, history):
+                return (i < k) & (step_var < steps) & tf.reduce_any(active > 0)
+
+            def body(i, history):
+                return i + 1, history.write(tf.cast(i, tf.int32), one_step(inputs))
+
+            empty = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[1 + len(names)])
+            _, history = tf.while_loop(more, body, [tf.constant(0, tf.int64), empty])
+            return history.stack()
+
+        return advance
+
+    def reset(self, start_value, z0, seeds, steps: int, patience: int, tolerance: float) -> None:
+        """A fresh batch: every row runs, Adam's moments and the noise start again."""
+        self.variable.assign(np.asarray(start_value, np.float32))
+        self.active.assign(np.ones(self.active.shape, np.float32))
+        self.generator.reset(seeds)
+        for var, value in zip(self.optimizer.variables, self.fresh, strict=True):
+            var.assign(value)
+        self.best_z.assign(np.asarray(z0, np.float32))
+        self.best_total.assign(np.full(self.best_total.shape, np.inf, np.float32))
+        for name in self.names:
+            self.best_terms[name].assign(np.full(self.best_total.shape, np.nan, np.float32))
+            self.fail_values[name].assign(np.zeros(self.best_total.shape, np.float32))
+        self.last_improved.assign(np.zeros(self.last_improved.shape, np.int64))
+        self.failed_at.assign(np.full(self.failed_at.shape, -1, np.int64))
+        self.step.assign(np.int64(0))
+        self.settle(steps, patience, tolerance)
+
+    def settle(self, steps: int, patience: int, tolerance: float) -> None:
+        self.steps.assign(np.int64(steps))
+        self.patience.assign(np.int64(patience))
+        self.keep.assign(np.float32(1 - tolerance))
+
+    def restore(self, state: dict, seeds) -> None:
+        """Where a snapshot left off (a checkpoint of this or an older facemath)."""
+        self.variable.assign(state["variable"])
+        self.active.assign(state["active"])
+        self.generator.reset(seeds, int(state.get("draws", 0)))
+        for var, value in zip(self.optimizer.variables, state["optimizer"], strict=True):
+            var.assign(value)
+        self.best_z.assign(state["best_z"])
+        self.best_total.assign(state["best_total"])
+        for name in self.names:
+            if f"term_{name}" in state:
+                self.best_terms[name].assign(state[f"term_{name}"])
+            if f"failterm_{name}" in state:
+                self.fail_values[name].assign(state[f"failterm_{name}"])
+        self.last_improved.assign(np.asarray(state["last_improved"], np.int64))
+        failed = np.full(self.failed_at.shape, -1, np.int64)
+        for row, step in np.asarray(state["failed"], np.int64).reshape(-1, 2):
+            failed[row] = step
+        self.failed_at.assign(failed)
+        self.step.assign(np.int64(state["step"]))
+
+    def best(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.best_z.numpy(), self.best_total.numpy()
+
+    def snapshot(self) -> dict:
+        """Everything needed to continue exactly here (resume.npz's per-batch state)."""
+        import keras
+
+        failed_at = self.failed_at.numpy()
+        rows = np.nonzero(failed_at >= 0)[0]
+        return {
+            "variable": self.variable.numpy(),
+            "active": self.active.numpy(),
+            "draws": self.generator.draws.numpy(),
+            "optimizer": [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.optimizer.variables],
+            "best_z": self.best_z.numpy(),
+            "best_total": self.best_total.numpy(),
+            "last_improved": self.last_improved.numpy(),
+            "step": int(self.step.numpy()),
+            "failed": np.stack([rows, failed_at[rows]], axis=1).astype(np.int64).reshape(-1, 2),
+            **{f"term_{k}": v.numpy() for k, v in self.best_terms.items()},
+            **{f"failterm_{k}": v.numpy() for k, v in self.fail_values.items()},
+        }
 
 
 class Projector:
     """Optimises z for batches of images with the configured plugins, through a backend.
 
     Every plugin it uses is looked up and its contract checked here, before any step runs (and before a job
-    creates its output folder).
+    creates its output folder). The loop runs on the device: one compiled call runs up to K steps (a
+    `tf.while_loop` over the step) and keeps the best z, each row's patience and its freezing in device
+    variables; the host sees the loop only when a call returns (`Interval`), at checkpoints and at the end.
+
+    Only the components are fixed here (`step_key`): steps, patience, tolerance and seeds are given per batch,
+    so one projector (and its traced loops, one per batch size) serves every run of the same components.
     """
 
     def __init__(self, backend, registry, config: ProjectionConfig):
@@ -282,10 +507,10 @@ class Projector:
             if value < 1:
                 raise FacemathError(f"{name} {value}: must be at least 1")
         self.backend = backend
-        self.config = config
         self.model = MODELS[config.model]
-        self.init_component = registry.get("init", config.init, option="--init")
-        self.init_params = check_params(self.init_component, config.init_params)
+        self.config, self.start = resolve_start(backend, config)  # the model's own encoder, by default
+        self.init_component = registry.get("init", self.config.init, option="--init")
+        self.init_params = check_params(self.init_component, self.config.init_params)
         self.constraint = registry.get("constraint", config.constraint, option="--constraint")
         self.constraint_params = check_params(self.constraint, config.constraint_params)
         self.terms = []
@@ -306,31 +531,39 @@ class Projector:
         missing = [m for m in self.init_component.needs_models if not backend.has(m)]
         if missing:
             raise FacemathError(
-                f"--init {config.init}: {self.init_component.label} needs the {', '.join(missing)} model "
+                f"--init {self.config.init}: {self.init_component.label} needs the {', '.join(missing)} model "
                 f"beside the {self.model} ({backend.describe()})"
             )
         self.init_extra = {}
         if self.init_component.needs_encoder:
-            check_encoder(backend, self.model, f"--init {config.init}")
+            check_encoder(backend, self.model, f"--init {self.config.init}")
             self.init_extra = {"encode": lambda images: backend.encode_z(images, self.model)}
+        self.init_extra.update(contracts.decoder_keyword(self.init_component, self.model))  # which decoder it starts
         encoded_terms = [(spec, c) for spec, c, _ in self.terms if c.needs_encoder]
         for spec, _ in encoded_terms:
             check_encoder(backend, self.model, f"--loss-plugin {spec.name}")
+        self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
         self.encoder = backend.differentiable_encoder(self.model) if encoded_terms else None
         self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
+        self.notes = _unfused_notes(backend, self.model, self.terms, self.fused)  # said once by the command
         self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
-        self._loops: dict[int, tuple] = {}  # batch size -> (variable, active, generator, optimizer, fresh, step)
-        self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
+        self._loops: dict[int, _Loop] = {}  # batch size -> its device state and compiled loop
 
     def check_contracts(self) -> None:
         """Each loss term, the optimizer and the constraint once on tiny inputs: a broken plugin is one line
         naming it, before any work."""
         for _, component, params in self.terms:
             contracts.check_loss_term(component, params, self.image_size)
-        contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
+        contracts.check_optimizer(self.optimizer_component, self.optimizer_params, self.z_dim)
         contracts.check_constraint(self.constraint, self.constraint_params, self.z_dim, self.bound)
+        setting = contracts.Setting(self.image_size, self.z_dim, self.bound, self.backend, self.model)
+        contracts.check_initializer(self.init_component, self.init_params, setting, self.init_extra)
+
+    def tracing_count(self) -> int:
+        """How many times the compiled loops were traced: one per batch size (and kind of inputs), then never."""
+        return sum(loop.advance.experimental_get_tracing_count() for loop in self._loops.values())
 
     # --- initialisation -------------------------------------------------------------------------------------
 
@@ -339,14 +572,17 @@ class Projector:
             self.init_component, self.init_params, targets, self.z_dim, self.bound, rng, self.backend, self.init_extra
         )
 
-    def seeded_initial_z(self, targets: np.ndarray, keys: list[str], restarts: int = 1) -> np.ndarray:
+    def seeded_initial_z(
+        self, targets: np.ndarray, keys: list[str], restarts: int = 1, seed: int | None = None
+    ) -> np.ndarray:
         """Each row's starting z from its own seed (--seed, the image's key, the restart; base/seeds.py), one
         image at a time, so a face starts where it would in any other batch. Rows i*K .. i*K+K-1 are image i's K
         restarts."""
+        seed = self.config.seed if seed is None else seed
         rows = []
         for row, target in enumerate(targets):
             restart = row % restarts
-            rng = image_rng(self.config.seed, keys[row // restarts], "init", restart)
+            rng = image_rng(seed, keys[row // restarts], "init", restart)
             if restart and self.init_component.needs_encoder:
                 # The first try starts at the encoder's z, the others at random points of the prior.
                 rows.append(rng.uniform(-self.bound, self.bound, (1, self.z_dim)).astype(np.float32))
@@ -354,82 +590,59 @@ class Projector:
                 rows.append(self.initial_z(target[None], rng))
         return np.concatenate(rows) if rows else np.zeros((0, self.z_dim), np.float32)
 
-    # --- the step -------------------------------------------------------------------------------------------
+    # --- the objective --------------------------------------------------------------------------------------
 
-    def _make_step(self, variable, optimizer, active, generator) -> Callable:
+    def _to_z(self, v):
+        if self.constraint.to_z is None:
+            return v
+        return self._calls.run(self.constraint, self.constraint.to_z, v, self.bound, **self.constraint_params)
+
+    def _objective(self, z, inputs: tuple):
+        """(values per term, weighted total) per image at z, for a batch's inputs (`_inputs`)."""
         import tensorflow as tf
 
-        calls = self._calls
-        bound = self.bound
-        constraint, constraint_params = self.constraint, self.constraint_params
-        terms = self.terms
-        decoder, discriminator, encoder, fused = self.decoder, self.discriminator, self.encoder, self.fused
+        if self.fused is not None:
+            return self.fused(z, *inputs)
+        target, mask = inputs
+        images = self.decoder(z)
+        logits = self.discriminator(images) if self.discriminator is not None else None
+        latents = {"z": z, "encoded": self.encoder(images)} if self.encoder is not None else {}
+        values = {
+            spec.name: self._calls.call(
+                component, target, images, mask, logits, **(latents if component.needs_encoder else {}), **params
+            )
+            for spec, component, params in self.terms
+        }
+        total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in self.terms])
+        return values, total
 
-        def to_z(v):
-            if constraint.to_z is None:
-                return v
-            return calls.run(constraint, constraint.to_z, v, bound, **constraint_params)
-
-        @tf.function
-        def step(target, mask):
-            old = tf.identity(variable)
-            with tf.GradientTape() as tape:
-                z = to_z(variable)
-                if fused is not None:
-                    values, total = fused(z, target, mask)
-                else:
-                    images = decoder(z)
-                    logits = discriminator(images) if discriminator is not None else None
-                    latents = {"z": z, "encoded": encoder(images)} if encoder is not None else {}
-                    values = {
-                        spec.name: calls.call(
-                            component,
-                            target,
-                            images,
-                            mask,
-                            logits,
-                            **(latents if component.needs_encoder else {}),
-                            **params,
-                        )
-                        for spec, component, params in terms
-                    }
-                    total = tf.add_n([spec.weight * values[spec.name] for spec, _, _ in terms])
-                # Rows are independent: the gradient of the sum is every image's own gradient.
-                objective = tf.reduce_sum(tf.where(active > 0, total, 0.0))
-            finite = tf.math.is_finite(total) & (active > 0)
-            grad = tape.gradient(objective, variable)
-            grad = tf.where(tf.math.is_finite(grad), grad, 0.0) * tf.cast(finite, tf.float32)[:, None]
-            optimizer.apply_gradients([(grad, variable)])
-            updated = calls.call(constraint, tf.identity(variable), bound, generator, **constraint_params)
-            # Finished or failed rows keep their z: Adam's momentum would otherwise move them on.
-            variable.assign(tf.where(finite[:, None], updated, old))
-            active.assign(tf.cast(finite, tf.float32) * active)
-            return values, total, to_z(old)
-
-        return step
-
-    def _loop(self, n: int, seeds: np.ndarray):
-        """The variables, optimizer and step function for batches of `n` images, built once per batch size and
-        reset for every batch, so that tf.function traces one step per shape rather than one per batch."""
-        import keras
+    def _inputs(self, targets: np.ndarray, masks: np.ndarray) -> tuple:
+        """A batch's targets and masks as the step takes them, once per batch: on the device for a local step;
+        as they go on the wire for a backend's one-request step (uint8 pixels, no mask when every pixel is
+        known, where the server takes them)."""
         import tensorflow as tf
 
+        masks = np.asarray(masks, np.float32)[..., None]
+        wire = getattr(self.fused, "wire", None)
+        arrays = wire(np.asarray(targets, np.float32), masks) if wire is not None else (targets, masks)
+        return tuple(tf.constant(a) for a in arrays)
+
+    def energy(self, targets: np.ndarray, masks: np.ndarray) -> Energy:
+        """The objective of these targets and masks as a function of z: what every step minimises, for a
+        sampler that needs the same energy (all the loss terms, their weights, the masks, through this
+        backend)."""
+        inputs = self._inputs(targets, masks)
+        return Energy(lambda z: self._objective(z, inputs), self.bound, self.constraint, self.constraint_params)
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    def _loop(self, n: int) -> _Loop:
+        """The device state and compiled loop for batches of `n` images, built once per batch size and reset for
+        every batch, so that tf.function traces one loop per shape rather than one per batch."""
         if n not in self._loops:
-            variable = tf.Variable(np.zeros((n, self.z_dim), np.float32), name="z")
-            active = tf.Variable(np.ones(n, np.float32), name="active")
-            generator = RowGenerator(n)
-            optimizer = contracts.make_optimizer(self.optimizer_component, self.optimizer_params)
-            with guard(self.optimizer_component, "building its state"):
-                optimizer.build([variable])
-            fresh = [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
-            step = self._make_step(variable, optimizer, active, generator)
-            self._loops[n] = (variable, active, generator, optimizer, fresh, step)
-        variable, active, generator, optimizer, fresh, step = self._loops[n]
-        active.assign(np.ones(n, np.float32))
-        generator.reset(seeds)
-        for var, value in zip(optimizer.variables, fresh, strict=True):
-            var.assign(value)
-        return variable, active, generator, optimizer, step
+            with self._calls.guard("setting up the projection loop"):
+                self._loops[n] = _Loop(self, n)
+        return self._loops[n]
 
     def project(
         self,
@@ -441,18 +654,32 @@ class Projector:
         on_checkpoint=None,
         checkpoint_every: int = 100,
         seeds: np.ndarray | None = None,
+        *,
+        steps: int | None = None,
+        patience: int | None = None,
+        tolerance: float | None = None,
+        on_interval: Callable[[Interval], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        steps_per_call: int | None = None,
+        report_seconds: float = REPORT_SECONDS,
     ) -> BatchResult:
         """Optimise one batch. `targets` (N, H, W, 3) in [-1, 1], `masks` (N, H, W) with 1 = known, `z0` (N, D).
 
-        `progress(steps_done, mean_total)` is called every step; `on_checkpoint(state)` every `checkpoint_every`
-        steps with everything needed to continue (`state=`) exactly where it stopped. `seeds` (N, 2) seed each
-        row's random draws (stochastic clipping; `facemath_core.base.seeds`); by default row i's come from --seed and i.
-        Rows never mix: a row's result does not depend on the others in the batch.
+        The loop runs on the device, `steps_per_call` steps per call (default: as many as take about
+        `report_seconds`, starting with one), never past a checkpoint. After each call, `progress(step, mean,
+        terms)` is called for every step it ran, then `on_interval(Interval)`, then `stop()`: True ends the batch
+        with the best z so far. `on_checkpoint(state)` gets, every `checkpoint_every` steps, everything needed to
+        continue (`state=`) exactly where it stopped. `steps`, `patience` and `tolerance` default to the config's.
+        `seeds` (N, 2) seed each row's random draws (stochastic clipping; `facemath_core.base.seeds`); by
+        default row i's come from --seed and i. Rows never mix: a row's result does not depend on the others in
+        the batch, nor on how the steps were cut into calls.
         """
-        import keras
         import tensorflow as tf
 
         cfg = self.config
+        steps = cfg.steps if steps is None else steps
+        patience = cfg.patience if patience is None else patience
+        tolerance = cfg.tolerance if tolerance is None else tolerance
         n = len(targets)
         if seeds is None:
             seeds = row_seeds(cfg.seed, [f"row {i}" for i in range(n)], 1, "constraint")
@@ -460,83 +687,156 @@ class Projector:
         if self.constraint.from_z is not None:
             with guard(self.constraint, "mapping the starting z"):
                 start_value = self.constraint.from_z(z0, self.bound, **self.constraint_params)
-        variable, active, generator, optimizer, step_fn = self._loop(n, seeds)
-        variable.assign(np.asarray(start_value, np.float32))
-        best_z = z0.astype(np.float32).copy()
-        best_total = np.full(n, np.inf, np.float32)
-        best_terms = {spec.name: np.full(n, np.nan, np.float32) for spec, _, _ in self.terms}
-        last_improved = np.zeros(n, np.int64)
-        failed: dict[int, int] = {}
-        failed_terms: dict[int, list[str]] = {}
-        start = 0
+        loop = self._loop(n)
         if state is not None:
-            variable.assign(state["variable"])
-            active.assign(state["active"])
-            generator.reset(seeds, int(state.get("draws", 0)))
-            for var, value in zip(optimizer.variables, state["optimizer"], strict=True):
-                var.assign(value)
-            best_z, best_total = state["best_z"].copy(), state["best_total"].copy()
-            best_terms = {k[len("term_") :]: v.copy() for k, v in state.items() if k.startswith("term_")}
-            last_improved, start = state["last_improved"].copy(), int(state["step"])
-            failed = {int(r): int(s) for r, s in state["failed"]}
-        target = tf.constant(targets, tf.float32)
-        mask = tf.constant(masks[..., None], tf.float32)
-
-        def snapshot(step_done):
-            return {
-                "variable": variable.numpy(),
-                "active": active.numpy(),
-                "draws": generator.draws.numpy(),
-                "optimizer": [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables],
-                "best_z": best_z,
-                "best_total": best_total,
-                "last_improved": last_improved,
-                "step": step_done,
-                "failed": np.array(sorted(failed.items()), np.int64).reshape(-1, 2),
-                **{f"term_{k}": v for k, v in best_terms.items()},
-            }
-
-        steps_done = start
-        for step in range(start, cfg.steps):
-            was_active = active.numpy() > 0
+            loop.restore(state, seeds)
+            loop.settle(steps, patience, tolerance)
+            done = int(state["step"])
+        else:
+            loop.reset(start_value, z0, seeds, steps, patience, tolerance)
+            done = 0
+        inputs = self._inputs(targets, masks)
+        per_call = steps_per_call or 1
+        stopped = False
+        while done < steps:
+            k = min(per_call, steps - done, MAX_STEPS_PER_CALL)
+            if on_checkpoint is not None:
+                k = min(k, checkpoint_every - done % checkpoint_every)  # come back at every checkpoint
+            began = time.perf_counter()
             with self._calls.guard("in a projection step"):
-                values, total, z_before = step_fn(target, mask)
-            total, z_before = total.numpy(), z_before.numpy()
-            steps_done = step + 1
-            newly_failed = was_active & ~np.isfinite(total)
-            for row in np.nonzero(newly_failed)[0]:
-                failed[int(row)] = step
-                failed_terms[int(row)] = [
-                    f"{name} ({value.numpy()[row]:g})"
-                    for name, value in values.items()
-                    if not np.isfinite(value.numpy()[row])
-                ]
-            # The loss at step s belongs to the z before the update of step s.
-            with np.errstate(invalid="ignore"):
-                threshold = np.where(np.isfinite(best_total), best_total * (1 - cfg.tolerance), np.inf)
-            improved = was_active & np.isfinite(total) & (total < threshold)
-            better = was_active & np.isfinite(total) & (total < best_total)
-            best_z[better] = z_before[better]
-            best_total[better] = total[better]
-            for name, value in values.items():
-                best_terms[name][better] = value.numpy()[better]
-            last_improved[improved] = step
+                history = loop.advance(tf.constant(k, tf.int64), inputs).numpy()
+            taken = len(history)
+            if steps_per_call is None and taken:
+                per_step = (time.perf_counter() - began) / taken
+                per_call = int(min(max(1, report_seconds / max(per_step, 1e-6)), 4 * per_call, MAX_STEPS_PER_CALL))
+            rows = [
+                (done + i + 1, float(row[0]), {name: float(v) for name, v in zip(loop.names, row[1:], strict=True)})
+                for i, row in enumerate(history)
+            ]
+            done += taken
             if progress:
-                finite = total[np.isfinite(total)]
-                progress(
-                    steps_done,
-                    float(finite.mean()) if finite.size else float("nan"),
-                    {k: float(np.nanmean(v.numpy())) for k, v in values.items()},
-                )
-            if on_checkpoint and steps_done % checkpoint_every == 0 and steps_done < cfg.steps:
-                on_checkpoint(snapshot(steps_done))
-            running = (active.numpy() > 0) & (step - last_improved < cfg.patience)
-            # A row that has stopped improving stops moving now, not when the whole batch has: its result must
-            # not depend on how long its batch-mates keep going.
-            active.assign(running.astype(np.float32))
-            if not running.any():
+                for step, mean, terms in rows:
+                    progress(step, mean, terms)
+            if on_interval:
+                on_interval(Interval(done, rows, loop.best))
+            if taken < k:
+                break  # every row has stopped
+            if on_checkpoint and done % checkpoint_every == 0 and done < steps:
+                on_checkpoint(loop.snapshot())
+            if stop is not None and done < steps and stop():
+                stopped = True
                 break
-        return BatchResult(best_z, best_total, best_terms, steps_done, failed, snapshot(steps_done), failed_terms)
+        return self._result(loop, stopped)
+
+    def _result(self, loop: _Loop, stopped: bool) -> BatchResult:
+        snapshot = loop.snapshot()
+        labels = {spec.name: component.label for spec, component, _ in self.terms}  # a NaN names its plugin
+        failed = {int(row): int(step) for row, step in snapshot["failed"]}
+        failed_terms = {
+            row: [
+                f"{labels[name]} = {snapshot[f'failterm_{name}'][row]:g}"
+                for name in loop.names
+                if not np.isfinite(snapshot[f"failterm_{name}"][row])
+            ]
+            for row in failed
+        }
+        return BatchResult(
+            z=snapshot["best_z"],
+            total=snapshot["best_total"],
+            terms={name: snapshot[f"term_{name}"] for name in loop.names},
+            steps=snapshot["step"],
+            failed=failed,
+            state=snapshot,
+            failed_terms=failed_terms,
+            stopped=stopped,
+        )
+
+
+class ProjectorCache:
+    """Projectors kept for the next run of the same components (`step_key`): it starts with the traced loops and
+    checked contracts of the last one, so its first step comes at once. A projector is lent to one run at a time
+    (its device state is that run's), so runs at the same time each get their own; at most `keep` idle ones are
+    kept, the least recently used go first. Thread-safe: the studio's sessions share one."""
+
+    def __init__(self, backend, registry, keep: int = 4):
+        self.backend, self.registry, self.keep = backend, registry, keep
+        self._idle: OrderedDict[str, list[Projector]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.built = 0  # projectors built so far: the rest of the runs reused one
+
+    def borrow(self, config: ProjectionConfig) -> Projector:
+        key = step_key(resolve_start(self.backend, config)[0])
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                self._idle.move_to_end(key)
+                return idle.pop()
+            self.built += 1
+        return Projector(self.backend, self.registry, config)  # outside the lock: it checks every contract
+
+    def give_back(self, projector: Projector) -> None:
+        key = step_key(projector.config)
+        with self._lock:
+            self._idle.setdefault(key, []).append(projector)
+            self._idle.move_to_end(key)
+            while sum(len(v) for v in self._idle.values()) > self.keep:
+                oldest = next(iter(self._idle))
+                self._idle[oldest].pop(0)
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
+
+
+def step_key(config: ProjectionConfig) -> str:
+    """What a projector's compiled step depends on: the model and the components with their parameters (not the
+    steps, seed, batch size, patience, mask or blender, which each run brings)."""
+    fields = ("model", "losses", "optimizer", "optimizer_params", "constraint", "constraint_params", "init")
+    d = config.to_dict()
+    return json.dumps({k: d[k] for k in (*fields, "init_params")}, sort_keys=True, default=str)
+
+
+def resolve_start(backend, config: ProjectionConfig) -> tuple[ProjectionConfig, str]:
+    """The starting point of a run, and how to say it. `init=None` (the default of `project`, `complete` and the
+    studio) is the best start: the model's own encoder (`gan_encoder` for the generator, `vae_encoder` for the
+    VAE decoder) when the backend has one trained for the decoder version in use, else uniform random z."""
+    model = MODELS.get(config.model)
+    encoder = ENCODER_OF.get(model)
+    if config.init is not None:
+        return config, _start_words(backend, config.init, model, config.restarts)
+    if encoder is not None and backend.has(encoder):
+        try:
+            check_encoder(backend, model, "--init encoder")
+        except FacemathError as exc:
+            why = str(exc).split(": ", 1)[-1].split(";")[0]
+            return replace(config, init="uniform"), f"uniform random z ({why})"
+        chosen = replace(config, init="encoder")
+        words = _start_words(backend, "encoder", model, config.restarts)
+        return chosen, f"{words} (the model's own encoder; --init uniform for the papers' random start)"
+    return replace(config, init="uniform"), f"uniform random z (the models have no {encoder})"
+
+
+def _start_words(backend, init: str, model: str | None, restarts: int) -> str:
+    if init == "encoder" and model in ENCODER_OF:
+        encoder = ENCODER_OF[model]
+        words = f"E(x) of {encoder} version {backend.version(encoder)}"
+        return words + (f", the other {restarts - 1} restarts at uniform random z" if restarts > 1 else "")
+    if init in ("uniform", "normal"):
+        return f"{init} random z"
+    return f"the {init} init"
+
+
+def _unfused_notes(backend, model: str, terms: list, fused) -> list[str]:
+    """Why a run takes the slow path: when only third-party loss terms keep the backend from running each step as
+    one request (a server's projector model has the built-in terms only), say which, once."""
+    if fused is not None:
+        return []
+    builtin = [t for t in terms if getattr(t[1].provider, "distribution", None) == "facemath"]
+    others = [component.label for _, component, _ in terms if all(component is not b[1] for b in builtin)]
+    if not others or backend.fused_objective(model, builtin) is None:
+        return []
+    return [
+        f"{', '.join(others)}: not a term of {backend.describe()}'s projector model, so each step takes the "
+        f"generator's and discriminator's requests (up to 3) instead of 1"
+    ]
 
 
 def with_preset(config: ProjectionConfig, preset: str | None) -> ProjectionConfig:

@@ -1,4 +1,8 @@
-"""A projection job: image files in, a result folder out (what `facemath project` and `facemath complete` run).
+"""A projection run: images in, a result out, through a sink (`ProjectionRun`). The one owner of a projection: its
+inputs and per-image seeds, masks (built once), restarts, resume, failures, flags, PSNR and blends, for every front
+end. Where the result goes is the sink's business: `FolderSink` (a result folder: `facemath project` and
+`complete`), `ShardSink` (a shard's folder of a bulk run, `--shard K/N`), `MemorySink` (the studio, whose sink
+also sends events to the page; `compare`; the benches).
 
 The result folder:
     latents.npz         z per image, final loss per term, known-pixel PSNR, flagged outliers (projection.flags),
@@ -27,6 +31,7 @@ import contextlib
 import json
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,11 +50,21 @@ from facemath_core.host.manager import check_params
 from facemath_core.latent.latents import Latents, json_field, read_npz, save_latents, text_list
 from facemath_core.models.encoders import ENCODER_OF
 from facemath_core.projection.flags import reasons
-from facemath_core.projection.projector import BatchResult, ProjectionConfig, Projector
+from facemath_core.projection.projector import (
+    MODELS,
+    REPORT_SECONDS,
+    BatchResult,
+    Interval,
+    ProjectionConfig,
+    Projector,
+    ProjectorCache,
+    resolve_start,
+)
 from facemath_core.projection.shards import record, select
 
 RESUME_FILE = "resume.npz"
 HISTORY_FILE = "history.jsonl"
+CHECKPOINT_EVERY = 100  # steps between the checkpoints of a result folder
 
 
 @dataclass
@@ -65,6 +80,13 @@ class JobInputs:
     def __post_init__(self):
         self.keys = self.keys or list(self.names)
         self.indices = self.indices or list(range(len(self.names)))
+
+    def head(self, n: int) -> JobInputs:
+        """The first n images (a run stopped early keeps the faces it reached)."""
+        resized = [p for p in self.resized if p in self.paths[:n]]
+        return JobInputs(
+            self.names[:n], self.paths[:n], self.images[:n], resized, self.keys[:n], self.indices[:n], self.shard
+        )
 
 
 def display_names(paths: list[Path]) -> list[str]:
@@ -182,19 +204,86 @@ def _unflatten_state(prefix: str, arrays: dict) -> dict | None:
     return state
 
 
-class ProjectionJob:
-    """Runs projection (or completion) over many images in batches and writes the result folder."""
+@dataclass
+class Prepared:
+    """A run's inputs with their masks, built once (`ProjectionRun.prepare`)."""
+
+    inputs: JobInputs
+    masks: np.ndarray  # (N, S, S), 1 = a known pixel
+
+
+@dataclass
+class RunResult:
+    """What a run produced, for every sink alike: the latents (z, losses, PSNR of the known pixels, failed and
+    flagged faces, config, models), G(z), the blended completions when a mask hides pixels, why each flagged face
+    was flagged, the warning lines of failed faces, and how the search started."""
+
+    inputs: JobInputs
+    masks: np.ndarray
+    latents: Latents
+    generated: np.ndarray  # (N, S, S, 3) in [-1, 1]
+    completions: np.ndarray | None  # (N, S, S, 3) in [-1, 1], or None for plain projection
+    reasons: list[str]  # per face, why it was flagged ("" if it was not)
+    warnings: list[str]  # one line per face whose every restart failed
+    start: str  # how the search started, in words ("E(x) of gan_encoder version 2", "uniform random z")
+    cancelled: bool = False  # stopped early: the best z so far (faces of batches not reached are left out)
+
+
+class Sink:
+    """Where a run's progress and results go. The run calls, in order: `begin`; for each batch `step` for every
+    step and `interval` whenever the compiled loop comes back, `checkpoint` every `checkpoint_every` steps (None:
+    never), `batch_done`; then `finish` with the result. When anything fails (Ctrl-C included), `abandon(exc)`
+    cleans up and may return the exception to raise instead. Each method does nothing here."""
+
+    checkpoint_every: int | None = None
+
+    def begin(self, run: ProjectionRun, prepared: Prepared, resume_from: dict | None) -> None:
+        pass
+
+    def step(self, batch: int, step: int, mean: float, terms: dict[str, float]) -> None:
+        pass
+
+    def interval(self, batch: int, interval: Interval) -> None:
+        pass
+
+    def checkpoint(self, batch: int, state: dict) -> None:
+        pass
+
+    def batch_done(self, batch: int, result: BatchResult) -> None:
+        pass
+
+    def finish(self, result: RunResult) -> None:
+        pass
+
+    def abandon(self, exc: BaseException) -> BaseException | None:
+        return None
+
+
+class MemorySink(Sink):
+    """Keeps the result in memory (`result`) and writes nothing: the studio, `compare`, the benches."""
+
+    def __init__(self):
+        self.result: RunResult | None = None
+
+    def finish(self, result: RunResult) -> None:
+        self.result = result
+
+
+class FolderSink(Sink):
+    """The result folder of `facemath project` and `complete` (see the module docstring): work in
+    `<out>.partial/`, history.jsonl line by line, resume.npz at every checkpoint and after each batch, the files,
+    then the folder renamed to `<out>`."""
+
+    checkpoint_every = CHECKPOINT_EVERY
 
     def __init__(
         self,
-        backend,
-        registry,
-        config: ProjectionConfig,
         out: str | Path,
         overwrite: bool = False,
         resuming: bool = False,
+        progress: Callable[[int, int, float], None] | None = None,
     ):
-        self.backend, self.registry, self.config = backend, registry, config
+        self.progress = progress  # (batch, steps done, mean loss of the last step), whenever the loop comes back
         self.out = check_writable(out)  # also refuses --out . before with_name() below could fail on it
         self.partial = self.out.with_name(self.out.name + ".partial")
         if self.out.exists() and not (overwrite or resuming):
@@ -207,126 +296,280 @@ class ProjectionJob:
                 f"--out {self.out}: {self.partial} holds an interrupted run; continue it with --resume {self.out}, "
                 f"or start again with --overwrite (which deletes it)"
             )
-        self.known_psnr: np.ndarray | None = None  # per image, dB, set when the outputs are written
         self._checkpoint: tuple[int, int] | None = None  # (batch, step) of the last checkpoint written
-        self.projector = Projector(backend, registry, config)
-        self.blender = registry.get("blender", config.blend, option="--blend")
-        self.blend_params = check_params(self.blender, config.blend_params)
-        check_blender(self.blender, self.blend_params, self.projector.image_size)
+        self._history = None
+        self._meta: dict[str, np.ndarray] = {}
+        self._saved: dict[str, np.ndarray] = {}
 
-    # --- batching -------------------------------------------------------------------------------------------
+    @property
+    def resume_file(self) -> Path:
+        """The checkpoint a resumed run continues: the interrupted run's, else the finished one's."""
+        return (self.partial if (self.partial / RESUME_FILE).exists() else self.out) / RESUME_FILE
 
-    def chunks(self, n: int) -> list[range]:
-        return batch_ranges(n, self.config)
-
-    # --- running --------------------------------------------------------------------------------------------
-
-    def run(self, inputs: JobInputs, progress=None, resume_from: dict | None = None, warn=print) -> Latents:
-        """Project every image and publish the result folder; see the module docstring for what a failure leaves."""
-        chunks = self.chunks(len(inputs.names))
-        if resume_from:
-            folder = self.partial if (self.partial / RESUME_FILE).exists() else self.out
-            check_resume_state(folder / RESUME_FILE, resume_from, chunks, self.config, self.projector.z_dim)
-            if len(inputs.names) != len(resume_from["names"]):
-                raise BadFileError(
-                    f"{folder / RESUME_FILE}: made for {len(resume_from['names'])} images, not {len(inputs.names)}"
-                )
-        else:
+    def begin(self, run: ProjectionRun, prepared: Prepared, resume_from: dict | None) -> None:
+        if prepared.inputs.shard and not isinstance(self, ShardSink):
+            raise ValueError("the inputs are a shard of a bulk run: write them with a ShardSink (folder_sink)")
+        if not resume_from:
             remove_path(self.partial)  # only a stale one: __init__ refused a checkpoint without --overwrite
-        try:
-            with _sigterm_as_interrupt():
-                latents = self._run(inputs, chunks, progress, resume_from, warn)
-        except KeyboardInterrupt:
-            raise self._interrupted() from None
-        except AllFailedError:
-            remove_path(self.partial)
-            raise
-        except BaseException:
-            if not (self.partial / RESUME_FILE).exists():
-                remove_path(self.partial)  # nothing resumable in it
-            raise
-        return latents
-
-    def _run(self, inputs, chunks, progress, resume_from, warn) -> Latents:
-        cfg = self.config
         self.partial.mkdir(parents=True, exist_ok=True)
-        if resume_from and not (self.partial / HISTORY_FILE).exists() and (self.out / HISTORY_FILE).exists():
-            with atomic_file(self.partial / HISTORY_FILE) as handle:  # continuing a finished job
+        history = self.partial / HISTORY_FILE
+        if resume_from and not history.exists() and (self.out / HISTORY_FILE).exists():
+            with atomic_file(history) as handle:  # continuing a finished job
                 handle.write((self.out / HISTORY_FILE).read_bytes())
         if resume_from:
-            truncate_history(self.partial / HISTORY_FILE, resume_from, len(chunks))
-        masks = build_masks(self.registry, cfg, inputs.names, self.projector.image_size, inputs.keys)
-        results: list[BatchResult] = []
-        saved_states: dict[str, np.ndarray] = {}
-        meta = {
+            truncate_history(history, resume_from, len(run.chunks(len(prepared.inputs.names))))
+        inputs = prepared.inputs
+        self._meta = {
             "names": np.array(inputs.names, dtype=str),
             "paths": np.array(inputs.paths, dtype=str),
             "keys": np.array(inputs.keys, dtype=str),
             "indices": np.array(inputs.indices, np.int64),
             "shard": np.array(json.dumps(inputs.shard)),
-            "config": np.array(json.dumps(cfg.to_dict())),
+            "config": np.array(json.dumps(run.config.to_dict())),
             # A resumed run must go on with the models it started with, not whatever is newest by then.
-            "models": np.array(json.dumps(self.model_versions())),
+            "models": np.array(json.dumps(run.model_versions())),
         }
-        with open(self.partial / HISTORY_FILE, "a" if resume_from else "w") as history:
-            for c, chunk in enumerate(chunks):
-                targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
-                chunk_masks = np.repeat(masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
-                state = _unflatten_state(f"c{c}.", resume_from) if resume_from else None
-                chunk_keys = inputs.keys[chunk.start : chunk.stop]
-                if state is not None:
-                    z0 = state["best_z"]
-                else:
-                    z0 = self.projector.seeded_initial_z(targets, chunk_keys, cfg.restarts)
+        self._history = open(history, "a" if resume_from else "w")  # noqa: SIM115 (closed by finish/abandon)
 
-                def on_step(step, mean, terms, c=c):
-                    history.write(json.dumps({"batch": c, "step": step, "loss": mean, **terms}) + "\n")
-                    if progress:
-                        progress(c, step, mean)
+    def step(self, batch: int, step: int, mean: float, terms: dict[str, float]) -> None:
+        self._history.write(json.dumps({"batch": batch, "step": step, "loss": mean, **terms}) + "\n")
 
-                def on_checkpoint(snapshot, c=c):
-                    history.flush()
-                    self._write_resume(meta, {**saved_states, **_flatten_state(f"c{c}.", snapshot)})
-                    self._checkpoint = (c, int(snapshot["step"]))
+    def interval(self, batch: int, interval: Interval) -> None:
+        if self.progress and interval.history:
+            self.progress(batch, interval.steps, interval.history[-1][1])
 
-                result = self.projector.project(
-                    targets,
-                    chunk_masks,
-                    z0,
-                    progress=on_step,
-                    state=state,
-                    on_checkpoint=on_checkpoint,
-                    seeds=row_seeds(cfg.seed, chunk_keys, cfg.restarts, "constraint"),
+    def checkpoint(self, batch: int, state: dict) -> None:
+        self._history.flush()
+        self._write_resume({**self._saved, **_flatten_state(f"c{batch}.", state)})
+        self._checkpoint = (batch, int(state["step"]))
+
+    def batch_done(self, batch: int, result: BatchResult) -> None:
+        self._saved.update(_flatten_state(f"c{batch}.", result.state))
+        self._history.flush()
+        self._write_resume(self._saved)
+        self._checkpoint = (batch, result.steps)
+
+    def _write_resume(self, states: dict) -> None:
+        with atomic_file(self.partial / RESUME_FILE) as handle:
+            np.savez(handle, **self._meta, **states)
+
+    def _close_history(self) -> None:
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+
+    def finish(self, result: RunResult) -> None:
+        self._close_history()
+        self.write_files(result)
+        publish(self.partial, self.out)
+
+    def write_files(self, result: RunResult) -> None:
+        """latents.npz, then one reconstruction (and completion) PNG per face and the contact sheet."""
+        latents, inputs, masks = result.latents, result.inputs, result.masks
+        save_latents(self.partial / "latents.npz", latents)
+        if not inputs.names:
+            return
+        completing = result.completions is not None
+        rows = []
+        for i, name in enumerate(inputs.names):
+            stem = Path(name).stem
+            save_png(self.partial / "reconstructions" / f"{stem}.png", from_unit(result.generated[i]))
+            row = [from_unit(inputs.images[i])]
+            if completing:
+                masked = np.where(masks[i][..., None] > 0.5, inputs.images[i], 0.0)  # hole shown mid-grey
+                save_png(self.partial / "completions" / f"{stem}.png", from_unit(result.completions[i]))
+                row += [from_unit(masked), from_unit(result.generated[i]), from_unit(result.completions[i])]
+            else:
+                row.append(from_unit(result.generated[i]))
+            rows.extend(row)
+        headers = (
+            ["original", "masked", "reconstruction", "completion"] if completing else ["original", "reconstruction"]
+        )
+        sheet = contact_sheet(np.stack(rows), masks, latents, result.reasons, headers)
+        save_png(self.partial / "contact_sheet.png", sheet)
+
+    def abandon(self, exc: BaseException) -> BaseException | None:
+        self._close_history()
+        if isinstance(exc, KeyboardInterrupt):
+            if (self.partial / RESUME_FILE).exists():
+                where = f" (batch {self._checkpoint[0] + 1}, step {self._checkpoint[1]})" if self._checkpoint else ""
+                return Interrupted(
+                    f"interrupted; the checkpoint{where} is in {self.partial}; continue with --resume {self.out}"
                 )
-                saved_states.update(_flatten_state(f"c{c}.", result.state))
-                history.flush()
-                self._write_resume(meta, saved_states)
-                self._checkpoint = (c, result.steps)
-                results.append(result)
+            remove_path(self.partial)
+            return Interrupted("interrupted before the first checkpoint (every 100 steps); nothing was kept")
+        if isinstance(exc, AllFailedError) or not (self.partial / RESUME_FILE).exists():
+            remove_path(self.partial)  # nothing to keep, or nothing resumable in it
+        return None
+
+
+class ShardSink(FolderSink):
+    """The result folder of one shard of a bulk run (`--shard K/N`): a folder like any other, whose latents.npz
+    also says which shard it is and where each face stands among all the inputs, so `latents merge` can put the
+    shards together. An empty shard (no input hashed to it) still writes a latents.npz, with no faces."""
+
+    def write_files(self, result: RunResult) -> None:
+        result.latents.shard = dict(result.inputs.shard)
+        result.latents.input_index = np.array(result.inputs.indices, np.int64)
+        super().write_files(result)
+
+
+def folder_sink(
+    out: str | Path, *, shard: bool, overwrite: bool = False, resuming: bool = False, progress=None
+) -> FolderSink:
+    """The sink of a command line run: a shard's folder for a shard of a bulk run, a result folder otherwise."""
+    return (ShardSink if shard else FolderSink)(out, overwrite=overwrite, resuming=resuming, progress=progress)
+
+
+class ProjectionRun:
+    """One projection, from inputs to outputs: its inputs and their per-image seeds, the masks (built once),
+    restarts, resuming, the search itself (`Projector`), failures, flags, PSNR, blending, and the result, handed
+    to a `Sink` (a result folder, a shard's folder, memory and events). `facemath project` and `complete`, the
+    studio, `compare` and the benches all run projections through it.
+
+    Everything the run uses is looked up and checked here, before any work. `projectors` (a `ProjectorCache`)
+    lends a projector with traced loops and checked contracts from an earlier run of the same components.
+    """
+
+    def __init__(self, backend, registry, config: ProjectionConfig, projectors: ProjectorCache | None = None):
+        self.backend, self.registry = backend, registry
+        self.config, self.start = resolve_start(backend, config) if config.model in MODELS else (config, "")
+        self._projectors = projectors
+        self.projector = (
+            projectors.borrow(self.config) if projectors is not None else Projector(backend, registry, self.config)
+        )
+        self.mask_component = registry.get("mask", self.config.mask, option="--mask")
+        self.mask_params = check_params(self.mask_component, self.config.mask_params)
+        self.blender = registry.get("blender", self.config.blend, option="--blend")
+        self.blend_params = check_params(self.blender, self.config.blend_params)
+        check_blender(self.blender, self.blend_params, self.projector.image_size)
+
+    def close(self) -> None:
+        """Give a borrowed projector back for the next run (a run from a `ProjectorCache`)."""
+        if self._projectors is not None and self.projector is not None:
+            self._projectors.give_back(self.projector)
+            self.projector = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def image_size(self) -> int:
+        return self.projector.image_size
+
+    def chunks(self, n: int) -> list[range]:
+        return batch_ranges(n, self.config)
+
+    def prepare(self, inputs: JobInputs, masks: np.ndarray | None = None) -> Prepared:
+        """The inputs with one mask each (the mask plugin's, each drawn from its image's seed, unless `masks`
+        are given): a bad mask fails here, before any work."""
+        if masks is None:
+            masks = build_masks(self.registry, self.config, inputs.names, self.image_size, inputs.keys)
+        return Prepared(inputs, np.asarray(masks, np.float32))
+
+    def run(
+        self,
+        inputs: JobInputs | Prepared,
+        sink: Sink,
+        resume_from: dict | None = None,
+        stop: Callable[[], bool] | None = None,
+        warn=print,
+        report_seconds: float = REPORT_SECONDS,
+    ) -> RunResult:
+        """Project every image and give the result to `sink`. `resume_from`: a checkpoint (`load_resume`) to go on
+        from; `stop()`, asked whenever the loop comes back (about every `report_seconds`), ends the run early with
+        the best z so far; `warn` gets one line per failed face. See the module docstring for what a failure
+        leaves of a folder."""
+        prepared = inputs if isinstance(inputs, Prepared) else self.prepare(inputs)
+        names = prepared.inputs.names
+        chunks = self.chunks(len(names))
+        if resume_from:
+            path = getattr(sink, "resume_file", RESUME_FILE)
+            check_resume_state(path, resume_from, chunks, self.config, self.projector.z_dim)
+            if len(names) != len(resume_from["names"]):
+                raise BadFileError(f"{path}: made for {len(resume_from['names'])} images, not {len(names)}")
+        try:
+            sink.begin(self, prepared, resume_from)
+            with _sigterm_as_interrupt():
+                result = self._run(prepared, chunks, sink, resume_from, stop, report_seconds)
+            for line in result.warnings:
+                warn(line)
+            sink.finish(result)
+        except BaseException as exc:
+            replacement = sink.abandon(exc)
+            if replacement is not None:
+                raise replacement from None
+            raise
+        return result
+
+    def _run(self, prepared: Prepared, chunks, sink: Sink, resume_from, stop, report_seconds) -> RunResult:
+        cfg, inputs = self.config, prepared.inputs
+        results: list[BatchResult] = []
+        for c, chunk in enumerate(chunks):
+            targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
+            masks = np.repeat(prepared.masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
+            state = _unflatten_state(f"c{c}.", resume_from) if resume_from else None
+            keys = inputs.keys[chunk.start : chunk.stop]
+            if state is not None:
+                z0 = state["best_z"]
+            else:
+                z0 = self.projector.seeded_initial_z(targets, keys, cfg.restarts, seed=cfg.seed)
+            every = sink.checkpoint_every
+            result = self.projector.project(
+                targets,
+                masks,
+                z0,
+                progress=lambda step, mean, terms, c=c: sink.step(c, step, mean, terms),
+                state=state,
+                on_checkpoint=(lambda snapshot, c=c: sink.checkpoint(c, snapshot)) if every else None,
+                checkpoint_every=every or CHECKPOINT_EVERY,
+                seeds=row_seeds(cfg.seed, keys, cfg.restarts, "constraint"),
+                steps=cfg.steps,
+                patience=cfg.patience,
+                tolerance=cfg.tolerance,
+                on_interval=lambda interval, c=c: sink.interval(c, interval),
+                stop=stop,
+                report_seconds=report_seconds,
+            )
+            sink.batch_done(c, result)
+            results.append(result)
+            if result.stopped:
+                break
+        cancelled = bool(results) and results[-1].stopped
+        if cancelled:  # the faces of the batches reached, with their best z so far
+            chunks = chunks[: len(results)]
+            prepared = Prepared(inputs.head(chunks[-1].stop), prepared.masks[: chunks[-1].stop])
+        return self._outcome(prepared, chunks, results, cancelled)
+
+    def _outcome(self, prepared: Prepared, chunks, results: list[BatchResult], cancelled: bool) -> RunResult:
+        """G(z), the PSNR of the known pixels, flags and blends: the same for every sink."""
+        inputs, masks = prepared.inputs, prepared.masks
         latents, failures = self._collect(inputs, chunks, results)
         if failures and len(failures) == len(latents.names):
             first = failures[0].split(";")[0]  # "face0.png: the loss became NaN or infinite at step 3"
             raise AllFailedError(
                 f"every image failed ({first}); nothing was written (try a smaller --lr or smaller loss weights)"
             )
-        for line in failures:
-            warn(line)
-        self._write_outputs(inputs, masks, latents)
-        self._finish()
-        return latents
-
-    def _interrupted(self) -> Interrupted:
-        if (self.partial / RESUME_FILE).exists():
-            where = f" (batch {self._checkpoint[0] + 1}, step {self._checkpoint[1]})" if self._checkpoint else ""
-            return Interrupted(
-                f"interrupted; the checkpoint{where} is in {self.partial}; continue with --resume {self.out}"
+        if not inputs.names:  # an empty shard
+            latents.psnr, latents.flagged = np.zeros(0, np.float32), np.zeros(0, bool)
+            empty = np.zeros((0, self.image_size, self.image_size, 3), np.float32)
+            return RunResult(inputs, masks, latents, empty, None, [], failures, self.start, cancelled)
+        generated = self.backend.generate(latents.z, latents.model)
+        latents.psnr = known_psnr(inputs.images, generated, masks)
+        why = reasons(latents.losses["total"], latents.psnr, latents.failed)
+        latents.flagged = np.array([bool(w) for w in why])
+        completions = None
+        if bool((masks < 0.5).any()):
+            completions = np.stack(
+                [
+                    blend(self.blender, self.blend_params, inputs.images[i], generated[i], masks[i], name)
+                    for i, name in enumerate(inputs.names)
+                ]
             )
-        remove_path(self.partial)
-        return Interrupted("interrupted before the first checkpoint (every 100 steps); nothing was kept")
-
-    def _write_resume(self, meta: dict, states: dict) -> None:
-        with atomic_file(self.partial / RESUME_FILE) as handle:
-            np.savez(handle, **meta, **states)
+        return RunResult(inputs, masks, latents, generated, completions, why, failures, self.start, cancelled)
 
     def _collect(self, inputs: JobInputs, chunks, results: list[BatchResult]) -> tuple[Latents, list[str]]:
         """The best of K restarts per image, and one line per image whose every restart failed."""
@@ -368,12 +611,29 @@ class ProjectionJob:
             source="projection",
             losses={"total": joined(totals, no_values), **{k: joined(v, no_values) for k, v in terms.items()}},
             failed=joined(failed, np.zeros(0, bool)),
-            config={**self.config.to_dict(), "backend": self.backend.describe(), "inputs": inputs.paths},
+            config={
+                **self.config.to_dict(),
+                "backend": self.backend.describe(),
+                "inputs": inputs.paths,
+                "components": self.component_records(),
+            },
             models=models,
-            shard=dict(inputs.shard),
-            input_index=np.array(inputs.indices, np.int64) if inputs.shard else None,
         )
         return latents, failures
+
+    def component_records(self) -> list[dict]:
+        """Every component this run used, with the parameters it ran with and its provider (plugin, distribution,
+        version), as latents.npz records them beside the config's names."""
+        projector = self.projector
+        used = [(component, params) for _, component, params in projector.terms]
+        used += [
+            (projector.optimizer_component, projector.optimizer_params),
+            (projector.init_component, projector.init_params),
+            (projector.constraint, projector.constraint_params),
+            (self.mask_component, self.mask_params),
+            (self.blender, self.blend_params),
+        ]
+        return [component.record(params) for component, params in used]
 
     def model_versions(self) -> dict[str, int]:
         """The version of every model this run uses, as recorded in latents.npz and resume.npz."""
@@ -384,40 +644,6 @@ class ProjectionJob:
             encoder = ENCODER_OF[self.projector.model]  # --init encoder, the in-domain loss: the model's own
             models[encoder] = self.backend.version(encoder)
         return models
-
-    def _write_outputs(self, inputs: JobInputs, masks: np.ndarray, latents: Latents) -> None:
-        if not inputs.names:  # an empty shard: a latents file with no faces, so a merge sees every shard
-            latents.psnr, latents.flagged = np.zeros(0, np.float32), np.zeros(0, bool)
-            self.known_psnr = latents.psnr
-            save_latents(self.partial / "latents.npz", latents)
-            return
-        generated = self.backend.generate(latents.z, latents.model)
-        latents.psnr = known_psnr(inputs.images, generated, masks)
-        why = reasons(latents.losses["total"], latents.psnr, latents.failed)
-        latents.flagged = np.array([bool(w) for w in why])
-        self.known_psnr = latents.psnr  # for the summary line
-        save_latents(self.partial / "latents.npz", latents)
-        completing = bool((masks < 0.5).any())
-        rows = []
-        for i, name in enumerate(inputs.names):
-            stem = Path(name).stem
-            save_png(self.partial / "reconstructions" / f"{stem}.png", from_unit(generated[i]))
-            row = [from_unit(inputs.images[i])]
-            if completing:
-                masked = np.where(masks[i][..., None] > 0.5, inputs.images[i], 0.0)  # hole shown mid-grey
-                blended = blend(self.blender, self.blend_params, inputs.images[i], generated[i], masks[i], name)
-                save_png(self.partial / "completions" / f"{stem}.png", from_unit(blended))
-                row += [from_unit(masked), from_unit(generated[i]), from_unit(blended)]
-            else:
-                row.append(from_unit(generated[i]))
-            rows.extend(row)
-        headers = (
-            ["original", "masked", "reconstruction", "completion"] if completing else ["original", "reconstruction"]
-        )
-        save_png(self.partial / "contact_sheet.png", contact_sheet(np.stack(rows), masks, latents, why, headers))
-
-    def _finish(self) -> None:
-        publish(self.partial, self.out)
 
 
 def contact_sheet(tiles: np.ndarray, masks: np.ndarray, latents: Latents, why: list[str], headers) -> np.ndarray:

@@ -20,7 +20,7 @@ def projection_config(
     optimizer: str | None = None,
     lr: float | None = None,
     steps: int | None = None,
-    init: str = "uniform",
+    init: str | None = None,
     restarts: int = 1,
     constraint: str | None = None,
     mask: str = "full",
@@ -31,7 +31,9 @@ def projection_config(
     patience: int = 200,
 ) -> ProjectionConfig:
     """The config for these options. `None` means "the preset's value, else the default"; `--param NAME.KEY=V`
-    goes to the component of this run called NAME (`projection.apply_params`), `lr` to the optimizer."""
+    goes to the component of this run called NAME (`projection.apply_params`), `lr` to the optimizer. `init=None`
+    without a preset is the best start (the model's own encoder when it has one, `projector.resolve_start`); a
+    preset keeps its paper's start."""
     config = with_preset(ProjectionConfig(), preset)
     losses = parse_loss_options(loss_plugins, config.losses, registry)
     opt = optimizer or config.optimizer
@@ -42,7 +44,7 @@ def projection_config(
         # The preset's optimizer settings belong to the preset's optimizer only.
         optimizer_params=config.optimizer_params if opt == config.optimizer else {},
         steps=config.steps if steps is None else steps,
-        init=init,
+        init=init if init is not None else (config.init if preset else None),
         restarts=restarts,
         constraint=constraint or config.constraint,
         mask=mask,

@@ -65,7 +65,7 @@ def shard_of(key: str, count: int) -> int:
 
 def input_digest(names: list[str]) -> str:
     """Identifies the whole input list (names in order), so shards of different inputs are not merged."""
-    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
+    return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()  # names not UTF-8 too
 
 
 def select(keys: list[str], shard: Shard | None) -> list[int]:

@@ -20,13 +20,13 @@ import numpy as np
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, wilson
-from facemath_core.base.seeds import row_seeds
 from facemath_core.data.folders import PARTITION_FILE, open_faces
 from facemath_core.data.images import load_images, to_unit
 from facemath_core.latent.latents import Latents
 from facemath_core.latent.quality import score_analogies, score_vectors
 from facemath_core.latent.space import LatentSpace
-from facemath_core.projection.projector import ProjectionConfig, Projector
+from facemath_core.projection.projector import ProjectionConfig
+from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
 from facemath_core.projection.settings import projection_config
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
@@ -117,21 +117,28 @@ def load_faces(data: str | Path, count: int, size: int, seed: int):
     return folder, paths, to_unit(load_images(paths, size)), folder.attributes[rows] > 0, used
 
 
+class _BatchProgress(MemorySink):
+    """Keeps the run's result and says how many faces are done after each batch."""
+
+    def __init__(self, run: ProjectionRun, count: int, progress: Callable[[str], None]):
+        super().__init__()
+        self.chunks, self.count, self.say = run.chunks(count), count, progress
+
+    def batch_done(self, batch: int, result) -> None:
+        self.say(f"  {self.chunks[batch].stop}/{self.count} faces")
+
+
 def project_all(
     backend, registry, config: ProjectionConfig, targets: np.ndarray, keys: list[str], progress: Callable[[str], None]
 ):
-    """Project every target in batches of `config.batch_size`. Each face's random draws (its starting z,
-    stochastic clipping) are seeded by --seed and its key (its file name), as `facemath project` seeds them
-    (base/seeds.py), so a face's z does not depend on the faces that share its batch."""
-    projector = Projector(backend, registry, config)
-    zs = []
-    for start in range(0, len(targets), config.batch_size):
-        batch, batch_keys = targets[start : start + config.batch_size], keys[start : start + config.batch_size]
-        z0 = projector.seeded_initial_z(batch, batch_keys)
-        seeds = row_seeds(config.seed, batch_keys, 1, "constraint")
-        zs.append(projector.project(batch, np.ones(batch.shape[:3], np.float32), z0, seeds=seeds).z)
-        progress(f"  {min(start + config.batch_size, len(targets))}/{len(targets)} faces")
-    return np.concatenate(zs)
+    """Project every target (a `ProjectionRun`, as `facemath project` runs it, kept in memory), in batches of
+    `config.batch_size`. Each face's random draws (its starting z, stochastic clipping) are seeded by --seed and
+    its key (its file name), so a face's z does not depend on the faces that share its batch."""
+    run = ProjectionRun(backend, registry, config)
+    inputs = JobInputs(names=list(keys), paths=list(keys), images=targets, resized=[], keys=list(keys))
+    sink = _BatchProgress(run, len(keys), progress)
+    masks = np.ones(targets.shape[:3], np.float32)  # every pixel known: the report compares whole faces
+    return run.run(run.prepare(inputs, masks), sink, warn=progress).latents.z
 
 
 def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[[str], None] = print) -> CompareResult:

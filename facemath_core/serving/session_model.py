@@ -22,7 +22,7 @@ class SessionModel:
         with self.graph.as_default():
             try:
                 meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(self.path))
-            except (RuntimeError, OSError, tf.errors.OpError) as exc:
+            except (RuntimeError, OSError, ValueError, tf.errors.OpError) as exc:  # ValueError: no variables/
                 self.session.close()
                 raise FacemathError(
                     f"{self.path}: cannot load SavedModel ({' '.join(str(exc).split())[:300]})"

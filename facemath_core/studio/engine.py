@@ -2,7 +2,8 @@
 `projection_settings`, arithmetic with `arithmetic`/`worked_example`, attribute vectors from `attribute_vectors`,
 interpolation through the operator plugins (as `facemath interpolate` does), latents files with `latents`.
 
-One `Engine` per server: one backend (embedded or TF Serving) and one plugin registry, shared by every session.
+One `Engine` per server: one backend (embedded or TF Serving), one plugin registry and one cache of projectors
+(traced loops and checked contracts, by their components), shared by every session.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
+from facemath_core.base.text import plural
 from facemath_core.data.folders import ATTR_FILE, IMAGE_DIR, read_attribute_file
 from facemath_core.data.images import crop_and_resize, from_unit, list_images, read_image, to_unit
 from facemath_core.host.contracts import check_operator, interpolate
@@ -22,7 +24,7 @@ from facemath_core.latent.attribute_vectors import attribute_vectors
 from facemath_core.latent.latents import Latents, check_frames, decode, save_latents
 from facemath_core.latent.space import LatentSpace
 from facemath_core.latent.worked_example import analogy_figure, j_diagram_latents, work_out
-from facemath_core.projection.projector import PRESETS
+from facemath_core.projection.projector import PRESETS, ProjectionConfig, ProjectorCache, resolve_start
 from facemath_core.studio.sessions import Session
 
 MAX_INTERPOLATION_FACES = 16
@@ -53,6 +55,10 @@ class Engine:
         self.faces = _image_folder(Path(faces)) if faces is not None else None
         self.face_files = {p.name: p for p in list_images(self.faces)} if self.faces is not None else {}
         self.attribute_names, self.labels = self._read_labels()
+        # A projection with the components of an earlier one reuses its projector: its first step comes at once.
+        self.projectors = ProjectorCache(backend, registry)
+        # The start a projection gets unless the page says otherwise: the model's own encoder when it has one.
+        self.default_init = resolve_start(backend, ProjectionConfig(init=None))[0].init
 
     def _read_labels(self) -> tuple[list[str], dict[str, np.ndarray]]:
         """Attribute labels of the example faces, when their folder has an attribute file (CelebA format)."""
@@ -76,6 +82,7 @@ class Engine:
         return {
             **menus,
             "presets": list(PRESETS),
+            "init_default": self.default_init,
             "faces": list(self.face_files),
             "image_size": self.image_size,
             "vae": self.has_vae,
@@ -132,8 +139,8 @@ class Engine:
         family = "vae" if model == S.VAE_DECODER else "gan"
         return Latents([], np.zeros((0, 0), np.float32), family, model, self.backend.version(model), "studio")
 
-    def library_latents(self, session: Session, family: str = "gan") -> Latents:
-        entries = list(session.entries())
+    def library_latents(self, session: Session, family: str = "gan", entries: list | None = None) -> Latents:
+        entries = list(session.entries()) if entries is None else entries
         if not entries:
             raise FacemathError("the library is empty: project a face first")
         if family == "vae":
@@ -174,8 +181,11 @@ class Engine:
         """The library as a LatentSpace labelled from the example faces' attribute file, as `open_space` would
         label a latents file whose inputs are those faces."""
 
-        latents = self.library_latents(session)
-        stems = [Path(e.path).name if e.path else "" for e in session.entries()]
+        # One snapshot for the latents and their labels: a projection may add a face between two reads of the
+        # library, and labels read from a longer library would belong to other faces.
+        entries = session.entries()
+        latents = self.library_latents(session, entries=entries)
+        stems = [Path(e.path).name if e.path else "" for e in entries]
         unlabelled = [n for n, s in zip(latents.names, stems, strict=True) if s not in self.labels]
         if not self.labels:
             return LatentSpace(latents, labels_unusable="the --faces folder has no attribute file")
@@ -236,8 +246,8 @@ class Engine:
         labelled = [e for e in entries if e.path and Path(e.path).name in self.labels]
         if len(labelled) < 2:
             raise FacemathError(
-                f"attribute sliders: {len(labelled)} labelled face(s) in the library; project at least two example "
-                f"faces that differ"
+                f"attribute sliders: {plural(len(labelled), 'labelled face')} in the library; project at least two "
+                f"example faces that differ"
             )
         labels = np.stack([self.labels[Path(e.path).name] for e in labelled])
         vectors = attribute_vectors(np.stack([e.z for e in labelled]), labels, self.attribute_names)

@@ -1,8 +1,10 @@
 """A projection (or brush completion) running in a worker thread, so the page and the API stay responsive.
 
-It runs the library's `Projector` (the same step, plugins and backend as `facemath project`) and records events
-for the page's Server-Sent Events stream: the loss of every step, a render of the best z so far a few times a
-second, and the end (`done`, possibly cancelled, or `failed` with one line). Cancelling keeps the best z reached so far.
+It is the library's `ProjectionRun` (the same run as `facemath project`: seeds, restarts, flags, PSNR, blends), with
+a sink that records events for the page's Server-Sent Events stream: the loss of every step, a render of the best z
+so far a few times a second, and the end (`done`, possibly cancelled, or `failed` with one line). The projector
+comes from the engine's `ProjectorCache`, so a second projection of the same settings starts with the traced loop
+and checked contracts of the first. Cancelling keeps the best z reached so far.
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from facemath_core.base.errors import FacemathError
-from facemath_core.base.metrics import known_psnr
-from facemath_core.base.seeds import row_seeds
 from facemath_core.data.images import from_unit, to_unit
-from facemath_core.host.contracts import blend, check_blender
-from facemath_core.host.manager import check_params
-from facemath_core.projection.projector import Projector
+from facemath_core.projection.projector import Interval
+from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun, RunResult
 from facemath_core.studio.engine import Engine, png_bytes
 from facemath_core.studio.sessions import Entry, Session
 
 PREVIEW_SECONDS = 0.3  # how often the page gets a render of the best z so far
+REPORT_SECONDS = 0.2  # how often the compiled loop comes back with the steps it ran
 
 
 def data_url(rgb: np.ndarray) -> str:
@@ -39,27 +39,65 @@ class Face:
     name: str
 
 
-class _Cancelled(Exception):
-    pass
+class _Events(MemorySink):
+    """The run's progress as the page's events: one per step, each interval's last with a render of the best z so
+    far when the last render is PREVIEW_SECONDS old (and at the last step)."""
+
+    def __init__(self, job: ProjectionJob):
+        super().__init__()
+        self.job = job
+        self.pending: list[dict] = []
+        self.last_preview = 0.0
+
+    def step(self, batch: int, step: int, mean: float, terms: dict[str, float]) -> None:
+        event = {"type": "progress", "step": step, "steps": self.job.config.steps, "loss": _number(mean)}
+        event["terms"] = {k: _number(v) for k, v in terms.items()}
+        self.pending.append(event)
+
+    def interval(self, batch: int, interval: Interval) -> None:
+        events, self.pending = self.pending, []
+        now = time.monotonic()
+        if events and (now - self.last_preview > PREVIEW_SECONDS or events[-1]["step"] == self.job.config.steps):
+            self.last_preview = now
+            best_z, _ = interval.best()
+            events[-1]["image"] = data_url(self.job.engine.render(best_z[:1], self.job.run.projector.model)[0])
+        for event in events:
+            self.job.emit(event)
 
 
 class ProjectionJob:
     def __init__(self, engine: Engine, session: Session, faces: list[Face], config, mask: np.ndarray | None):
-
-        self.engine, self.session, self.faces, self.config = engine, session, faces, config
+        self.engine, self.session, self.faces = engine, session, faces
         self.mask = mask  # (S, S), 1 = known; None: every pixel known
         # Built here, in the request, so a bad plugin or parameter is an error of the request, not of the stream.
-        self.projector = Projector(engine.backend, engine.registry, config)
-        self.blender = engine.registry.get("blender", config.blend, option="blender")
-        self.blend_params = check_params(self.blender, config.blend_params)
-        if mask is not None:
-            check_blender(self.blender, self.blend_params, engine.image_size)
+        self.run = ProjectionRun(engine.backend, engine.registry, config, projectors=engine.projectors)
+        self.config = self.run.config
+        try:
+            # Seeded per face as `facemath project` seeds it (base/seeds.py: --seed and the file name), so a face
+            # starts where the CLI starts it, whatever else is projected with it.
+            keys = [Path(f.path).name if f.path else f.name for f in faces]
+            inputs = JobInputs(
+                names=[f.name for f in faces],
+                paths=[f.path for f in faces],
+                images=to_unit(np.stack([f.image for f in faces])),
+                resized=[],
+                keys=keys,
+            )
+            masks = None if mask is None else np.repeat(mask.astype(np.float32)[None], len(faces), axis=0)
+            self.prepared = self.run.prepare(inputs, masks)
+        except BaseException:
+            self.run.close()
+            raise
         self.events: list[dict] = []
         self.finished = False
         self._changed = threading.Condition()
         self._cancel = threading.Event()
-        self._best: tuple[np.ndarray, np.ndarray] | None = None  # (best z, its loss) at the last step
-        self._thread = threading.Thread(target=self._run, name=f"studio-projection-{session.id[:6]}", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=f"studio-projection-{session.id[:6]}", daemon=True)
+
+    @property
+    def start_words(self) -> str:
+        """Where the search starts, in words (the model's own encoder by default)."""
+        return self.run.start
 
     def start(self) -> None:
         self._thread.start()
@@ -67,7 +105,7 @@ class ProjectionJob:
     def cancel(self) -> None:
         self._cancel.set()
 
-    def _emit(self, event: dict, final: bool = False) -> None:
+    def emit(self, event: dict, final: bool = False) -> None:
         with self._changed:
             self.events.append(event)
             self.finished = self.finished or final
@@ -82,77 +120,43 @@ class ProjectionJob:
 
     # --- the worker -----------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _work(self) -> None:
         try:
             names, cancelled = self._project()
-            self._emit({"type": "done", "names": names, "cancelled": cancelled}, final=True)
+            self.emit({"type": "done", "names": names, "cancelled": cancelled}, final=True)
         except FacemathError as exc:
-            self._emit({"type": "failed", "message": " ".join(str(exc).split())}, final=True)
+            self.emit({"type": "failed", "message": " ".join(str(exc).split())}, final=True)
         except Exception as exc:  # a bug: the page says so in one line and the server goes on
-            self._emit({"type": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"}, final=True)
+            self.emit({"type": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"}, final=True)
 
     def _project(self) -> tuple[list[str], bool]:
-        cfg, engine = self.config, self.engine
-        targets = to_unit(np.stack([f.image for f in self.faces]))
-        size = engine.image_size
-        known = np.ones((size, size), np.float32) if self.mask is None else self.mask.astype(np.float32)
-        masks = np.repeat(known[None], len(self.faces), axis=0)
-        # Seeded per face as `facemath project` seeds it (facemath_core.base.seeds: --seed and the file name), so a face
-        # starts where the CLI starts it, whatever else is projected with it.
-        keys = [Path(f.path).name if f.path else f.name for f in self.faces]
-        z0 = self.projector.seeded_initial_z(targets, keys)
-        last_preview = [0.0]
-
-        def on_step(step, mean, terms):
-            if self._cancel.is_set():
-                raise _Cancelled
-            event = {"type": "progress", "step": step, "steps": cfg.steps, "loss": _number(mean)}
-            event["terms"] = {k: _number(v) for k, v in terms.items()}
-            now = time.monotonic()
-            if self._best is not None and (now - last_preview[0] > PREVIEW_SECONDS or step == cfg.steps):
-                last_preview[0] = now
-                event["image"] = data_url(engine.render(self._best[0][:1])[0])
-            self._emit(event)
-
-        def on_snapshot(state):
-            self._best = state["best_z"].copy(), state["best_total"].copy()
-
+        sink = _Events(self)
         try:
-            seeds = row_seeds(cfg.seed, keys, 1, "constraint")
-            result = self.projector.project(
-                targets, masks, z0, progress=on_step, on_checkpoint=on_snapshot, checkpoint_every=1, seeds=seeds
+            result = self.run.run(
+                self.prepared, sink, stop=self._cancel.is_set, warn=lambda line: None, report_seconds=REPORT_SECONDS
             )
-            z, totals, cancelled = result.z, result.total, False
-        except _Cancelled:
-            if self._best is None:
-                return [], True  # stopped before the first step ended: nothing to keep
-            (z, totals), cancelled = self._best, True
-        return self._keep(z, totals, targets, masks), cancelled
+        finally:
+            self.run.close()  # the projector goes back to the engine's cache for the next projection
+        return self._keep(result), result.cancelled
 
-    def _keep(self, z, totals, targets, masks) -> list[str]:
+    def _keep(self, result: RunResult) -> list[str]:
         """The results into the session library: G(z), PSNR of the known pixels, the VAE encoding, a completion."""
-
-        engine = self.engine
-        generated = engine.backend.generate(z, self.projector.model)
-        psnr = known_psnr(targets, generated, masks)
-        vae = engine.encode_vae(np.stack([f.image for f in self.faces]))
-        completing = self.mask is not None and bool((self.mask < 0.5).any())
+        latents = result.latents
+        count = len(latents.names)
+        vae = self.engine.encode_vae(np.stack([f.image for f in self.faces[:count]])) if count else None
         names = []
-        for i, face in enumerate(self.faces):
-            completion = None
-            if completing:
-                mixed = blend(self.blender, self.blend_params, targets[i], generated[i], masks[i], face.name)
-                completion = from_unit(mixed)
+        for i, face in enumerate(self.faces[:count]):
+            completion = None if result.completions is None else from_unit(result.completions[i])
             name = self.session.unique_name(face.name)
             self.session.add(
                 Entry(
                     name=name,
-                    z=np.asarray(z[i], np.float32),
+                    z=np.asarray(latents.z[i], np.float32),
                     target=face.image,
-                    reconstruction=from_unit(generated[i]),
+                    reconstruction=from_unit(result.generated[i]),
                     path=face.path,
-                    loss=float(totals[i]),
-                    psnr=float(psnr[i]),
+                    loss=float(latents.losses["total"][i]),
+                    psnr=float(latents.psnr[i]),
                     vae_z=None if vae is None else vae[i],
                     completion=completion,
                 )

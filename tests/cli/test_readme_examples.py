@@ -6,7 +6,7 @@ that runs until stopped: tests/studio/test_studio_browser.py starts it and drive
 import re
 from pathlib import Path
 
-from ..conftest import run_cli
+import pytest
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "faces"
@@ -23,7 +23,8 @@ def readme_rows() -> dict[str, str]:
     return rows
 
 
-def test_every_readme_example_runs_on_the_shipped_examples(tiny_export, tmp_path):
+@pytest.mark.slow
+def test_every_readme_example_runs_on_the_shipped_examples(cli, tiny_export, tmp_path):
     rows = readme_rows()
     models = ["--models", str(tiny_export)]
     enc = tmp_path / "enc"
@@ -56,5 +57,5 @@ def test_every_readme_example_runs_on_the_shipped_examples(tiny_export, tmp_path
                    "attributes", "compare"}  # fmt: skip
     assert set(rows) - {"--plugin", "--trace-plugins"} - NOT_HERE == set(runs), "a README example is not run here"
     for name, args in runs.items():
-        result = run_cli(*args, *(models if name in uses_models else []))
-        assert result.returncode == 0, (name, rows[name], result.stderr[-2000:])
+        result = cli(*args, *(models if name in uses_models else []))
+        assert result.code == 0, (name, rows[name], result.stderr[-2000:])

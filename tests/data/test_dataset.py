@@ -15,8 +15,6 @@ from facemath_core.data.folders import (
 from facemath_core.data.pipeline import make_dataset
 from facemath_core.data.synth import ATTRIBUTES
 
-from ..conftest import run_cli
-
 # The 40 attribute names of real CelebA, in its order.
 CELEBA_40 = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
@@ -119,7 +117,7 @@ def test_pipeline_scales_shuffles_and_batches(synth_faces):
     "content, message",
     [
         ("x\nA B\n", ":1: expected the number of images"),
-        ("2\nA B\n1.png 1 1\n", "says 2 images but there are 1 rows"),
+        ("2\nA B\n1.png 1 1\n", "says 2 images but there are 1 row"),
         ("1\nA B\n1.png 1\n", ":3: expected a file name and 2 values"),
         ("1\nA B\n1.png 1 0\n", ":3: attribute values must be 1 or -1"),
     ],
@@ -145,7 +143,7 @@ def test_missing_listed_images_and_empty_folders(tmp_path):
 # --- TFRecord shards (`facemath data pack`) ---------------------------------------------------------------------
 
 
-def test_tfrecord_round_trip_is_lossless(synth_faces, celeba_layout, tmp_path):
+def test_tfrecord_round_trip_is_lossless(cli, synth_faces, celeba_layout, tmp_path):
     """Shards decode to the very pixels, attributes, names and split that reading the folder gives."""
 
     from facemath_core.data.pipeline import load_split
@@ -153,8 +151,8 @@ def test_tfrecord_round_trip_is_lossless(synth_faces, celeba_layout, tmp_path):
 
     for name, folder, size in (("synth", synth_faces, 32), ("celeba", celeba_layout, 16)):
         shards = tmp_path / f"{name}_shards"
-        result = run_cli("data", "pack", str(folder), "--out", str(shards), "--shard-size", "5")
-        assert result.returncode == 0, result.stderr
+        result = cli("data", "pack", str(folder), "--out", str(shards), "--shard-size", "5")
+        assert result.code == 0, result.stderr
         faces = open_faces(folder)
         index = read_index(shards)
         assert is_shard_folder(shards) and not is_shard_folder(folder)
@@ -171,7 +169,7 @@ def test_tfrecord_round_trip_is_lossless(synth_faces, celeba_layout, tmp_path):
             assert packed.attribute_names == faces.attribute_names
 
 
-def test_pack_refuses_bad_input_in_one_line(synth_faces, tmp_path):
+def test_pack_refuses_bad_input_in_one_line(cli, synth_faces, tmp_path):
 
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
@@ -180,8 +178,8 @@ def test_pack_refuses_bad_input_in_one_line(synth_faces, tmp_path):
         (["--out", str(tmp_path / "taken")], "not empty"),
     ]
     for extra, expected in cases:
-        result = run_cli("data", "pack", str(synth_faces), *extra)
-        assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+        result = cli("data", "pack", str(synth_faces), *extra)
+        assert result.code == 1 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine" and not (tmp_path / "a").exists()
-    result = run_cli("data", "pack", str(tmp_path / "nothing"), "--out", str(tmp_path / "b"))
-    assert result.returncode == 1 and "no such folder" in result.stderr and not (tmp_path / "b").exists()
+    result = cli("data", "pack", str(tmp_path / "nothing"), "--out", str(tmp_path / "b"))
+    assert result.code == 1 and "no such folder" in result.stderr and not (tmp_path / "b").exists()

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import run_cli
+from ..support import blocking, run_facemath
+
+pytestmark = pytest.mark.slow  # pip-installs the example plugin, then runs facemath in child processes
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "facemath-tv-loss"
 
@@ -25,14 +27,14 @@ def installed(tmp_path_factory):
 
 
 def test_the_example_is_found_through_its_entry_point(installed):
-    result = run_cli("plugins", "--kind", "loss", env=installed)
-    assert result.returncode == 0, result.stderr
+    result = run_facemath("plugins", "--kind", "loss", env=installed)
+    assert result.code == 0, result.stderr
     assert "tv" in result.stdout and "facemath-tv-loss 1.0.0" in result.stdout
 
 
 def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path):
     faces = Path(__file__).parents[2] / "examples" / "faces"
-    result = run_cli(
+    result = run_facemath(
         "project",
         str(faces / "000001.png"),
         "--models",
@@ -45,7 +47,7 @@ def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path
         str(tmp_path / "out"),
         env=installed,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     from facemath_core.latent.latents import load_latents
 
     latents = load_latents(tmp_path / "out" / "latents.npz")
@@ -53,26 +55,28 @@ def test_the_example_loss_works_in_a_projection(installed, tiny_export, tmp_path
 
 
 def test_it_can_be_blocked(installed):
-    result = run_cli("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": "tv-loss"})
-    assert result.returncode == 0 and "facemath-tv-loss" not in result.stdout
+    result = run_facemath(
+        "plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": blocking("tv-loss")}
+    )
+    assert result.code == 0 and "facemath-tv-loss" not in result.stdout
 
 
 @pytest.mark.parametrize("name", ["facemath_tv", "facemath-tv-loss"])
 def test_it_can_be_blocked_by_module_or_distribution_name(installed, name):
-    result = run_cli("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": name})
-    assert result.returncode == 0 and "facemath-tv-loss" not in result.stdout
+    result = run_facemath("plugins", "--kind", "loss", env={**installed, "FACEMATH_DISABLED_PLUGINS": blocking(name)})
+    assert result.code == 0 and "facemath-tv-loss" not in result.stdout
     assert "warning" not in result.stderr
 
 
 def test_errors_name_the_installed_distribution(installed, tiny_export, tmp_path):
     faces = Path(__file__).parents[2] / "examples" / "faces"
     common = ["project", str(faces / "000001.png"), "--models", str(tiny_export), "--steps", "1", "-l", "tv"]
-    typed = run_cli(*common, "--param", "tv.scale=abc", "-o", str(tmp_path / "a"), env=installed)
-    assert typed.returncode == 1 and "Traceback" not in typed.stderr
+    typed = run_facemath(*common, "--param", "tv.scale=abc", "-o", str(tmp_path / "a"), env=installed)
+    assert typed.code == 1 and "Traceback" not in typed.stderr
     assert "error: --param tv.scale=abc: scale of loss 'tv' (facemath-tv-loss 1.0.0) is a number" in typed.stderr
     # A value that breaks the term's contract (1e300 overflows float32): caught before the first step.
-    huge = run_cli(*common, "--param", "tv.scale=1e300", "-o", str(tmp_path / "b"), env=installed)
-    assert huge.returncode == 1 and "Traceback" not in huge.stderr
+    huge = run_facemath(*common, "--param", "tv.scale=1e300", "-o", str(tmp_path / "b"), env=installed)
+    assert huge.code == 1 and "Traceback" not in huge.stderr
     message = "error: loss 'tv' (facemath-tv-loss 1.0.0) returned an infinite value for every image of a check batch"
     assert message in huge.stderr
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()

@@ -8,7 +8,6 @@ test, so that whatever else is installed in the environment cannot change the re
 import inspect
 import json
 import re
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +17,17 @@ import pytest
 import tomllib
 
 from facemath_core.base.errors import FacemathError, PluginError
+from facemath_core.base.version import __version__
 from facemath_core.host import hookspecs
 from facemath_core.host.components import HOOK_OF_KIND, RESERVED_NAMES, Blender, LossTerm, Mask
 from facemath_core.host.manager import BUILTIN_PLUGINS, build_plugin_manager, load_registry
 from facemath_core.projection.projector import ProjectionConfig, apply_params
 
-from ..conftest import run_cli
+from ..support import blocking, run_facemath
+
+# Who provides the built-ins, as `facemath plugins` and every error about them name it: this checkout's version.
+OURS = f"facemath {__version__}"
+OURS_RE = re.escape(OURS)
 
 ROOT = Path(__file__).parents[2]
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("facemath_"))
@@ -44,24 +48,6 @@ def signature_of(name: str) -> str:
 def write_plugin(path: Path, body: str) -> Path:
     path.write_text(textwrap.dedent(body))
     return path
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `facemath ARGS` in this process (TensorFlow is imported once) exactly as the entry point does:
-    (exit code, stdout, stderr). An exception other than FacemathError escapes and fails the test."""
-    from facemath_core.cli import main
-
-    argv = sys.argv
-    sys.argv = ["facemath", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(code: int, err: str) -> str:
@@ -165,11 +151,11 @@ def test_builtins_register_through_the_entry_point_group():
     stale = sorted(set(BUILTIN_PLUGINS) - set(installed))
     assert not stale, f"the installed metadata lacks {stale}: rerun pip install -e . --no-deps --no-build-isolation"
     assert {name: installed[name] for name in BUILTIN_PLUGINS} == {
-        name: (module, "facemath 0.1.0") for name, module in BUILTIN_PLUGINS.items()
+        name: (module, OURS) for name, module in BUILTIN_PLUGINS.items()
     }
     manager = build_plugin_manager()
     assert set(BUILTIN_PLUGINS) <= {name for name, _ in manager.list_name_plugin()}
-    assert {manager.providers[name] for name in BUILTIN_PLUGINS} == {"facemath 0.1.0"}
+    assert {manager.providers[name] for name in BUILTIN_PLUGINS} == {OURS}
 
 
 def test_an_install_with_stale_entry_points_still_has_every_builtin(monkeypatch):
@@ -180,8 +166,8 @@ def test_an_install_with_stale_entry_points_still_has_every_builtin(monkeypatch)
     monkeypatch.setattr(plugins, "_installed_entry_points", lambda: old)
     registry = load_registry()
     assert {"encoder", "normal", "uniform"} <= set(registry.names("init")) and registry.names("constraint")
-    assert registry.manager.providers["builtin-backends"] == "facemath 0.1.0"
-    monkeypatch.setenv("FACEMATH_DISABLED_PLUGINS", "builtin-inits")
+    assert registry.manager.providers["builtin-backends"] == OURS
+    monkeypatch.setenv("FACEMATH_DISABLED_PLUGINS", blocking("builtin-inits"))
     assert not {"encoder", "normal", "uniform"} & set(load_registry().names("init"))
 
 
@@ -205,7 +191,7 @@ def test_hook_facemath_loss_terms():
     value = registry.get("loss", "contextual").function(target, generated, mask, None)
     np.testing.assert_allclose(value.numpy(), [0.0, 8 * 8 * 3])
     assert registry.get("loss", "perceptual").needs_discriminator
-    assert registry.get("loss", "perceptual").provider == "facemath 0.1.0"
+    assert registry.get("loss", "perceptual").provider == OURS
     # in-domain: ||z - E(G(z))||^2 per row, checked against numpy.
     z, encoded = np.array([[0.5, -0.5, 0.0], [1.0, 1.0, 1.0]]), np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -1.0]])
     in_domain = registry.get("loss", "in-domain")
@@ -299,7 +285,7 @@ BACKEND_PLUGIN = """
 """
 
 
-def test_hook_facemath_open_backend(tmp_path, tiny_export, capsys):
+def test_hook_facemath_open_backend(cli, tmp_path, tiny_export):
     from facemath_core.host.manager import configure
     from facemath_core.serving.backends import open_backend
     from facemath_core.serving.backends.embedded import EmbeddedBackend
@@ -317,7 +303,7 @@ def test_hook_facemath_open_backend(tmp_path, tiny_export, capsys):
     # From the command line: a projection through the plugin's backend.
     out = tmp_path / "out"
     code, _, err = cli(
-        capsys, "--plugin", plugin, "project", FACE, "--server", f"local://{tiny_export}", "--steps", 1, "-o", out
+        "--plugin", plugin, "project", FACE, "--server", f"local://{tiny_export}", "--steps", 1, "-o", out
     )
     assert code == 0, err
     from facemath_core.latent.latents import load_latents
@@ -387,14 +373,15 @@ def test_a_failing_hook_wrapper_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["--trace-plugins", "FACEMATH_TRACE_PLUGINS=1"])
+@pytest.mark.slow
 def test_tracing_shows_every_hook_call(how):
     args, env = (["--trace-plugins"], {}) if how.startswith("--") else ([], {"FACEMATH_TRACE_PLUGINS": "1"})
-    result = run_cli(*args, "plugins", "--kind", "mask", env=env)
-    assert result.returncode == 0, result.stderr
+    result = run_facemath(*args, "plugins", "--kind", "mask", env=env)
+    assert result.code == 0, result.stderr
     for hook in HOOK_OF_KIND.values():
         assert f"{hook} [hook]" in result.stderr and f"finish {hook} -->" in result.stderr
-    assert "Mask('center', facemath 0.1.0)" in result.stderr
-    assert run_cli("plugins", "--kind", "mask").stderr == ""
+    assert f"Mask('center', {OURS})" in result.stderr
+    assert run_facemath("plugins", "--kind", "mask").stderr == ""
 
 
 # --- registration ---------------------------------------------------------------------------------------------
@@ -411,12 +398,12 @@ MASK_PLUGIN = """
 """
 
 
-def test_a_plugin_file_from_the_command_line(tmp_path):
+def test_a_plugin_file_from_the_command_line(cli, tmp_path):
     plugin = write_plugin(tmp_path / "extra.py", MASK_PLUGIN.format(name="everything"))
     registry = load_registry([str(plugin)], builtins_only=True)
     assert registry.get("mask", "everything").provider == f"--plugin {plugin}"
-    result = run_cli("--plugin", str(plugin), "plugins", "--kind", "mask")
-    assert result.returncode == 0, result.stderr
+    result = cli("--plugin", str(plugin), "plugins", "--kind", "mask")
+    assert result.code == 0, result.stderr
     assert "everything" in result.stdout and f"--plugin {plugin}" in result.stdout
 
 
@@ -457,16 +444,16 @@ def test_reserved_names_are_rejected_at_registration(tmp_path, kind, name):
 
 
 def test_disabled_plugins_are_blocked_by_entry_point_or_module_name(monkeypatch, capsys):
-    monkeypatch.setenv("FACEMATH_DISABLED_PLUGINS", "builtin-masks, facemath_plugins.blenders")
+    monkeypatch.setenv("FACEMATH_DISABLED_PLUGINS", blocking("builtin-masks", " facemath_plugins.blenders"))
     for registry in (load_registry(), builtins()):
-        own = {kind: [c.name for c in registry.all(kind) if c.provider == "facemath 0.1.0"] for kind in HOOK_OF_KIND}
+        own = {kind: [c.name for c in registry.all(kind) if c.provider == OURS] for kind in HOOK_OF_KIND}
         assert own["mask"] == [] and own["blender"] == [] and own["loss"]
     assert capsys.readouterr().err == ""
 
 
 def test_unknown_disabled_names_are_warned_about(monkeypatch):
-    result = run_cli("plugins", "--kind", "mask", env={"FACEMATH_DISABLED_PLUGINS": "builtin-maskz"})
-    assert result.returncode == 0
+    result = run_facemath("plugins", "--kind", "mask", env={"FACEMATH_DISABLED_PLUGINS": blocking("builtin-maskz")})
+    assert result.code == 0
     assert "warning: FACEMATH_DISABLED_PLUGINS: no plugin called builtin-maskz" in result.stderr
     assert "center" in result.stdout  # nothing was blocked
 
@@ -796,19 +783,17 @@ BROKEN_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN_CASES))
-def test_a_broken_plugin_is_one_line_naming_it(case, tiny_export, tmp_path, capsys):
+def test_a_broken_plugin_is_one_line_naming_it(cli, case, tiny_export, tmp_path):
     make, args, message = BROKEN_CASES[case]
     plugin = make(tmp_path)
     out = tmp_path / "out"
-    code, _, err = cli(
-        capsys, "--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 2, "-o", out, *args
-    )
+    code, _, err = cli("--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 2, "-o", out, *args)
     line = one_error_line(code, err)
     assert re.search(message, line.removeprefix("error: ")), line
     assert not out.exists() and not out.with_name("out.partial").exists()  # nothing half-written
 
 
-def test_a_term_failing_inside_the_run_leaves_nothing_behind(tiny_export, tmp_path, capsys):
+def test_a_term_failing_inside_the_run_leaves_nothing_behind(cli, tiny_export, tmp_path):
     """Passes the check batch (2 images), fails on the real one (3 images): still one line, no `.partial`."""
     plugin = loss_plugin(
         tmp_path,
@@ -822,14 +807,14 @@ def test_a_term_failing_inside_the_run_leaves_nothing_behind(tiny_export, tmp_pa
     faces = [ROOT / "examples" / "faces" / f"00000{i}.png" for i in (1, 2, 3)]
     out = tmp_path / "out"
     code, _, err = cli(
-        capsys, "--plugin", plugin, "project", *faces, "--models", tiny_export, "-l", "bad", "--steps", 2, "-o", out
+        "--plugin", plugin, "project", *faces, "--models", tiny_export, "-l", "bad", "--steps", 2, "-o", out
     )
     line = one_error_line(code, err)
     assert "loss 'bad' (--plugin" in line and "failed in a projection step: ValueError: cannot handle 3 images" in line
     assert not out.exists() and not out.with_name("out.partial").exists()
 
 
-def test_a_term_that_is_nan_for_some_images_is_named_in_the_warning(tiny_export, tmp_path, capsys):
+def test_a_term_that_is_nan_for_some_images_is_named_in_the_warning(cli, tiny_export, tmp_path):
     plugin = loss_plugin(
         tmp_path,
         """
@@ -840,35 +825,45 @@ def test_a_term_that_is_nan_for_some_images_is_named_in_the_warning(tiny_export,
     )
     faces = [ROOT / "examples" / "faces" / f"00000{i}.png" for i in (1, 2)]
     code, _, err = cli(
-        capsys, "--plugin", plugin, "project", *faces, "--models", tiny_export, "-l", "bad", "--steps", 2,
+        "--plugin", plugin, "project", *faces, "--models", tiny_export, "-l", "bad", "--steps", 2,
         "-o", tmp_path / "out",
     )  # fmt: skip
     assert code == 0, err
-    assert "000001.png: the loss became NaN or infinite at step 0 (not finite: bad (nan))" in " ".join(err.split())
+    # One line even though stderr is not a terminal, naming the term's plugin.
+    warning = next(line for line in err.splitlines() if "the loss became NaN" in line)
+    assert (
+        f"000001.png: the loss became NaN or infinite at step 0 (not finite: loss 'bad' (--plugin {plugin}) = nan)"
+        in warning
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--param", "perceptul.form=saturating"], r"no component called 'perceptul'; did you mean perceptual\?"),
-        (["-l", "perceptual", "--param", "perceptual.form=bogus"], r"loss 'perceptual' \(facemath 0.1.0\) failed "),
+        (
+            ["-l", "perceptual", "--param", "perceptual.form=bogus"],
+            rf"--param perceptual.form=bogus: form of loss 'perceptual' \({OURS_RE}\) must be one of "
+            r"nonsaturating, saturating$",
+        ),
         (
             ["--mask", "grid", "--param", "grid.step=0"],
-            r"mask 'grid' \(facemath 0.1.0\) failed for 000001.png: ValueError: step 0",
+            rf"--param grid.step=0: step of mask 'grid' \({OURS_RE}\) must be a whole number >= 1$",
         ),
         (["--mask", "center", "--param", "center.scale=abc"], r"--param center.scale=abc: scale of mask 'center'"),
-        (["--param", "adam.lr=abc"], r"--param adam.lr=abc: lr of optimizer 'adam' \(facemath 0.1.0\) is a number"),
-        (["--model", "vae", "-l", "perceptual"], r"loss 'perceptual' \(facemath 0.1.0\) needs the GAN discriminator"),
+        (["--param", "adam.lr=abc"], rf"--param adam.lr=abc: lr of optimizer 'adam' \({OURS_RE}\) is a number"),
+        (["--model", "vae", "-l", "perceptual"], rf"loss 'perceptual' \({OURS_RE}\) needs the GAN discriminator"),
     ],
 )
-def test_bad_params_from_the_command_line(tiny_export, tmp_path, capsys, args, message):
+def test_bad_params_from_the_command_line(cli, tiny_export, tmp_path, args, message):
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "complete", FACE, "--models", tiny_export, "--steps", 1, "-o", out, *args)
+    code, _, err = cli("complete", FACE, "--models", tiny_export, "--steps", 1, "-o", out, *args)
     assert re.search(message, one_error_line(code, err)), err
     assert not out.exists()
 
 
-def test_blender_params_reach_the_blender(tiny_export, tmp_path, capsys):
+@pytest.mark.slow
+def test_blender_params_reach_the_blender(cli, tiny_export, tmp_path):
     from PIL import Image
 
     plugin = write_plugin(tmp_path / "options.py", OPTIONS_PLUGIN)
@@ -876,7 +871,7 @@ def test_blender_params_reach_the_blender(tiny_export, tmp_path, capsys):
     for sigma in ("0.5", "6"):
         out = tmp_path / f"sigma{sigma}"
         code, _, err = cli(
-            capsys, "--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 1, "--blend", "feather",
+            "--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 1, "--blend", "feather",
             "--param", f"feather.sigma={sigma}", "-o", out,
         )  # fmt: skip
         assert code == 0, err
@@ -885,11 +880,11 @@ def test_blender_params_reach_the_blender(tiny_export, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def projected(tiny_export, tmp_path_factory):
+def projected(cli, tiny_export, tmp_path_factory):
     out = tmp_path_factory.mktemp("projected") / "p"
     faces = [str(ROOT / "examples" / "faces" / f"00000{i}.png") for i in (1, 2)]
-    result = run_cli("project", *faces, "--models", str(tiny_export), "--steps", "1", "-o", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("project", *faces, "--models", str(tiny_export), "--steps", "1", "-o", str(out))
+    assert result.code == 0, result.stderr
     return out / "latents.npz"
 
 
@@ -903,10 +898,11 @@ NEGATE = """
 """
 
 
-def test_an_operator_of_the_wrong_arity_is_refused_where_it_is_used(projected, tiny_export, tmp_path, capsys):
+@pytest.mark.slow
+def test_an_operator_of_the_wrong_arity_is_refused_where_it_is_used(cli, projected, tiny_export, tmp_path):
     plugin = write_plugin(tmp_path / "negate.py", NEGATE)
     code, _, err = cli(
-        capsys, "--plugin", plugin, "interpolate", "000001", "000002", "--latents", projected, "--method", "negate",
+        "--plugin", plugin, "interpolate", "000001", "000002", "--latents", projected, "--method", "negate",
         "--models", tiny_export, "-o", tmp_path / "x.png",
     )  # fmt: skip
     line = one_error_line(code, err)
@@ -914,18 +910,17 @@ def test_an_operator_of_the_wrong_arity_is_refused_where_it_is_used(projected, t
     assert not (tmp_path / "x.png").exists()
 
 
-def test_an_operator_called_mean_is_refused_at_registration(tmp_path, capsys):
+def test_an_operator_called_mean_is_refused_at_registration(cli, tmp_path):
     plugin = write_plugin(tmp_path / "mean.py", NEGATE.replace('"negate"', '"mean"'))
-    code, _, err = cli(capsys, "--plugin", plugin, "plugins")
+    code, _, err = cli("--plugin", plugin, "plugins")
     assert "operator 'mean' (--plugin" in one_error_line(code, err) and "is reserved" in err
 
 
 # --- `facemath plugins` ---------------------------------------------------------------------------------------
 
 
-def test_plugins_command_lists_every_kind_and_field(monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "80")
-    code, stdout, err = cli(capsys, "plugins")
+def test_plugins_command_lists_every_kind_and_field(cli):
+    code, stdout, err = cli("plugins", env={"COLUMNS": "80"})
     assert code == 0, err
     for word in ("loss", "optimizer", "operator", "mask", "blender", "init", "constraint", "backend", "poisson"):
         assert word in stdout
@@ -933,15 +928,15 @@ def test_plugins_command_lists_every_kind_and_field(monkeypatch, capsys):
     # Not a terminal: nothing truncated or wrapped at 80 columns, every field on the component's line.
     for field in ("-log D(G(z)) or log(1 - D(G(z))).", "form=nonsaturating", "weight 0.1", "needs the discriminator"):
         assert field in perceptual, perceptual
-    assert "facemath 0.1.0" in perceptual
+    assert OURS in perceptual
     slerp = next(line for line in stdout.splitlines() if line.split()[:1] == ["slerp"])
     assert "3 arguments" in slerp
 
 
-def test_plugins_json(tmp_path):
+def test_plugins_json(cli, tmp_path):
     plugin = write_plugin(tmp_path / "extra.py", MASK_PLUGIN.format(name="everything"))
-    result = run_cli("--plugin", str(plugin), "plugins", "--json")
-    assert result.returncode == 0, result.stderr
+    result = cli("--plugin", str(plugin), "plugins", "--json")
+    assert result.code == 0, result.stderr
     listed = {(item["kind"], item["name"]): item for item in json.loads(result.stdout)}
     registry = load_registry([str(plugin)])
     for kind in HOOK_OF_KIND:
@@ -975,5 +970,5 @@ def test_interpolate_runs_the_operator_per_t_and_blames_a_bad_result():
     lerp = Operator("line", "a + t (b - a)", lambda a, b, t: a + t * (b - a), arity=3)
     np.testing.assert_allclose(interpolate(lerp, a, b, [0.0, 0.25, 1.0]), [[0, 2], [0.25, 1], [1, -2]])
     for bad in (lambda a, b, t: a * np.nan, lambda a, b, t: a[:1]):
-        with pytest.raises(PluginError, match="did not return a finite latent of shape"):
+        with pytest.raises(PluginError, match=r"operator 'bad' .* expected a finite latent of shape \(2,\)"):
             interpolate(Operator("bad", "broken", bad, arity=3), a, b, [0.5])

@@ -10,26 +10,22 @@ from PIL import Image
 from facemath_core.base.drawing import line_height
 from facemath_core.latent.latents import load_latents
 
-from ..conftest import run_cli
-
 EXPRESSION = "mean(Smiling & ~Male) - mean(~Smiling & ~Male) + mean(~Smiling & Male)"
 
 
 @pytest.fixture(scope="module")
-def encoded_faces(tiny_export, train_faces, tmp_path_factory):
+def encoded_faces(cli, tiny_export, train_faces, tmp_path_factory):
     """VAE latents of 160 labelled faces; their attribute file is found next to the images."""
     out = tmp_path_factory.mktemp("arith") / "enc"
-    result = run_cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code == 0, result.stderr
     return out / "latents.npz"
 
 
-def test_math_draws_the_dcgan_analogy_and_saves_the_result(encoded_faces, tiny_export, tmp_path):
+def test_math_draws_the_dcgan_analogy_and_saves_the_result(cli, encoded_faces, tiny_export, tmp_path):
     out = tmp_path / "math"
-    result = run_cli(
-        "math", EXPRESSION, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out)
-    )
-    assert result.returncode == 0, result.stderr
+    result = cli("math", EXPRESSION, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code == 0, result.stderr
     terms = json.loads((out / "terms.json").read_text())["terms"]
     assert [t["sign"] for t in terms] == ["+", "-", "+"] and all(len(t["faces"]) == 3 for t in terms)
     latents = load_latents(encoded_faces)
@@ -53,16 +49,16 @@ def test_math_draws_the_dcgan_analogy_and_saves_the_result(encoded_faces, tiny_e
     assert Image.open(out / "result.png").size == (32, 32)
 
 
-def test_math_group_members_have_the_attributes(encoded_faces, train_faces, tiny_export, tmp_path):
+def test_math_group_members_have_the_attributes(cli, encoded_faces, train_faces, tiny_export, tmp_path):
     from facemath_core.data.folders import open_faces
 
     folder = open_faces(train_faces)
     out = tmp_path / "m"
-    result = run_cli(
+    result = cli(
         "math", "mean(Eyeglasses & ~Male)", "--exemplars", "0", "--latents", str(encoded_faces),
         "--models", str(tiny_export), "--out", str(out),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     faces = json.loads((out / "terms.json").read_text())["terms"][0]["faces"]
     expected = [
         n
@@ -72,7 +68,7 @@ def test_math_group_members_have_the_attributes(encoded_faces, train_faces, tiny
     assert faces == expected
 
 
-def test_math_skips_flagged_faces_unless_included(encoded_faces, train_faces, tiny_export, tmp_path):
+def test_math_skips_flagged_faces_unless_included(cli, encoded_faces, train_faces, tiny_export, tmp_path):
     from facemath_core.data.folders import open_faces
     from facemath_core.latent.latents import save_latents
 
@@ -87,13 +83,13 @@ def test_math_skips_flagged_faces_unless_included(encoded_faces, train_faces, ti
     flagged_file = encoded_faces.parent / "flagged.npz"  # next to the original, so the attribute file is found
     save_latents(flagged_file, latents)
     base = ["math", "mean(Eyeglasses & ~Male)", "--exemplars", "0", "--latents", str(flagged_file)]
-    result = run_cli(*base, "--models", str(tiny_export), "--out", str(tmp_path / "skip"))
-    assert result.returncode == 0, result.stderr
-    assert f"note: skipped 1 flagged face(s) (failed projections: {members[0]})" in result.stderr
+    result = cli(*base, "--models", str(tiny_export), "--out", str(tmp_path / "skip"))
+    assert result.code == 0, result.stderr
+    assert f"note: skipped 1 flagged face (failed projections: {members[0]})" in result.stderr
     faces = json.loads((tmp_path / "skip" / "terms.json").read_text())["terms"][0]["faces"]
     assert faces == members[1:]
-    result = run_cli(*base, "--include-flagged", "--models", str(tiny_export), "--out", str(tmp_path / "all"))
-    assert result.returncode == 0, result.stderr
+    result = cli(*base, "--include-flagged", "--models", str(tiny_export), "--out", str(tmp_path / "all"))
+    assert result.code == 0, result.stderr
     assert "flagged" not in result.stderr
     assert json.loads((tmp_path / "all" / "terms.json").read_text())["terms"][0]["faces"] == members
 
@@ -109,40 +105,40 @@ def test_math_skips_flagged_faces_unless_included(encoded_faces, train_faces, ti
         ),
     ],
 )
-def test_math_bad_expressions_say_one_line_and_write_nothing(encoded_faces, tiny_export, tmp_path, expression, message):
+def test_math_bad_expressions_say_one_line_and_write_nothing(
+    cli, encoded_faces, tiny_export, tmp_path, expression, message
+):
     out = tmp_path / "bad"
-    result = run_cli(
-        "math", expression, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out)
-    )
-    assert result.returncode in (1, 2)
+    result = cli("math", expression, "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code in (1, 2)
     assert result.stderr.strip().startswith(message.split(":")[0]) and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()
 
 
-def test_math_refuses_to_mix_models_and_needs_labels(encoded_faces, tiny_export, tmp_path):
+def test_math_refuses_to_mix_models_and_needs_labels(cli, encoded_faces, tiny_export, tmp_path):
     from facemath_core.latent.latents import save_latents
 
     gan = load_latents(encoded_faces)
     gan.family, gan.model, gan.names = "gan", "generator", [f"g{n}" for n in gan.names]
     save_latents(tmp_path / "gan.npz", gan)
-    result = run_cli(
+    result = cli(
         "math", "mean(Smiling)", "--latents", str(encoded_faces), "--latents", str(tmp_path / "gan.npz"),
         "--models", str(tiny_export), "--out", str(tmp_path / "o"),
     )  # fmt: skip
-    assert result.returncode == 1 and "cannot be mixed with" in result.stderr and "gan.npz" in result.stderr
+    assert result.code == 1 and "cannot be mixed with" in result.stderr and "gan.npz" in result.stderr
     unlabelled = load_latents(encoded_faces)
     unlabelled.config = {"inputs": []}
     save_latents(tmp_path / "nolabels.npz", unlabelled)
-    result = run_cli(
+    result = cli(
         "math", "attr(Smiling)", "--latents", str(tmp_path / "nolabels.npz"),
         "--models", str(tiny_export), "--out", str(tmp_path / "o"),
     )  # fmt: skip
-    assert result.returncode == 1 and "needs attribute labels" in result.stderr and "--attributes" in result.stderr
+    assert result.code == 1 and "needs attribute labels" in result.stderr and "--attributes" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_math_with_an_explicit_attribute_file_and_other_z_size(encoded_faces, train_faces, tiny_export, tmp_path):
+def test_math_with_an_explicit_attribute_file_and_other_z_size(cli, encoded_faces, train_faces, tiny_export, tmp_path):
     from facemath_core.latent.latents import save_latents
 
     attr = tmp_path / "labels.txt"
@@ -150,31 +146,31 @@ def test_math_with_an_explicit_attribute_file_and_other_z_size(encoded_faces, tr
     latents = load_latents(encoded_faces)
     latents.config = {"inputs": []}
     save_latents(tmp_path / "l.npz", latents)
-    result = run_cli(
+    result = cli(
         "math", "000010 + 0.5 * attr(Smiling)", "--latents", str(tmp_path / "l.npz"), "--attributes", str(attr),
         "--models", str(tiny_export), "--out", str(tmp_path / "ok"),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     latents.z = np.concatenate([latents.z, latents.z], axis=1)  # 16 dims: another model's latents
     save_latents(tmp_path / "wide.npz", latents)
-    result = run_cli(
+    result = cli(
         "math", "000010", "--latents", str(tmp_path / "wide.npz"), "--attributes", str(attr),
         "--models", str(tiny_export), "--out", str(tmp_path / "wide"),
     )  # fmt: skip
-    assert result.returncode == 1 and "latents of 16 dimensions" in result.stderr
+    assert result.code == 1 and "latents of 16 dimensions" in result.stderr
     assert not (tmp_path / "wide").exists()
 
 
-def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
+def test_analogy_draws_a_j_diagram(cli, encoded_faces, tiny_export, tmp_path):
     from facemath_core.data.images import from_unit
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     out = tmp_path / "j.png"
-    result = run_cli(
+    result = cli(
         "analogy", "000001", "000002", "mean(Smiling & Male)", "--size", "4", "--latents", str(encoded_faces),
         "--models", str(tiny_export), "--out", str(out),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     grid = np.asarray(Image.open(out))
     header, caption, tile = line_height(), line_height(), 4 * 32  # 32 px faces drawn at 4x, legible beside text
     assert grid.shape == (header + 2 + 4 * (tile + 2) + caption, 2 + 4 * (tile + 2), 3)  # a caption on C's row
@@ -193,10 +189,10 @@ def test_analogy_draws_a_j_diagram(encoded_faces, tiny_export, tmp_path):
     assert (grid[top + 2 : top + 16, 4:14] < 100).any()  # the letter A on its tile's white patch
 
 
-def test_attributes_scores_every_attribute(encoded_faces, tiny_export, tmp_path):
+def test_attributes_scores_every_attribute(cli, encoded_faces, tiny_export, tmp_path):
     out = tmp_path / "attrs"
-    result = run_cli("attributes", "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("attributes", "--latents", str(encoded_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code == 0, result.stderr
     summary = json.loads((out / "attributes.json").read_text())
     scores = {s["attribute"]: s for s in summary["scores"]}
     assert {"Smiling", "Male", "Eyeglasses"} <= set(scores) and summary["bias_corrected"]
@@ -216,13 +212,14 @@ def test_attributes_scores_every_attribute(encoded_faces, tiny_export, tmp_path)
         assert (examples[header + 2 + r * row : header + 2 + r * row + line_height()] < 100).any()
 
 
-def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
+@pytest.mark.slow
+def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
     out = tmp_path / "report"
-    result = run_cli(
+    result = cli(
         "compare", "--data", str(train_faces), "--count", "40", "--steps", "4", "--trials", "3",
         "--models", str(tiny_export), "--out", str(out),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder"]
     # The folder has a partition file: only its held-out faces (the last 10%, 16 of 160) are compared.
@@ -242,11 +239,11 @@ def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
     # The report's GAN projection of a face is `facemath project`'s (the same preset, steps and seed): each face
     # is seeded by its file name, not by its place among the compared faces. Five faces, in another order.
     names = list(reversed(report["face_names"][:5]))
-    projected = run_cli(
+    projected = cli(
         "project", *[str(next(train_faces.rglob(name))) for name in names], "--preset", "amos2016", "--steps", "4",
         "--seed", "0", "--models", str(tiny_export), "--out", str(tmp_path / "single"),
     )  # fmt: skip
-    assert projected.returncode == 0, projected.stderr
+    assert projected.code == 0, projected.stderr
     single = load_latents(tmp_path / "single" / "latents.npz")
     for name in names:
         np.testing.assert_allclose(
@@ -254,13 +251,13 @@ def test_compare_writes_the_report(train_faces, tiny_export, tmp_path):
         )
 
 
-def test_compare_needs_labelled_faces(tiny_export, tmp_path):
+def test_compare_needs_labelled_faces(cli, tiny_export, tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()
     for i in range(3):
         Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / f"{i}.png")
-    result = run_cli("compare", "--data", str(folder), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
-    assert result.returncode == 1 and "has no list_attr_celeba.txt" in result.stderr
+    result = cli("compare", "--data", str(folder), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
+    assert result.code == 1 and "has no list_attr_celeba.txt" in result.stderr
     assert not (tmp_path / "r").exists()
 
 
@@ -268,9 +265,9 @@ def test_compare_needs_labelled_faces(tiny_export, tmp_path):
     "option, value, message",
     [("--held-out", "1.5", "a fraction between 0 and 1"), ("--seed", "-1", "--seed"), ("--count", "0", "--count")],
 )
-def test_compare_checks_its_options_before_any_work(tiny_export, train_faces, tmp_path, option, value, message):
-    result = run_cli(
+def test_compare_checks_its_options_before_any_work(cli, tiny_export, train_faces, tmp_path, option, value, message):
+    result = cli(
         "compare", "--data", str(train_faces), "--models", str(tiny_export), "--out", str(tmp_path / "r"), option, value
     )
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.code == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()

@@ -9,16 +9,14 @@ from facemath_core.base.errors import FacemathError
 from facemath_core.cli.latents import strip_headers
 from facemath_core.latent.latents import Latents, find, load_latents, save_latents
 
-from ..conftest import run_cli
-
 
 @pytest.fixture(scope="module")
-def encoded(tiny_export, tmp_path_factory):
+def encoded(cli, tiny_export, tmp_path_factory):
     from pathlib import Path
 
     faces = Path(__file__).parents[2] / "examples" / "faces"
     out = tmp_path_factory.mktemp("enc") / "enc"
-    result = run_cli(
+    result = cli(
         "encode",
         str(faces / "000001.png"),
         str(faces / "000002.png"),
@@ -28,7 +26,7 @@ def encoded(tiny_export, tmp_path_factory):
         "--out",
         str(out),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     return out
 
 
@@ -53,8 +51,8 @@ def test_encode_writes_latents_like_projection(encoded, tiny_export):
     assert all((sheet[line_height() + r * row + 2 : line_height() + r * row + row - 130] < 100).any() for r in range(3))
 
 
-def test_render_uses_the_model_that_made_the_latents(encoded, tiny_export, tmp_path):
-    result = run_cli(
+def test_render_uses_the_model_that_made_the_latents(cli, encoded, tiny_export, tmp_path):
+    result = cli(
         "render",
         str(encoded / "latents.npz"),
         "--names",
@@ -64,7 +62,7 @@ def test_render_uses_the_model_that_made_the_latents(encoded, tiny_export, tmp_p
         "--out",
         str(tmp_path / "r"),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["000002.png", "000003.png"]
     # Same pixels as the encoder's reconstructions: both decode z with vae_decoder.
     np.testing.assert_array_equal(
@@ -73,18 +71,18 @@ def test_render_uses_the_model_that_made_the_latents(encoded, tiny_export, tmp_p
     )
 
 
-def test_render_refuses_latents_of_another_size(tiny_export, tmp_path):
+def test_render_refuses_latents_of_another_size(cli, tiny_export, tmp_path):
     latents = Latents(["a.png"], np.zeros((1, 5), np.float32), "gan", "generator", 1, "projection")
     save_latents(tmp_path / "l.npz", latents)
-    result = run_cli("render", str(tmp_path / "l.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
-    assert result.returncode == 1 and "latents of 5 dimensions, but the generator model takes 8" in result.stderr
+    result = cli("render", str(tmp_path / "l.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
+    assert result.code == 1 and "latents of 5 dimensions, but the generator model takes 8" in result.stderr
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("method", ["lerp", "slerp"])
-def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
+def test_interpolation_strip_and_gif(cli, encoded, tiny_export, tmp_path, method):
     png = tmp_path / "walk.png"
-    result = run_cli(
+    result = cli(
         "interpolate",
         "000001",
         "000002",
@@ -100,7 +98,7 @@ def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
         "--out",
         str(png),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     assert "(7 frames" in result.stdout  # 4 + 4 frames, the shared middle face once
     strip = np.asarray(Image.open(png).convert("RGB"))
     assert strip.shape == (line_height() + 2 + 128 + 2, 7 * 130 + 2, 3)  # 32 px faces at 4x under a header row
@@ -117,7 +115,7 @@ def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
     ]
     gif = tmp_path / "walk.gif"
     assert (
-        run_cli(
+        cli(
             "interpolate",
             "000001",
             "000002",
@@ -129,7 +127,7 @@ def test_interpolation_strip_and_gif(encoded, tiny_export, tmp_path, method):
             str(gif),
             "--method",
             method,
-        ).returncode
+        ).code
         == 0
     )
     animation = Image.open(gif)
@@ -140,7 +138,7 @@ def test_interpolation_ends_at_the_anchors(encoded, tiny_export):
     from facemath_core.host.manager import load_registry
 
     latents = load_latents(encoded / "latents.npz")
-    slerp = load_registry().get("operator", "slerp").function
+    slerp = load_registry(builtins_only=True).get("operator", "slerp").function
     np.testing.assert_allclose(slerp(latents.z[0], latents.z[1], 0.0), latents.z[0], atol=1e-6)
     np.testing.assert_allclose(slerp(latents.z[0], latents.z[1], 1.0), latents.z[1], atol=1e-6)
     halfway = slerp(latents.z[0], latents.z[1], 0.5)
@@ -148,16 +146,16 @@ def test_interpolation_ends_at_the_anchors(encoded, tiny_export):
     assert np.linalg.norm(halfway) >= min(norms) - 1e-6  # no shrinking towards the origin, unlike lerp
 
 
-def test_names_and_bad_input(encoded, tiny_export, tmp_path):
+def test_names_and_bad_input(cli, encoded, tiny_export, tmp_path):
     latents = load_latents(encoded / "latents.npz")
     assert find(latents, "000002") == 1 and find(latents, "000002.png") == 1
     with pytest.raises(FacemathError, match="no latent named '00002'; did you mean"):
         find(latents, "00002")
     base = ["interpolate", "--latents", str(encoded / "latents.npz"), "--models", str(tiny_export)]
-    one = run_cli(*base, "000001")
-    assert one.returncode == 2 and "at least two latent names" in one.stderr
-    bad = run_cli(*base, "000001", "000002", "--method", "zigzag", "--out", str(tmp_path / "x.png"))
-    assert bad.returncode == 1 and "--method zigzag: unknown operator; known:" in bad.stderr
+    one = cli(*base, "000001")
+    assert one.code == 2 and "at least two latent names" in one.stderr
+    bad = cli(*base, "000001", "000002", "--method", "zigzag", "--out", str(tmp_path / "x.png"))
+    assert bad.code == 1 and "--method zigzag: unknown operator; known:" in bad.stderr
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    junk = run_cli("render", str(tmp_path / "junk.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
-    assert junk.returncode == 1 and "junk.npz: not a latents file" in junk.stderr
+    junk = cli("render", str(tmp_path / "junk.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "r"))
+    assert junk.code == 1 and "junk.npz: not a latents file" in junk.stderr

@@ -18,8 +18,6 @@ from facemath_core.latent.arithmetic import Evaluator
 from facemath_core.latent.latents import Latents, load_latents
 from facemath_core.latent.space import LatentSpace
 
-from ..conftest import run_cli
-
 NAMES = ["Smiling", "Male", "Eyeglasses", "Wearing_Hat", "Black_Hair", "Blond_Hair"]
 SMILE = "mean(Smiling & ~Male) - mean(~Smiling & ~Male)"
 ANALOGY = f"{SMILE} + mean(~Smiling & Male)"
@@ -43,7 +41,7 @@ def linear_world(noise: float = 0.0, n: int = 400, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def operators():
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     return {name: registry.get("operator", name) for name in registry.names("operator")}
 
 
@@ -136,7 +134,7 @@ def test_matching_errors_name_the_groups(operators):
     space, _, _ = linear_world(n=60)
     with pytest.raises(FacemathError, match=r"no faces of mean\(Smiling\), mean\(~Smiling\) share"):
         Evaluator(space, operators, match_on=["Smiling"]).latent("mean(Smiling) - mean(~Smiling)")
-    with pytest.raises(FacemathError, match=r"only \d+ matched set\(s\) of faces for mean\(Smiling & ~Male\)"):
+    with pytest.raises(FacemathError, match=r"only \d+ matched sets of faces for mean\(Smiling & ~Male\)"):
         Evaluator(space, operators, exemplars=59, match=True).latent(SMILE)
     with pytest.raises(FacemathError, match="needs two or more mean"):
         Evaluator(space, operators, match=True).latent("mean(Smiling) * 2")
@@ -145,14 +143,15 @@ def test_matching_errors_name_the_groups(operators):
 
 
 @pytest.fixture(scope="module")
-def encoded(tiny_export, train_faces, tmp_path_factory):
+def encoded(cli, tiny_export, train_faces, tmp_path_factory):
     out = tmp_path_factory.mktemp("match") / "enc"
-    result = run_cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code == 0, result.stderr
     return out / "latents.npz"
 
 
-def test_math_and_analogy_match_from_the_cli(encoded, train_faces, tiny_export, tmp_path):
+@pytest.mark.slow
+def test_math_and_analogy_match_from_the_cli(cli, encoded, train_faces, tiny_export, tmp_path):
     from facemath_core.data.folders import open_faces
 
     folder = open_faces(train_faces)
@@ -160,9 +159,9 @@ def test_math_and_analogy_match_from_the_cli(encoded, train_faces, tiny_export, 
     labels = np.stack([folder.attribute(n) for n in names], axis=1).astype(bool)
     expression = "mean(Smiling & ~Male) - mean(~Smiling & ~Male) + mean(~Smiling & Male)"
     common = ["--latents", str(encoded), "--models", str(tiny_export), "--match-on", "Eyeglasses,Bangs"]
-    result = run_cli("math", expression, *common, "--out", str(tmp_path / "m"))
-    assert result.returncode == 0, result.stderr
-    assert "matched 3 set(s) of faces" in result.stderr and "on Eyeglasses, Bangs" in result.stderr
+    result = cli("math", expression, *common, "--out", str(tmp_path / "m"))
+    assert result.code == 0, result.stderr
+    assert "matched 3 sets of faces" in result.stderr and "on Eyeglasses, Bangs" in result.stderr
     terms = json.loads((tmp_path / "m" / "terms.json").read_text())["terms"]
     columns = [names.index("Eyeglasses"), names.index("Bangs")]
     sets = [Counter(tuple(labels[folder.names.index(f), columns]) for f in t["faces"]) for t in terms]
@@ -173,21 +172,22 @@ def test_math_and_analogy_match_from_the_cli(encoded, train_faces, tiny_export, 
     np.testing.assert_allclose(load_latents(tmp_path / "m" / "latents.npz").z[0], expected, atol=1e-5)
 
     abc = ["mean(~Smiling & ~Male)", "mean(Smiling & ~Male)", "mean(~Smiling & Male)"]
-    result = run_cli("analogy", *abc, *common, "--out", str(tmp_path / "j.png"))
-    assert result.returncode == 0, result.stderr
-    assert "matched 3 set(s)" in result.stderr and (tmp_path / "j.png").is_file()
+    result = cli("analogy", *abc, *common, "--out", str(tmp_path / "j.png"))
+    assert result.code == 0, result.stderr
+    assert "matched 3 sets" in result.stderr and (tmp_path / "j.png").is_file()
 
-    result = run_cli("analogy", "000001", "000002", abc[2], *common, "--out", str(tmp_path / "k.png"))
-    assert result.returncode == 1 and result.stderr.startswith("error: --match needs two or more mean(GROUP)")
-    result = run_cli("math", expression, *common[:4], "--match-on", "Smiling", "--out", str(tmp_path / "n"))
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    result = cli("analogy", "000001", "000002", abc[2], *common, "--out", str(tmp_path / "k.png"))
+    assert result.code == 1 and result.stderr.startswith("error: --match needs two or more mean(GROUP)")
+    result = cli("math", expression, *common[:4], "--match-on", "Smiling", "--out", str(tmp_path / "n"))
+    assert result.code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "error: --match: no faces of mean(Smiling & ~Male), mean(~Smiling & ~Male), mean(~Smiling & Male)" in (
         result.stderr
     )
     assert not (tmp_path / "n").exists() and not (tmp_path / "k.png").exists()
 
 
-def test_match_by_the_oracles_reading_of_the_renders(encoded, tiny_export, tmp_path):
+@pytest.mark.slow
+def test_match_by_the_oracles_reading_of_the_renders(cli, encoded, tiny_export, tmp_path):
     from facemath_core.serving.backends.embedded import EmbeddedBackend
 
     z = load_latents(encoded)
@@ -195,17 +195,17 @@ def test_match_by_the_oracles_reading_of_the_renders(encoded, tiny_export, tmp_p
     oracle_names = backend.metadata("attribute_oracle")["attribute_names"]
     judged = backend.judge(backend.generate(z.z, z.model)) > 0
     expression = "mean(Smiling & ~Male) - mean(~Smiling & ~Male)"
-    result = run_cli(
+    result = cli(
         "math", expression, "--latents", str(encoded), "--models", str(tiny_export), "--match-by", "oracle",
         "--match-on", "Eyeglasses,Bangs", "--exemplars", "2", "--out", str(tmp_path / "m"),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     terms = json.loads((tmp_path / "m" / "terms.json").read_text())["terms"]
     columns = [oracle_names.index("Eyeglasses"), oracle_names.index("Bangs")]
     sets = [Counter(tuple(judged[z.names.index(f), columns]) for f in t["faces"]) for t in terms]
     assert sets[0] == sets[1] and sum(sets[0].values()) == 2
-    result = run_cli(
+    result = cli(
         "math", expression, "--latents", str(encoded), "--models", str(tiny_export), "--match-by", "judge",
         "--out", str(tmp_path / "n"),
     )  # fmt: skip
-    assert result.returncode == 2 and "--match-by" in result.stderr and not (tmp_path / "n").exists()
+    assert result.code == 2 and "--match-by" in result.stderr and not (tmp_path / "n").exists()

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from facemath_core.models.distribute import loopback_cluster
 
-from ..conftest import TINY, run_cli
+from ..support import TINY, facemath_process, run_facemath
+
+pytestmark = pytest.mark.slow  # every test trains in `facemath train` processes
 
 TINY_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
 # Measured on 2 CPU cores: after 4 GAN steps, one device and 2 mirrored replicas differ by at most 1.3e-6 in a weight
@@ -45,16 +45,15 @@ def _assert_same_run(a, b, step):
 
 def _train(*args, env=None):
     common = ["--batch-size", "16", "--sample-every", "100", "--checkpoint-every", "2", *TINY_ARGS]
-    return run_cli("train", *args, *common, env=env)
+    return run_facemath("train", *args, *common, env=env)
 
 
-@pytest.mark.slow
 def test_two_mirrored_cpu_replicas_train_as_one_device(train_faces, tmp_path):
     """The same 4 GAN steps on one device and on 2 logical CPUs: the same losses and the same weights."""
     one, mirrored = tmp_path / "one", tmp_path / "mirrored"
     for run, extra in ((one, []), (mirrored, ["--strategy", "mirrored", "--cpu-replicas", "2"])):
         result = _train("gan", "--data", str(train_faces), "--out", str(run), "--steps", "4", *extra)
-        assert result.returncode == 0, result.stderr
+        assert result.code == 0, result.stderr
     records = [json.loads((run / "run.json").read_text()) for run in (one, mirrored)]
     assert records[1]["placement"]["replicas"] == 2 and records[0]["placement"]["replicas"] == 1
     losses = records[0]["final_metrics"]
@@ -67,12 +66,10 @@ def test_two_mirrored_cpu_replicas_train_as_one_device(train_faces, tmp_path):
 def _multi_worker(args):
     """Two `facemath train --strategy multi-worker` processes on 127.0.0.1; their (returncode, stderr)."""
     cluster = loopback_cluster(2)
-    command = [sys.executable, "-c", "from facemath_core.cli import main; main()", "train", *args]
     workers = []
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CONFIG": config, "COLUMNS": "200"}
-        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        workers.append(facemath_process("train", *args, env={"TF_CONFIG": config}))
     results = []
     try:
         for worker in workers:
@@ -85,7 +82,6 @@ def _multi_worker(args):
     return results
 
 
-@pytest.mark.slow
 def test_two_workers_train_checkpoint_and_resume(train_faces, tmp_path):
     """Two workers train 4 steps (checkpoints at 2 and 4, written by the chief only), then resume to 6: the run
     equals 6 steps on one device."""
@@ -101,7 +97,7 @@ def test_two_workers_train_checkpoint_and_resume(train_faces, tmp_path):
     record = json.loads((run / "run.json").read_text())
     assert record["steps_done"] == 6 and record["placement"]["replicas"] == 2
     result = _train("gan", "--data", str(train_faces), "--out", str(one), "--steps", "6")
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     print(f"largest weight difference, one vs 2 workers: {_assert_same_run(one, run, 6):.2e}")
 
 
@@ -124,7 +120,7 @@ def test_bad_placements_are_one_line_errors(train_faces, tmp_path, args, tf_conf
     environ_has = "TF_CONFIG" in os.environ
     result = _train("gan", "--data", str(train_faces), "--out", str(tmp_path / "run"), *args, env=env)
     assert not environ_has
-    assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert result.code == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -89,10 +89,68 @@ def test_vjp_matches_autodiff_of_the_in_process_model(sessions, in_process, name
     np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-5)
 
 
+# Every gradient signature, its inputs, and what it differentiates: (output of serving_default, cotangent input).
+GRADIENTS = {
+    S.GENERATOR: (S.VJP, S.Z, S.IMAGES, S.COTANGENT),
+    S.VAE_DECODER: (S.VJP, S.Z, S.IMAGES, S.COTANGENT),
+    S.DISCRIMINATOR: (S.GRAD, S.IMAGES, S.LOGITS, None),  # d sum(logits) / d images
+    S.GAN_ENCODER: (S.VJP, S.IMAGES, S.Z, S.Z_COTANGENT),
+}
+
+
+@pytest.mark.parametrize("name", list(GRADIENTS))
+def test_gradient_signatures_equal_a_tape_through_the_default_signature(sessions, tiny_export, name):
+    """The exact reference: TF2's loader and a GradientTape through `serving_default` of the same SavedModel,
+    against the gradient signature as tensorflow_model_server runs it (the TF1 loader and a Session)."""
+    import tensorflow as tf
+
+    signature, x_name, y_name, cotangent_name = GRADIENTS[name]
+    rng = np.random.default_rng(6)
+    x = _inputs(S.GENERATOR if x_name == S.Z else S.DISCRIMINATOR, rng)[x_name]
+    loaded = tf.saved_model.load(str(tiny_export / name / "1"))  # held: the signature needs its variables
+    default = loaded.signatures[S.DEFAULT]
+    x_tensor = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tensor)
+        y = default(**{x_name: x_tensor})[y_name]
+    cotangent = rng.normal(size=y.shape).astype(np.float32) if cotangent_name else np.ones(y.shape, np.float32)
+    expected = tape.gradient(y, x_tensor, output_gradients=tf.constant(cotangent)).numpy()
+    feed = {x_name: x, **({cotangent_name: cotangent} if cotangent_name else {})}
+    served = sessions[name].run(signature, feed)
+    gradient = served[S.Z_GRAD if x_name == S.Z else S.IMAGES_GRAD]
+    assert np.abs(expected).max() > 1e-3  # a gradient that is there, not one that vanished on both sides
+    np.testing.assert_allclose(served[y_name], y.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+# Central differences on the float32 networks: below 1e-4, float32 round-off of the outputs dominates (measured).
+STEPS = (1e-1, 1e-2, 1e-3, 1e-4)
+
+
+def difference_errors(f, x, gradient, axes, rng, directions=6):
+    """|central difference - the gradient's directional derivative| at each of STEPS: the median over random
+    directions and rows, computed in float64 from the model's float32 outputs."""
+    errors = []
+    for _ in range(directions):
+        direction = rng.normal(size=x.shape)
+        exact = np.sum(gradient.astype(np.float64) * direction, axis=axes)
+        errors.append([np.abs((f(x + h * direction) - f(x - h * direction)) / (2 * h) - exact) for h in STEPS])
+    return np.median(np.array(errors), axis=(0, 2))
+
+
+def assert_differences_converge(errors, scale):
+    """The quotients approach the gradient as the step shrinks: every tenfold smaller step is closer, three decades
+    gain at least 30x, and the last is within 0.5% of the gradient's size. ReLU kinks inside a step make these
+    networks' quotients first order in h (on the tiny models: about 10x a decade, measured), not h^2."""
+    assert all(small < big for big, small in zip(errors, errors[1:], strict=False)), errors
+    assert errors[-1] * 30 <= errors[0], errors
+    assert errors[-1] <= 5e-3 * scale, (errors, scale)
+
+
 @pytest.mark.parametrize("name", [S.GENERATOR, S.VAE_DECODER])
-def test_vjp_matches_finite_differences(sessions, name):
+def test_vjp_finite_differences_converge(sessions, name):
     rng = np.random.default_rng(1)
-    z = rng.uniform(-0.5, 0.5, (2, 8)).astype(np.float64)
+    z = rng.uniform(-0.5, 0.5, (2, 8))
     cotangent = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
     out = sessions[name].run(S.VJP, {S.Z: z.astype(np.float32), S.COTANGENT: cotangent})
     np.testing.assert_allclose(out[S.IMAGES], sessions[name].run(S.DEFAULT, {S.Z: z.astype(np.float32)})[S.IMAGES])
@@ -101,14 +159,8 @@ def test_vjp_matches_finite_differences(sessions, name):
         images = sessions[name].run(S.DEFAULT, {S.Z: z_value.astype(np.float32)})[S.IMAGES].astype(np.float64)
         return np.sum(images * cotangent, axis=(1, 2, 3))
 
-    # Along a few random directions; G bends quickly in z (tanh output), so the step must be small.
-    eps = 1e-4
-    for _ in range(4):
-        direction = rng.normal(size=z.shape)
-        numeric = (objective(z + eps * direction) - objective(z - eps * direction)) / (2 * eps)
-        analytic = np.sum(out[S.Z_GRAD] * direction, axis=1)
-        # Loose: a ReLU kink inside the step can shift a difference quotient; the exact check is the autodiff test.
-        np.testing.assert_allclose(analytic, numeric, rtol=0.2, atol=0.1)
+    errors = difference_errors(objective, z, out[S.Z_GRAD], 1, rng)
+    assert_differences_converge(errors, np.abs(out[S.Z_GRAD]).sum(axis=1).mean())
 
 
 def test_vjp_is_per_example(sessions):
@@ -121,19 +173,16 @@ def test_vjp_is_per_example(sessions):
     np.testing.assert_allclose(together[:1], alone, rtol=1e-4, atol=1e-6)
 
 
-def test_discriminator_grad_matches_finite_differences(sessions):
+def test_discriminator_grad_finite_differences_converge(sessions):
     rng = np.random.default_rng(3)
-    images = rng.uniform(-0.9, 0.9, (2, 32, 32, 3)).astype(np.float32)
-    out = sessions[S.DISCRIMINATOR].run(S.GRAD, {S.IMAGES: images})
-    direction = rng.normal(size=images.shape).astype(np.float32)
-    eps = 1e-3
+    images = rng.uniform(-0.9, 0.9, (2, 32, 32, 3))
+    out = sessions[S.DISCRIMINATOR].run(S.GRAD, {S.IMAGES: images.astype(np.float32)})
 
     def logits(x):
-        return sessions[S.DISCRIMINATOR].run(S.DEFAULT, {S.IMAGES: x})[S.LOGITS].astype(np.float64)
+        return sessions[S.DISCRIMINATOR].run(S.DEFAULT, {S.IMAGES: x.astype(np.float32)})[S.LOGITS].astype(np.float64)
 
-    numeric = (logits(images + eps * direction) - logits(images - eps * direction)) / (2 * eps)
-    analytic = np.sum(out[S.IMAGES_GRAD] * direction, axis=(1, 2, 3))
-    np.testing.assert_allclose(analytic, numeric, rtol=0.2, atol=0.05)  # loose: LeakyReLU kinks; exact below
+    errors = difference_errors(lambda x: logits(x).reshape(len(x)), images, out[S.IMAGES_GRAD], (1, 2, 3), rng)
+    assert_differences_converge(errors, np.abs(out[S.IMAGES_GRAD]).sum(axis=(1, 2, 3)).mean())
 
 
 def test_discriminator_grad_matches_autodiff(sessions, in_process):
@@ -182,6 +231,7 @@ def test_existing_version_is_refused_and_nothing_is_overwritten(tiny_runs, tiny_
     assert (tiny_export / S.GENERATOR / "1" / "saved_model.pb").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_next_version_and_prefix(tiny_runs, tmp_path):
     assert [p.name for p in export_run(tiny_runs["oracle"], tmp_path)] == ["1"]
     assert [p.parent.name + "/" + p.name for p in export_run(tiny_runs["oracle"], tmp_path)] == ["attribute_oracle/2"]
@@ -197,6 +247,7 @@ def test_run_without_checkpoint(tmp_path):
         export_run(tmp_path, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_a_failed_export_leaves_no_model_of_the_run(tiny_runs, tmp_path, monkeypatch):
     """The generator is written, then the discriminator's warmup fails: neither version appears, nothing is left."""
     from facemath_core.models import export

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from facemath_core.base.errors import FacemathError
 from facemath_core.models.layout import describe_models, existing_versions, model_names, read_metadata
 from facemath_core.models.source import ENV_VAR, installed_models, resolve_models
 
-from ..conftest import run_cli
+from ..support import run_facemath
 
 ROOT = Path(__file__).parents[2]
 
@@ -55,9 +54,12 @@ def test_metadata_errors_are_one_line_naming_the_file(tmp_path):
     path.write_text(json.dumps({"z_dim": 8, "training": {"run": "/runs/gan", "steps": 60}}))
     assert read_metadata(version)["z_dim"] == 8
     (info,) = describe_models(tmp_path)
-    assert (info.name, info.versions, info.run) == ("generator", (1,), "run /runs/gan, 60 steps")
+    # An export made before model cards recorded the run's path on its machine: info names the run instead.
+    assert (info.name, info.versions, info.run) == ("generator", (1,), "run gan, 60 steps")
+    assert info.card == ("trained   run gan, 60 steps",)
 
 
+@pytest.mark.slow
 def test_the_reading_side_does_not_import_the_writing_side():
     code = (
         "import sys, facemath_core.serving.backends.embedded, facemath_core.models.layout, facemath_core.models.source;"
@@ -90,32 +92,34 @@ def test_resolution_rule_models_then_env_then_local_folder_then_installed(tmp_pa
         resolve_models(None)
 
 
-def test_info_lists_the_source_and_every_model_from_any_folder(tiny_export, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    shown = subprocess.run(
-        [sys.executable, "-m", "facemath", "info", "--models", str(tiny_export)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert shown.returncode == 0, shown.stderr
+def test_info_lists_the_source_and_every_model_from_any_folder(cli, tiny_export, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    shown = cli("info", "--models", tiny_export)
+    assert shown.code == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[1] == f"models: {tiny_export.resolve()} (from --models)"
     on_disk = sorted(p.name for p in tiny_export.iterdir() if (p / "1" / "saved_model.pb").exists())
-    listed = [line.split()[0] for line in lines[2:]]
-    assert listed == on_disk and all("version 1 " in line for line in lines[2:])
-    assert all("  run /" in line and "steps" in line for line in lines[2:] if "projector" not in line), lines
-    projector = [line for line in lines[2:] if line.split()[0] == "projector"]
-    assert all("composed of discriminator version 1 + generator version 1; run /" in line for line in projector)
+    cards: dict[str, list[str]] = {}  # each model's line, then its model card indented under it
+    for line in lines[2:]:
+        if line.startswith("      "):
+            cards[list(cards)[-1]].append(line.strip())
+        else:
+            cards[line.split()[0]] = []
+            assert line.endswith("  version 1"), line
+    assert list(cards) == on_disk
+    for name, card in cards.items():
+        if name == "projector":
+            assert card[0] == "built     from discriminator version 1 + generator version 1 (no training of its own)"
+        else:  # the card's data and command name the folders, never a path (models/cards.py)
+            assert card[0].startswith("data      faces; train split, 144 images; ") and "/" not in card[0], card
+            assert card[1].startswith("command   facemath train ") and " --data faces --out " in card[1], card
     # From a folder without exported_models/, the installed defaults are in effect.
-    default = subprocess.run(
-        [sys.executable, "-m", "facemath", "info"], capture_output=True, text=True, cwd=tmp_path, env=env
-    )
+    default = cli("info")
     assert "(from the default models installed with facemath)" in default.stdout, default.stderr
 
 
-def test_corrupt_saved_model_and_bad_metadata_are_one_line_errors(tiny_export, tmp_path):
+def test_corrupt_saved_model_and_bad_metadata_are_one_line_errors(cli, tiny_export, tmp_path):
     for damage in ("saved_model", "metadata"):
         models = tmp_path / damage
         shutil.copytree(tiny_export, models)
@@ -126,9 +130,9 @@ def test_corrupt_saved_model_and_bad_metadata_are_one_line_errors(tiny_export, t
             (version / "assets.extra" / "facemath_metadata.json").write_text('{"z_dim": ')
         out = tmp_path / f"out_{damage}"
         face = ROOT / "examples" / "faces" / "000001.png"
-        result = run_cli("encode", str(face), "--models", str(models), "--out", str(out))
+        result = cli("encode", str(face), "--models", str(models), "--out", str(out))
         lines = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
-        assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.code == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         expected = "corrupt SavedModel" if damage == "saved_model" else "bad metadata JSON"
         assert lines[0].startswith("error: ") and str(version) in lines[0] and expected in lines[0], lines
         assert not out.exists()
@@ -159,20 +163,21 @@ def test_the_package_data_globs_cover_every_file_of_the_shipped_models():
     assert files and files == packaged, sorted(map(str, files ^ packaged))
 
 
+@pytest.mark.slow
 def test_version_and_module_entry_points():
     from facemath_core import __version__
 
     for module in ("facemath", "facemath_core"):
-        result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
-        assert result.returncode == 0 and result.stdout.strip() == f"facemath {__version__}", result.stderr
+        result = run_facemath("--version", module=module)
+        assert result.code == 0 and result.stdout.strip() == f"facemath {__version__}", result.stderr
 
 
-def test_export_into_a_folder_with_versions_says_what_it_added(tiny_runs, tmp_path):
+def test_export_into_a_folder_with_versions_says_what_it_added(cli, tiny_runs, tmp_path):
     models = tmp_path / "models"
-    first = run_cli("export", str(tiny_runs["oracle"]), "--to", str(models))
-    assert first.returncode == 0 and "beside" not in first.stdout, first.stderr
-    second = run_cli("export", str(tiny_runs["oracle"]), "--to", str(models))
-    assert second.returncode == 0, second.stderr
+    first = cli("export", str(tiny_runs["oracle"]), "--to", str(models))
+    assert first.code == 0 and "beside" not in first.stdout, first.stderr
+    second = cli("export", str(tiny_runs["oracle"]), "--to", str(models))
+    assert second.code == 0, second.stderr
     assert second.stdout.strip() == f"wrote {models / 'attribute_oracle' / '2'} (added beside version 1)"
     assert existing_versions(models / "attribute_oracle") == [1, 2]
-    assert read_metadata(models / "attribute_oracle" / "2")["training"]["run"] == str(tiny_runs["oracle"].resolve())
+    assert read_metadata(models / "attribute_oracle" / "2")["training"]["run"] == tiny_runs["oracle"].name  # no path

@@ -13,8 +13,6 @@ from PIL import Image
 from facemath_core.base.drawing import line_height
 from facemath_core.latent.latents import Latents, load_latents, save_latents
 
-from ..conftest import run_cli
-
 FACES = Path(__file__).parents[2] / "examples" / "faces"
 
 
@@ -26,7 +24,7 @@ def _pixels(folder: Path) -> dict[str, np.ndarray]:
     return {p.name: np.asarray(Image.open(p), np.int16) for p in sorted(folder.glob("*.png"))}
 
 
-def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(tiny_export, tmp_path):
+def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(cli, tiny_export, tmp_path):
     models = tmp_path / "models"
     shutil.copytree(tiny_export, models)
     z = np.random.default_rng(0).uniform(-1, 1, (2, 8)).astype(np.float32)
@@ -34,25 +32,25 @@ def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(ti
     save_latents(tmp_path / "l.npz", latents)
     base = ["render", str(tmp_path / "l.npz"), "--models", str(models)]
 
-    only_v1 = run_cli(*base, "--out", str(tmp_path / "v1"))
-    assert only_v1.returncode == 0 and not _errors(only_v1), only_v1.stderr
+    only_v1 = cli(*base, "--out", str(tmp_path / "v1"))
+    assert only_v1.code == 0 and not _errors(only_v1), only_v1.stderr
     # A newer generator arrives: a different network (the VAE decoder takes the same z).
     shutil.copytree(models / "vae_decoder" / "1", models / "generator" / "2")
-    again = run_cli(*base, "--out", str(tmp_path / "again"))
-    assert again.returncode == 0, again.stderr
+    again = cli(*base, "--out", str(tmp_path / "again"))
+    assert again.code == 0, again.stderr
     (note,) = _errors(again)
     assert note.startswith("note: ") and "generator version 1" in note and "newest: 2" in note
     assert _pixels(tmp_path / "again").keys() == {"a.png", "b.png"}
     for name, image in _pixels(tmp_path / "v1").items():
         assert np.abs(_pixels(tmp_path / "again")[name] - image).max() <= 1
-    asked = run_cli(*base, "--model-version", "2", "--out", str(tmp_path / "v2"))
-    assert asked.returncode == 0 and "decoding with version 2 as asked" in asked.stderr, asked.stderr
+    asked = cli(*base, "--model-version", "2", "--out", str(tmp_path / "v2"))
+    assert asked.code == 0 and "decoding with version 2 as asked" in asked.stderr, asked.stderr
     assert np.abs(_pixels(tmp_path / "v2")["a.png"] - _pixels(tmp_path / "v1")["a.png"]).max() > 10
 
     shutil.rmtree(models / "generator" / "1")
-    gone = run_cli(*base, "--out", str(tmp_path / "gone"))
+    gone = cli(*base, "--out", str(tmp_path / "gone"))
     (error,) = _errors(gone)
-    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert gone.code == 1 and "Traceback" not in gone.stderr
     assert error.startswith("error: ") and "generator version 1" in error and "it has 2" in error
     assert not (tmp_path / "gone").exists()
 
@@ -68,10 +66,10 @@ def test_decoding_uses_the_recorded_version_says_so_and_fails_when_it_is_gone(ti
         (["--model-version", "0"], "--model-version"),
     ],
 )
-def test_model_source_options_that_cannot_work_are_refused_up_front(tmp_path, args, message):
+def test_model_source_options_that_cannot_work_are_refused_up_front(cli, tmp_path, args, message):
     out = tmp_path / "out"
-    result = run_cli("project", str(FACES / "000001.png"), "--out", str(out), *args)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = cli("project", str(FACES / "000001.png"), "--out", str(out), *args)
+    assert result.code == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not out.exists()
 
 
@@ -87,30 +85,32 @@ def server(tiny_export):
 
 
 @pytest.fixture(scope="module")
-def encoded(server, tiny_export, train_faces, tmp_path_factory):
+def encoded(cli, server, tiny_export, train_faces, tmp_path_factory):
     """Labelled faces encoded twice: through the server and in-process."""
     root = tmp_path_factory.mktemp("source")
     for name, source in (("remote", ["--server", server]), ("local", ["--models", str(tiny_export)])):
-        result = run_cli("encode", str(train_faces), *source, "--out", str(root / name))
-        assert result.returncode == 0, result.stderr
+        result = cli("encode", str(train_faces), *source, "--out", str(root / name))
+        assert result.code == 0, result.stderr
     return root
 
 
-def test_encode_and_render_through_the_server_match_embedded(encoded, server, tiny_export, tmp_path):
+@pytest.mark.slow
+def test_encode_and_render_through_the_server_match_embedded(cli, encoded, server, tiny_export, tmp_path):
     remote, local = load_latents(encoded / "remote" / "latents.npz"), load_latents(encoded / "local" / "latents.npz")
     np.testing.assert_allclose(remote.z, local.z, atol=1e-4)
     assert remote.config["backend"] == f"tfserving at {server}" and remote.model_version == 1
     names = "--names", ",".join(remote.names[:4])
     for name, source in (("remote", ["--server", server]), ("local", ["--models", str(tiny_export)])):
         file = str(encoded / "local" / "latents.npz")
-        result = run_cli("render", file, *names, *source, "--out", str(tmp_path / name))
-        assert result.returncode == 0, result.stderr
+        result = cli("render", file, *names, *source, "--out", str(tmp_path / name))
+        assert result.code == 0, result.stderr
     remote_images, local_images = _pixels(tmp_path / "remote"), _pixels(tmp_path / "local")
     assert len(remote_images) == 4 and remote_images.keys() == local_images.keys()
     assert all(np.abs(remote_images[k] - local_images[k]).max() <= 1 for k in remote_images)
 
 
-def test_every_model_command_runs_through_the_server(encoded, server, train_faces, tmp_path):
+@pytest.mark.slow
+def test_every_model_command_runs_through_the_server(cli, encoded, server, train_faces, tmp_path):
     latents = str(encoded / "remote" / "latents.npz")
     names = load_latents(latents).names
     a, b = Path(names[0]).stem, Path(names[1]).stem
@@ -137,9 +137,9 @@ def test_every_model_command_runs_through_the_server(encoded, server, train_face
             str(tmp_path / "report"),
         ],  # fmt: skip
     }
-    results = {name: run_cli(*args, *remote) for name, args in commands.items()}
+    results = {name: cli(*args, *remote) for name, args in commands.items()}
     for name, result in results.items():
-        assert result.returncode == 0, (name, result.stderr)
+        assert result.code == 0, (name, result.stderr)
     assert f"with generator version 1 (tfserving at {server}" in results["project"].stdout
     assert (tmp_path / "p" / "latents.npz").exists() and (tmp_path / "c" / "latents.npz").exists()
     assert json.loads((tmp_path / "m" / "terms.json").read_text())["expression"] == f"{a} + {b} - {a}"
@@ -148,9 +148,11 @@ def test_every_model_command_runs_through_the_server(encoded, server, train_face
     width, height = Image.open(tmp_path / "i.png").size  # 3 faces in a row
     assert width >= 3 * 32 and 2.5 * height < width < 3.5 * height
     assert (tmp_path / "attr" / "vectors.npz").exists() and (tmp_path / "report" / "report.md").exists()
-    shown = run_cli("info", *remote)
-    assert shown.returncode == 0 and f"models: tfserving at {server} (from --server)" in shown.stdout, shown.stderr
+    shown = cli("info", *remote)
+    assert shown.code == 0 and f"models: tfserving at {server} (from --server)" in shown.stdout, shown.stderr
     assert "generator  serving 1" in shown.stdout
+    # The model card comes through the metadata signature, as TF Serving answers it (models/cards.py).
+    assert "      command   facemath train gan --data faces --out gan " in shown.stdout, shown.stdout
 
 
 def _openssl(*args, cwd):
@@ -177,7 +179,7 @@ def pki(tmp_path_factory):
     return root
 
 
-def test_mutual_tls_options_reach_the_server(pki, tiny_export, tmp_path):
+def test_mutual_tls_options_reach_the_server(cli, pki, tiny_export, tmp_path):
     """The server only accepts clients with a certificate from the CA, and its own certificate names only
     facemath.test, not 127.0.0.1: a render that succeeds used --tls-ca, --tls-cert/--tls-key and --tls-server-name."""
     import grpc
@@ -196,33 +198,34 @@ def test_mutual_tls_options_reach_the_server(pki, tiny_export, tmp_path):
         save_latents(tmp_path / "l.npz", Latents(["a.png", "b.png"], z, "gan", "generator", 1, "projection"))
         tls = ["--tls-ca", str(pki / "ca.pem"), "--tls-cert", str(pki / "client.pem")]
         tls += ["--tls-key", str(pki / "client.key"), "--tls-server-name", "facemath.test"]
-        remote = run_cli("render", str(tmp_path / "l.npz"), "--server", f"127.0.0.1:{port}", *tls,
+        remote = cli("render", str(tmp_path / "l.npz"), "--server", f"127.0.0.1:{port}", *tls,
                          "--out", str(tmp_path / "remote"))  # fmt: skip
-        assert remote.returncode == 0, remote.stderr
+        assert remote.code == 0, remote.stderr
     finally:
         grpc_server.stop(0)
-    local = run_cli("render", str(tmp_path / "l.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr
+    local = cli("render", str(tmp_path / "l.npz"), "--models", str(tiny_export), "--out", str(tmp_path / "local"))
+    assert local.code == 0, local.stderr
     remote_images, local_images = _pixels(tmp_path / "remote"), _pixels(tmp_path / "local")
     assert remote_images.keys() == local_images.keys() == {"a.png", "b.png"}
     assert all(np.abs(remote_images[k] - local_images[k]).max() <= 1 for k in remote_images)
 
 
-def test_resume_goes_on_with_the_checkpoints_model_versions(tiny_export, tmp_path):
+@pytest.mark.slow
+def test_resume_goes_on_with_the_checkpoints_model_versions(cli, tiny_export, tmp_path):
     """A newer generator exported between a run and its --resume must not change the objective halfway: the
     resumed run ends where an uninterrupted run on the original version ends, and says that it kept the version."""
     models = tmp_path / "models"
     shutil.copytree(tiny_export, models)
     faces = [str(FACES / "000001.png"), str(FACES / "000002.png")]
     common = ["--models", str(models), "--seed", "3"]
-    straight = run_cli("project", *faces, *common, "--steps", "8", "--out", str(tmp_path / "straight"))
-    assert straight.returncode == 0, straight.stderr
-    first = run_cli("project", *faces, *common, "--steps", "4", "--out", str(tmp_path / "split"))
-    assert first.returncode == 0, first.stderr
+    straight = cli("project", *faces, *common, "--steps", "8", "--out", str(tmp_path / "straight"))
+    assert straight.code == 0, straight.stderr
+    first = cli("project", *faces, *common, "--steps", "4", "--out", str(tmp_path / "split"))
+    assert first.code == 0, first.stderr
 
     shutil.copytree(models / "vae_decoder" / "1", models / "generator" / "2")  # a different network, same z
-    resumed = run_cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "8")
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "8")
+    assert resumed.code == 0, resumed.stderr
     notes = [line for line in _errors(resumed) if line.startswith("note: ")]
     assert len(notes) == 1 and "generator version 1" in notes[0] and "newest: 2" in notes[0], resumed.stderr
     done, reference = (
@@ -233,7 +236,7 @@ def test_resume_goes_on_with_the_checkpoints_model_versions(tiny_export, tmp_pat
     np.testing.assert_allclose(done.z, reference.z, atol=1e-6)
 
     shutil.rmtree(models / "generator" / "1")
-    gone = run_cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "10")
+    gone = cli("project", "--resume", str(tmp_path / "split"), "--models", str(models), "--steps", "10")
     (error,) = _errors(gone)
-    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert gone.code == 1 and "Traceback" not in gone.stderr
     assert error.startswith("error: ") and "resume.npz" in error and "generator version 1" in error

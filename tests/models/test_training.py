@@ -4,13 +4,16 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.models.architectures import ArchConfig
 from facemath_core.models.runs import TrainingInterrupted, TrainOptions
 from facemath_core.models.training import train
+from facemath_core.serving.backends.embedded import EmbeddedBackend
 
-from ..conftest import TINY
+from ..support import TINY, run_facemath
 
 
 def test_a_run_folder_has_everything(tiny_runs):
@@ -25,14 +28,25 @@ def test_a_run_folder_has_everything(tiny_runs):
     assert all(np.isfinite(v) for v in record["final_metrics"].values())
 
 
-def test_oracle_reports_held_out_accuracy_per_attribute(tiny_runs):
+def test_oracle_reports_held_out_accuracy_per_attribute(tiny_runs, tiny_export, train_faces):
+    """The recorded accuracy is the exported oracle's on the held-out faces (partition file: not 0), scored against
+    the label file read here: logit > 0 is a 1, a label 1 is a 1."""
     record = json.loads((tiny_runs["oracle"] / "run.json").read_text())
     accuracy = record["held_out_accuracy"]
-    assert "Smiling" in accuracy and len(accuracy) == 11
-    assert record["held_out_images"] == 16
-    assert all(0.0 <= a <= 1.0 for a in accuracy.values())
+    lines = (train_faces / "list_attr_celeba.txt").read_text().splitlines()
+    names, rows = lines[1].split(), {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    partition = [line.split() for line in (train_faces / "list_eval_partition.txt").read_text().splitlines()]
+    held_out = [name for name, part in partition if part != "0"]
+    assert record["held_out_images"] == len(held_out) == 16 and list(accuracy) == names
+    pixels = [np.asarray(Image.open(train_faces / "img_align_celeba" / name).convert("RGB")) for name in held_out]
+    images = (np.stack(pixels).astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+    logits = EmbeddedBackend(tiny_export).call(S.ORACLE, S.DEFAULT, {S.IMAGES: images})[S.ATTRIBUTE_LOGITS]
+    labels = np.array([[value == "1" for value in rows[name]] for name in held_out])
+    expected = ((logits > 0) == labels).mean(axis=0)
+    np.testing.assert_allclose([accuracy[name] for name in names], expected, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(train_faces, tmp_path):
     run = tmp_path / "run"
     options = TrainOptions(steps=2, batch_size=16, sample_every=100, checkpoint_every=100)
@@ -44,6 +58,7 @@ def test_resume_continues_from_the_checkpoint(train_faces, tmp_path):
         train("vae", str(train_faces), run, ArchConfig(**TINY), options)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_can_resume(train_faces, tmp_path, monkeypatch):
     from facemath_core.models import training
 
@@ -65,6 +80,7 @@ def test_ctrl_c_saves_a_checkpoint_and_can_resume(train_faces, tmp_path, monkeyp
     assert train("gan", "", run, ArchConfig(), TrainOptions(steps=3), resume=True)["steps_done"] == 3
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(train_faces, tmp_path):
     import tensorflow as tf
 
@@ -102,13 +118,12 @@ def _checkpoint_tensors(run_dir):
 
 
 @pytest.mark.parametrize("kind", ["gan", "oracle"])  # the oracle also has Dropout, with its own noise
+@pytest.mark.slow
 def test_resume_gives_the_weights_of_an_uninterrupted_run(kind, train_faces, tmp_path, monkeypatch):
     """Interrupted at step 5 of 12 and resumed from the CLI without --steps or --data: the run finishes its recorded
     12 steps on its recorded data, and every weight, optimizer slot and noise state equals the uninterrupted run's.
     12 steps of 16 from 144 training faces cross an epoch, so the reshuffled second epoch is compared as well."""
     from facemath_core.models import training
-
-    from ..conftest import run_cli
 
     options = TrainOptions(steps=12, batch_size=16, seed=4, sample_every=100, checkpoint_every=100)
     train(kind, str(train_faces), tmp_path / "straight", ArchConfig(**TINY), options)
@@ -124,8 +139,8 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(kind, train_faces, tmp
     resumed = tmp_path / "resumed"
     with pytest.raises(TrainingInterrupted):
         train(kind, str(train_faces), resumed, ArchConfig(**TINY), options)
-    result = run_cli("train", kind, "--resume", str(resumed))
-    assert result.returncode == 0, result.stderr
+    result = run_facemath("train", kind, "--resume", str(resumed))
+    assert result.code == 0, result.stderr
     record = json.loads((resumed / "run.json").read_text())
     assert record["steps_done"] == 12 and record["options"]["steps"] == 12
     assert record["data"] == str(train_faces.resolve())
@@ -163,6 +178,7 @@ def test_the_seed_sets_the_training_noise(train_faces, kind):
     assert np.abs(after[0] - after[2]).max() > 1e-6
 
 
+@pytest.mark.slow
 def test_training_from_tfrecord_shards_is_training_from_the_folder(train_faces, tmp_path):
     """`--data SHARDS` (from `facemath data pack`) gives the very run `--data FOLDER` gives: same weights, same
     held-out accuracy (the oracle reads its held-out split from the shards too)."""
@@ -181,11 +197,11 @@ def test_training_from_tfrecord_shards_is_training_from_the_folder(train_faces, 
         np.testing.assert_array_equal(shards[key], folder[key], err_msg=key)
 
 
-def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
+@pytest.mark.slow
+def test_latent_recon_trains_q_with_the_generator(cli, train_faces, tmp_path):
     """`train gan --latent-recon W` (InfoGAN's term with every z dimension a code): Q is trained and checkpointed
     with G, the generator's steps differ from the Radford recipe's from the same seed, and a run resumes Q exactly
     like every other weight; W = 0 leaves no Q in the run."""
-    from ..conftest import run_cli
 
     options = TrainOptions(steps=6, batch_size=16, seed=3, sample_every=100, checkpoint_every=3)
     plain = train("gan", str(train_faces), tmp_path / "plain", ArchConfig(**TINY), options)
@@ -204,7 +220,7 @@ def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
     # Resume from the step-3 checkpoint on the CLI: the same weights (Q's included) as the uninterrupted run.
     resumed = tmp_path / "resumed"
     train("gan", str(train_faces), resumed, ArchConfig(**TINY), TrainOptions(**{**recon_options.__dict__, "steps": 3}))
-    assert run_cli("train", "gan", "--resume", str(resumed), "--steps", "6").returncode == 0
+    assert cli("train", "gan", "--resume", str(resumed), "--steps", "6").code == 0
     after = _checkpoint_tensors(resumed)
     assert after.keys() == recon_tensors.keys()
     for key in q_keys + generator:
@@ -212,9 +228,8 @@ def test_latent_recon_trains_q_with_the_generator(train_faces, tmp_path):
 
 
 @pytest.mark.parametrize("value", ["-1", "nan"])
-def test_latent_recon_must_be_a_finite_weight(train_faces, tmp_path, value):
-    from ..conftest import run_cli
+def test_latent_recon_must_be_a_finite_weight(cli, train_faces, tmp_path, value):
 
-    result = run_cli("train", "gan", "--data", str(train_faces), "--out", str(tmp_path / "r"), "--latent-recon", value)
-    assert result.returncode == 2 and "--latent-recon" in result.stderr and "Traceback" not in result.stderr
+    result = cli("train", "gan", "--data", str(train_faces), "--out", str(tmp_path / "r"), "--latent-recon", value)
+    assert result.code == 2 and "--latent-recon" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()

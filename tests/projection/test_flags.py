@@ -12,10 +12,8 @@ from facemath_core.host.manager import load_registry
 from facemath_core.latent.latents import Latents, load_latents, save_latents
 from facemath_core.projection.flags import LOSS_Z, flag_outliers, reasons, robust_z
 from facemath_core.projection.projector import ProjectionConfig
-from facemath_core.projection.run import ProjectionJob, load_inputs
+from facemath_core.projection.run import FolderSink, ProjectionRun, load_inputs
 from facemath_core.serving.backends.embedded import EmbeddedBackend
-
-from ..conftest import run_cli
 
 
 def test_robust_z_known_answer():
@@ -119,7 +117,8 @@ def test_a_face_the_generator_cannot_make_is_flagged(backend, with_noise, tmp_pa
     """Only the noise is flagged, in latents.npz and on the contact sheet."""
     folder = with_noise
     config = replace(ProjectionConfig(steps=60, batch_size=8, patience=1000), mask="center")
-    latents = ProjectionJob(backend, load_registry(), config, tmp_path / "out").run(load_inputs([str(folder)], 32))
+    run = ProjectionRun(backend, load_registry(builtins_only=True), config)
+    latents = run.run(load_inputs([str(folder)], 32), FolderSink(tmp_path / "out")).latents
     noise_row = latents.names.index("noise.png")
     assert latents.flagged.tolist() == [i == noise_row for i in range(7)]
     assert robust_z(latents.losses["total"])[noise_row] > LOSS_Z
@@ -136,10 +135,10 @@ def test_a_face_the_generator_cannot_make_is_flagged(backend, with_noise, tmp_pa
         assert red.any() == (row == noise_row), row
 
 
-def test_project_lists_the_flagged_faces(tiny_export, with_noise, tmp_path):
+def test_project_lists_the_flagged_faces(cli, tiny_export, with_noise, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("project", str(with_noise), "--models", str(tiny_export), "--steps", "60", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("project", str(with_noise), "--models", str(tiny_export), "--steps", "60", "--out", str(out))
+    assert result.code == 0, result.stderr
     assert "1 flagged as possible failed projections" in result.stdout
     assert "  flagged noise.png: loss " in result.stdout and "face0.png" not in result.stdout
     assert load_latents(out / "latents.npz").flagged.sum() == 1

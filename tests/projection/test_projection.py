@@ -19,10 +19,8 @@ from facemath_core.projection.projector import (
     parse_loss_options,
     parse_params,
 )
-from facemath_core.projection.run import ProjectionJob, load_inputs, load_resume, resumed_config
+from facemath_core.projection.run import FolderSink, ProjectionRun, load_inputs, load_resume, resumed_config
 from facemath_core.serving.backends.embedded import EmbeddedBackend
-
-from ..conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +43,17 @@ def config(**changes):
     return replace(ProjectionConfig(steps=150, batch_size=8, patience=1000), **changes)
 
 
+def to_folder(backend, registry, config, out, inputs, **options):
+    """What `facemath project` runs: a projection run into a result folder; its latents."""
+    resuming = options.pop("resuming", False)
+    sink = FolderSink(out, resuming=resuming)
+    return ProjectionRun(backend, registry, config).run(inputs, sink, **options).latents
+
+
 def test_projection_recovers_generated_images(backend, faces):
     folder, _ = faces
     inputs = load_inputs([str(folder)], 32)
-    projector = Projector(backend, load_registry(), config(restarts=1))
+    projector = Projector(backend, load_registry(builtins_only=True), config(restarts=1))
     z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
     before = np.abs(backend.generate(z0) - inputs.images).mean()
     result = projector.project(inputs.images, np.ones((6, 32, 32), np.float32), z0)
@@ -64,7 +69,7 @@ def test_constraints(backend, faces, constraint):
     inputs = load_inputs([str(folder)], 32)
     projector = Projector(
         backend,
-        load_registry(),
+        load_registry(builtins_only=True),
         config(constraint=constraint, steps=5, optimizer="sgd", optimizer_params={"lr": 1000.0}),
     )
     z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
@@ -81,33 +86,30 @@ def test_constraints(backend, faces, constraint):
 def test_stops_when_no_image_improves(backend, faces):
     folder, _ = faces
     inputs = load_inputs([str(folder)], 32)
-    projector = Projector(backend, load_registry(), config(steps=5000, patience=20, tolerance=0.5))
+    projector = Projector(backend, load_registry(builtins_only=True), config(steps=5000, patience=20, tolerance=0.5))
     z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
     assert projector.project(inputs.images, np.ones((6, 32, 32), np.float32), z0).steps < 200
 
 
+@pytest.mark.slow
 def test_restarts_and_encoder_init(backend, faces, tmp_path):
     folder, _ = faces
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     inputs = load_inputs([str(folder)], 32)
-    one = ProjectionJob(backend, registry, config(steps=40), tmp_path / "one").run(inputs, warn=lambda _: None)
-    four = ProjectionJob(backend, registry, config(steps=40, restarts=4), tmp_path / "four").run(
-        inputs, warn=lambda _: None
-    )
+    one = to_folder(backend, registry, config(steps=40), tmp_path / "one", inputs, warn=lambda _: None)
+    four = to_folder(backend, registry, config(steps=40, restarts=4), tmp_path / "four", inputs, warn=lambda _: None)
     assert four.losses["total"].mean() <= one.losses["total"].mean()
-    encoded = ProjectionJob(backend, registry, config(steps=5, init="encoder"), tmp_path / "enc").run(
-        inputs, warn=lambda _: None
-    )
+    encoded = to_folder(backend, registry, config(steps=5, init="encoder"), tmp_path / "enc", inputs, warn=print)
     assert encoded.models["gan_encoder"] == 1 and encoded.z.shape == (6, 8)
 
 
 def test_perceptual_term_uses_the_discriminator(backend, faces, tmp_path):
     folder, _ = faces
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     losses = parse_loss_options(["perceptual"], ProjectionConfig().losses, registry)
     assert [(s.name, s.weight) for s in losses] == [("contextual", 1.0), ("perceptual", 0.1)]
-    latents = ProjectionJob(backend, registry, config(losses=losses, steps=10), tmp_path / "p").run(
-        load_inputs([str(folder)], 32), warn=lambda _: None
+    latents = to_folder(
+        backend, registry, config(losses=losses, steps=10), tmp_path / "p", load_inputs([str(folder)], 32)
     )
     assert set(latents.losses) == {"total", "contextual", "perceptual"}
     assert latents.models == {"generator": 1, "discriminator": 1}
@@ -117,7 +119,7 @@ def test_perceptual_term_uses_the_discriminator(backend, faces, tmp_path):
 
 
 def test_loss_option_parsing():
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     base = ProjectionConfig().losses
     assert [
         (s.name, s.weight) for s in parse_loss_options(["perceptual=0.5", "contextual=0", "l2=2"], base, registry)
@@ -157,27 +159,26 @@ def test_nan_stops_that_image_only(backend, faces, tmp_path):
     folder, _ = faces
     plugin = tmp_path / "nan_plugin.py"
     plugin.write_text(textwrap.dedent(NAN_PLUGIN))
-    registry = load_registry([str(plugin)])
+    registry = load_registry([str(plugin)], builtins_only=True)
     warnings = []
     cfg = config(steps=20, losses=(LossSpec("explode-first", 1.0),))
-    latents = ProjectionJob(backend, registry, cfg, tmp_path / "out").run(
-        load_inputs([str(folder)], 32), warn=warnings.append
-    )
+    latents = to_folder(backend, registry, cfg, tmp_path / "out", load_inputs([str(folder)], 32), warn=warnings.append)
     assert latents.failed.tolist() == [True] + [False] * 5
     assert len(warnings) == 1 and "face0.png: the loss became NaN or infinite at step 0" in warnings[0]
     assert np.all(np.isfinite(latents.z))
     assert np.all(np.isfinite(latents.losses["total"][1:]))
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(backend, faces, tmp_path):
     folder, _ = faces
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     inputs = load_inputs([str(folder)], 32)
-    straight = ProjectionJob(backend, registry, config(steps=40), tmp_path / "straight").run(inputs)
-    ProjectionJob(backend, registry, config(steps=20), tmp_path / "split").run(inputs)
+    straight = to_folder(backend, registry, config(steps=40), tmp_path / "straight", inputs)
+    to_folder(backend, registry, config(steps=20), tmp_path / "split", inputs)
     _, arrays = load_resume(tmp_path / "split")
-    resumed = ProjectionJob(backend, registry, resumed_config(arrays, 40), tmp_path / "split", resuming=True).run(
-        inputs, resume_from=arrays
+    resumed = to_folder(
+        backend, registry, resumed_config(arrays, 40), tmp_path / "split", inputs, resume_from=arrays, resuming=True
     )
     np.testing.assert_allclose(resumed.z, straight.z, atol=1e-6)
     history = (tmp_path / "split" / "history.jsonl").read_text().splitlines()
@@ -188,7 +189,7 @@ def test_result_folder(backend, faces, tmp_path):
     folder, _ = faces
     out = tmp_path / "out"
     cfg = config(steps=5, mask="center")
-    latents = ProjectionJob(backend, load_registry(), cfg, out).run(load_inputs([str(folder)], 32))
+    latents = to_folder(backend, load_registry(builtins_only=True), cfg, out, load_inputs([str(folder)], 32))
     assert sorted(p.name for p in out.iterdir()) == [
         "completions",
         "contact_sheet.png",
@@ -207,54 +208,56 @@ def test_result_folder(backend, faces, tmp_path):
         assert "z" in data.files
     assert not (tmp_path / "out.partial").exists()
     with pytest.raises(FacemathError, match="already exists"):
-        ProjectionJob(backend, load_registry(), cfg, out).run(load_inputs([str(folder)], 32))
+        to_folder(backend, load_registry(builtins_only=True), cfg, out, load_inputs([str(folder)], 32))
 
 
-def test_cli_project_and_errors(tiny_export, faces, tmp_path):
+@pytest.mark.slow
+def test_cli_project_and_errors(cli, tiny_export, faces, tmp_path):
     folder, _ = faces
     out = tmp_path / "cli"
     args = ["project", str(folder), "--models", str(tiny_export), "--steps", "3", "--out", str(out)]
-    result = run_cli(*args, "--loss-plugin", "perceptual")
-    assert result.returncode == 0, result.stderr
+    result = cli(*args, "--loss-plugin", "perceptual")
+    assert result.code == 0, result.stderr
     assert "projected 6 images" in result.stdout and (out / "latents.npz").exists()
 
     def one_line(result, *fragments):
-        assert result.returncode == 1, result.stderr
+        assert result.code == 1, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip() and "warning" not in line]
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         for fragment in fragments:
             assert fragment in lines[0], lines[0]
 
-    one_line(run_cli(*args), "already exists")
+    one_line(cli(*args), "already exists")
     args[-1] = str(tmp_path / "cli2")
-    one_line(run_cli(*args, "--loss-plugin", "perceptul"), "--loss-plugin perceptul: unknown loss; known:")
-    one_line(run_cli(*args, "--loss-plugin", "perceptual=x"), "weight 'x' is not a number")
-    one_line(run_cli(*args, "--mask", "file", "--param", f"file.dir={tmp_path}"), "mask file", "does not exist")
-    one_line(run_cli(*args, "--preset", "nobody2020"), "--preset nobody2020: unknown preset")
-    one_line(run_cli(*args, "--optimizer", "lbfgs"), "--optimizer lbfgs: unknown optimizer")
+    one_line(cli(*args, "--loss-plugin", "perceptul"), "--loss-plugin perceptul: unknown loss; known:")
+    one_line(cli(*args, "--loss-plugin", "perceptual=x"), "weight 'x' is not a number")
+    one_line(cli(*args, "--mask", "file", "--param", f"file.dir={tmp_path}"), "mask file", "does not exist")
+    one_line(cli(*args, "--preset", "nobody2020"), "--preset nobody2020: unknown preset")
+    one_line(cli(*args, "--optimizer", "lbfgs"), "--optimizer lbfgs: unknown optimizer")
     assert not (tmp_path / "cli2").exists()
 
 
-def test_cli_resizes_with_a_warning_or_refuses(tiny_export, tmp_path):
+@pytest.mark.slow
+def test_cli_resizes_with_a_warning_or_refuses(cli, tiny_export, tmp_path):
     big = tmp_path / "big"
     big.mkdir()
     Image.fromarray(np.full((50, 40, 3), 128, np.uint8)).save(big / "big.png")
     base = ["project", str(big), "--models", str(tiny_export), "--steps", "2"]
-    result = run_cli(*base, "--out", str(tmp_path / "a"))
-    assert result.returncode == 0 and "big.png: resized to 32x32" in result.stderr
-    refused = run_cli(*base, "--out", str(tmp_path / "b"), "--no-resize")
-    assert refused.returncode == 1 and "big.png: 40x50 is not the model's 32x32" in refused.stderr
+    result = cli(*base, "--out", str(tmp_path / "a"))
+    assert result.code == 0 and "big.png: resized to 32x32" in result.stderr
+    refused = cli(*base, "--out", str(tmp_path / "b"), "--no-resize")
+    assert refused.code == 1 and "big.png: 40x50 is not the model's 32x32" in refused.stderr
 
 
 @pytest.mark.parametrize("mask", ["center", "left", "right", "top", "bottom", "random", "grid", "lowres"])
 @pytest.mark.parametrize("blend", ["overlay", "poisson"])
 def test_complete_with_every_mask_and_blender(backend, faces, tmp_path, mask, blend):
     folder, _ = faces
-    registry = load_registry()
+    registry = load_registry(builtins_only=True)
     losses = (LossSpec("contextual", 1.0), LossSpec("lowres", 1.0)) if mask == "lowres" else ProjectionConfig().losses
     out = tmp_path / "out"
-    ProjectionJob(backend, registry, config(steps=3, mask=mask, blend=blend, losses=losses), out).run(
-        load_inputs([str(folder)], 32)
+    to_folder(
+        backend, registry, config(steps=3, mask=mask, blend=blend, losses=losses), out, load_inputs([str(folder)], 32)
     )
     completed = np.asarray(Image.open(out / "completions" / "face0.png"))
     original = np.asarray(Image.open(folder / "face0.png"))
@@ -273,7 +276,7 @@ def test_one_traced_step_per_batch_shape(backend, faces):
     another shape gets its own trace."""
     folder, _ = faces
     inputs = load_inputs([str(folder)], 32)
-    projector = Projector(backend, load_registry(), config(steps=20, constraint="stochastic"))
+    projector = Projector(backend, load_registry(builtins_only=True), config(steps=20, constraint="stochastic"))
     masks = np.ones((6, 32, 32), np.float32)
     z0 = projector.initial_z(inputs.images, np.random.default_rng(0))
     first = projector.project(inputs.images, masks, z0)
@@ -281,4 +284,4 @@ def test_one_traced_step_per_batch_shape(backend, faces):
     projector.project(inputs.images[:3], masks[:3], z0[:3])
     np.testing.assert_array_equal(first.z, second.z)
     np.testing.assert_array_equal(first.state["optimizer"][-1], second.state["optimizer"][-1])
-    assert [loop[-1].experimental_get_tracing_count() for loop in projector._loops.values()] == [1, 1]
+    assert [loop.advance.experimental_get_tracing_count() for loop in projector._loops.values()] == [1, 1]

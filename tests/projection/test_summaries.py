@@ -12,8 +12,6 @@ from facemath_core.base.drawing import line_height
 from facemath_core.base.metrics import known_psnr, psnr
 from facemath_core.latent.latents import load_latents
 
-from ..conftest import run_cli
-
 
 def test_known_psnr_counts_only_the_known_pixels():
     a = np.zeros((1, 4, 4, 3))
@@ -33,11 +31,11 @@ def _numbers(pattern, text):
 
 
 @pytest.mark.parametrize("command", ["project", "complete"])
-def test_summary_reports_psnr_loss_and_failures_of_what_was_written(command, tiny_export, train_faces, tmp_path):
+def test_summary_reports_psnr_loss_and_failures_of_what_was_written(cli, command, tiny_export, train_faces, tmp_path):
     images = sorted(train_faces.glob("**/*.png"))[:5]
     out = tmp_path / command
-    result = run_cli(command, *map(str, images), "--models", str(tiny_export), "--steps", "3", "-o", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli(command, *map(str, images), "--models", str(tiny_export), "--steps", "3", "-o", str(out))
+    assert result.code == 0, result.stderr
     verb = "completed" if command == "complete" else "projected"
     assert f"{verb} 5 images into {out}" in result.stdout
     mean, worst = _numbers(r"PSNR of the known pixels mean ([\d.]+) dB, worst ([\d.]+) dB", result.stdout)
@@ -62,19 +60,19 @@ def test_summary_reports_psnr_loss_and_failures_of_what_was_written(command, tin
 
 
 @pytest.fixture(scope="module")
-def encoded(tiny_export, train_faces, tmp_path_factory):
+def encoded(cli, tiny_export, train_faces, tmp_path_factory):
     out = tmp_path_factory.mktemp("summaries") / "enc"
-    result = run_cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    result = cli("encode", str(train_faces), "--models", str(tiny_export), "--out", str(out))
+    assert result.code == 0, result.stderr
     return out / "latents.npz"
 
 
-def test_attributes_states_n_and_refuses_statistics_from_too_few_faces(encoded, tiny_export, tmp_path):
+def test_attributes_states_n_and_refuses_statistics_from_too_few_faces(cli, encoded, tiny_export, tmp_path):
     from facemath_core.latent.quality import MIN_AUC_FACES
 
     args = ["attributes", "--latents", str(encoded), "--models", str(tiny_export)]
-    result = run_cli(*args, "--held-out", "0.02", "-o", str(tmp_path / "few"))  # 3 of 160 held out
-    assert result.returncode == 0, result.stderr
+    result = cli(*args, "--held-out", "0.02", "-o", str(tmp_path / "few"))  # 3 of 160 held out
+    assert result.code == 0, result.stderr
     assert "160 faces: 157 fitted, 3 held out and scored" in result.stdout
     scores = json.loads((tmp_path / "few" / "attributes.json").read_text())["scores"]
     assert scores and all(s["positives"] + s["negatives"] == 3 and not s["auc_measured"] for s in scores)
@@ -83,8 +81,8 @@ def test_attributes_states_n_and_refuses_statistics_from_too_few_faces(encoded, 
     assert len(warning) == 1 and f"fewer than {MIN_AUC_FACES}" in warning[0]
     assert all(s["attribute"] in warning[0] for s in scores)
 
-    result = run_cli(*args, "-o", str(tmp_path / "enough"))  # 48 held out: rare attributes may still be short
-    assert result.returncode == 0, result.stderr
+    result = cli(*args, "-o", str(tmp_path / "enough"))  # 48 held out: rare attributes may still be short
+    assert result.code == 0, result.stderr
     scores = json.loads((tmp_path / "enough" / "attributes.json").read_text())["scores"]
     short = [s["attribute"] for s in scores if min(s["positives"], s["negatives"]) < MIN_AUC_FACES]
     assert len(short) < len(scores)
@@ -103,23 +101,23 @@ def j_diagram(n):
     return (2 + n * 130, 2 + n * 130 + 2 * line_height())
 
 
-def test_interpolate_frames_and_analogy_size_with_deprecated_steps(encoded, tiny_export, tmp_path):
+def test_interpolate_frames_and_analogy_size_with_deprecated_steps(cli, encoded, tiny_export, tmp_path):
     common = ["--latents", str(encoded), "--models", str(tiny_export)]
     walk, j = tmp_path / "walk.png", tmp_path / "j.png"
-    result = run_cli("interpolate", "000001", "000002", *common, "--frames", "3", "-o", str(walk))
-    assert result.returncode == 0 and "deprecated" not in result.stderr, result.stderr
+    result = cli("interpolate", "000001", "000002", *common, "--frames", "3", "-o", str(walk))
+    assert result.code == 0 and "deprecated" not in result.stderr, result.stderr
     assert Image.open(walk).size == strip(3)
-    refused = run_cli("interpolate", "000001", "000002", *common, "-n", "4", "-o", str(walk))
-    assert refused.returncode == 1 and "file exists (use --overwrite" in refused.stderr
+    refused = cli("interpolate", "000001", "000002", *common, "-n", "4", "-o", str(walk))
+    assert refused.code == 1 and "file exists (use --overwrite" in refused.stderr
     assert Image.open(walk).size == strip(3)  # untouched
-    old = run_cli("interpolate", "000001", "000002", *common, "--steps", "4", "-o", str(walk), "--overwrite")
-    assert old.returncode == 0 and Image.open(walk).size == strip(4)
+    old = cli("interpolate", "000001", "000002", *common, "--steps", "4", "-o", str(walk), "--overwrite")
+    assert old.code == 0 and Image.open(walk).size == strip(4)
     notes = [line for line in old.stderr.splitlines() if "deprecated" in line]
     assert notes == ["note: --steps is deprecated here and will be removed in the next release; use --frames"]
 
-    result = run_cli("analogy", "000001", "000002", "000003", *common, "--size", "3", "-o", str(j))
-    assert result.returncode == 0 and Image.open(j).size == j_diagram(3)
-    assert run_cli("analogy", "000001", "000002", "000003", *common, "-o", str(j)).returncode == 1
-    old = run_cli("analogy", "000001", "000002", "000003", *common, "--steps", "2", "-o", str(j), "--overwrite")
-    assert old.returncode == 0 and Image.open(j).size == j_diagram(2)
+    result = cli("analogy", "000001", "000002", "000003", *common, "--size", "3", "-o", str(j))
+    assert result.code == 0 and Image.open(j).size == j_diagram(3)
+    assert cli("analogy", "000001", "000002", "000003", *common, "-o", str(j)).code == 1
+    old = cli("analogy", "000001", "000002", "000003", *common, "--steps", "2", "-o", str(j), "--overwrite")
+    assert old.code == 0 and Image.open(j).size == j_diagram(2)
     assert "--steps is deprecated here" in old.stderr and "use --size" in old.stderr

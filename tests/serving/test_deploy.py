@@ -4,6 +4,7 @@ against the stand-in, which follows the real server's start-up and label rules."
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ from facemath_core.serving.deploy import deploy, reload_server
 from facemath_core.serving.model_config import parse_config, read_config
 from facemath_core.serving.protos import parse_batching_parameters, parse_monitoring_config
 
-from ..conftest import run_cli
 from .tfserving_reference import MAIN_CC_FLAGS
 
 SERVING = Path(__file__).parents[2] / "serving"
@@ -60,6 +60,8 @@ def test_monitoring_config():
 
 
 def test_server_flags_are_tensorflow_model_servers_own():
+    from facemath_core.serving.standin import parse_channel_arguments
+
     compose = yaml.safe_load((SERVING / "docker-compose.yml").read_text())["services"]["tfserving"]
     container = _k8s("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
     for args in (compose["command"], container["args"]):
@@ -70,6 +72,12 @@ def test_server_flags_are_tensorflow_model_servers_own():
         assert "allow_version_labels_for_unavailable_models" in _flags(args)
         assert "--model_config_file=/models/models.config" in args
         assert "--batching_parameters_file=/config/batching_parameters.txt" in args
+        # gRPC health for the probes; connections recycled so that clients re-resolve the headless Service.
+        assert "--enable_grpc_healthcheck_service" in args
+        channel = next(a.split("=", 1)[1] for a in args if a.startswith("--grpc_channel_arguments="))
+        options = dict(parse_channel_arguments(channel))  # as server.cc parses it: ints stay ints
+        assert 1000 <= options["grpc.max_connection_age_ms"] <= 300_000
+        assert 0 < options["grpc.max_connection_age_grace_ms"] <= options["grpc.max_connection_age_ms"]
     assert compose["command"] == container["args"]  # one server configuration, two launchers
     assert compose["entrypoint"] == container["command"] == ["tensorflow_model_server"]
 
@@ -90,6 +98,9 @@ def test_kubernetes_objects():
     container = pod["containers"][0]
     assert deployment["spec"]["replicas"] >= 2
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 120
+    grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+    for probe in ("startupProbe", "livenessProbe"):  # the standard gRPC health check (Kubernetes 1.27+)
+        assert container[probe]["grpc"] == {"port": grpc_port}, probe
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -125,6 +136,7 @@ def _compose_args(config: Path, port_file: str = "--port=0") -> list[str]:
     return args
 
 
+@pytest.mark.slow
 def test_the_compose_command_starts_the_stand_in_with_a_labelled_deploy(tiny_export, tmp_path):
     """A labelled deploy + the shipped server flags start cleanly; without the label flag the server refuses to
     start, as tensorflow_model_server does (tfserving_reference.py: label-at-startup)."""
@@ -303,21 +315,33 @@ def _add_generator_version(source: Path, version: int = 2) -> None:
     shutil.copytree(source / S.GENERATOR / "1", source / S.GENERATOR / str(version))
 
 
-def test_a_label_moves_only_after_the_new_version_is_served(source, tmp_path):
-    """Without --reload: first the new version next to the old one (label unchanged), then the move."""
+def test_a_label_move_is_never_written_without_a_rollout(source, tmp_path):
+    """Without --reload deploy cannot know that every replica has the new version, so it never moves a label: a
+    second run is no evidence (the old behaviour moved it then, and replicas polling models.config that had not
+    read the first file were stranded: tfserving_reference.py label-move-in-one-file-strands)."""
     base = tmp_path / "models"
     deploy(source, base, label="stable")
     _add_generator_version(source)
-    result = deploy(source, base, label="stable")
-    generator = {e.name: e for e in read_config(result.config_path)}[S.GENERATOR]
-    assert generator.labels == {"stable": 1} and generator.versions == (1, 2)
-    assert result.pending_labels == ["stable of generator: 1 -> 2"]
-    again = deploy(source, base, label="stable")  # version 2 is now in the served config: the label moves
-    generator = {e.name: e for e in read_config(again.config_path)}[S.GENERATOR]
-    assert generator.labels == {"stable": 2} and generator.versions == (1, 2)
-    assert again.pending_labels == [] and again.copied == []
+    for _ in range(2):
+        result = deploy(source, base, label="stable")
+        generator = {e.name: e for e in read_config(result.config_path)}[S.GENERATOR]
+        assert generator.labels == {"stable": 1} and generator.versions == (1, 2)
+        assert result.pending_labels == ["stable of generator: 1 -> 2"]
 
 
+@pytest.mark.slow
+def test_a_new_label_is_written_at_once_but_not_in_a_rollout(source, tmp_path):
+    """A label not assigned yet may point at a version still loading on a server with
+    --allow_version_labels_for_unavailable_models (tfserving_reference.py label-at-startup-with-flag); a rollout
+    adds it only in its second step, so it works on servers without the flag too."""
+    assert {e.name: e for e in read_config(deploy(source, tmp_path / "a", label="stable").config_path)}[
+        S.GENERATOR
+    ].labels == {"stable": 1}
+    rollout = deploy(source, tmp_path / "b", label="stable", rollout=True)
+    assert all(not e.labels for e in read_config(rollout.config_path))
+
+
+@pytest.mark.slow
 def test_deploy_reload_moves_a_label_in_two_reloads(source, tmp_path):
     """Against a stand-in that applies TF Serving's label rule: a one-reload move would be refused
     (tfserving_reference.py: label-unavailable-version); deploy's two reloads succeed."""
@@ -345,7 +369,11 @@ def test_reload_errors_are_one_line(source, tmp_path):
     result = deploy(source, tmp_path / "models", base_path_in_server="relative/path")
     server, port, _ = build_server([], "127.0.0.1", 0)
     try:
-        with pytest.raises(FacemathError, match="INVALID_ARGUMENT: Expected model .* to have an absolute path"):
+        with pytest.raises(
+            FacemathError,
+            match=rf"1 of 1 replicas .* 127.0.0.1:{port} \(reload refused: INVALID_ARGUMENT: Expected model .* to "
+            "have an absolute path",
+        ):
             reload_server(f"127.0.0.1:{port}", result, timeout=10)
     finally:
         server.stop(0)
@@ -370,26 +398,25 @@ def _outside_link(source: Path) -> None:
     ],
     ids=["to-is-a-file", "config-not-utf8", "symlink-out-of-export"],
 )
-def test_cli_deploy_errors(source, tmp_path, setup, message):
+def test_cli_deploy_errors(cli, source, tmp_path, setup, message):
     """As a user sees them: one `error:` line, exit 1, no traceback, nothing under --to created or changed."""
     target = tmp_path / "models"
     setup(source, target)
     before = _snapshot(target) if target.is_dir() else (target.read_bytes() if target.exists() else None)
-    result = run_cli("deploy", "--models", str(source), "--to", str(target))
+    result = cli("deploy", "--models", str(source), "--to", str(target))
     lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.code == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0] and "Traceback" not in result.stderr
     after = _snapshot(target) if target.is_dir() else (target.read_bytes() if target.exists() else None)
     assert after == before
 
 
-def test_a_polling_server_follows_the_two_step_label_move(source, tmp_path):
-    """The compose flags with a 1 s poll: deploy a new version (label stays), the server loads it; deploy again,
-    the label moves. A one-step move would be refused by the server (tfserving_reference.py:
-    label-unavailable-version), and the label would stay where it was."""
-    import time
-
-    from facemath_core.serving.backends.tfserving import TFServingBackend, wait_until_available
+@pytest.mark.slow
+def test_a_polling_server_follows_the_rollout(source, tmp_path):
+    """The compose flags with a 1 s poll: deploy --reload of a new version with the label moves the label only
+    after the server has the version; the polling server reads the same two files in the same order."""
+    from facemath_core.serving.backends.tfserving import TFServingBackend
+    from facemath_core.serving.deploy import roll_out
     from facemath_core.serving.standin import start_subprocess
 
     base = tmp_path / "models"
@@ -401,31 +428,159 @@ def test_a_polling_server_follows_the_two_step_label_move(source, tmp_path):
     process, address = start_subprocess(args=args)
     try:
         _add_generator_version(source)
-        assert deploy(source, base, label="stable").pending_labels == ["stable of generator: 1 -> 2"]
-        wait_until_available(address, [S.GENERATOR], 30, version=2)
-        assert TFServingBackend(address, label="stable").version(S.GENERATOR) == 1
-        assert deploy(source, base, label="stable").pending_labels == []
-        deadline = time.monotonic() + 30
-        while TFServingBackend(address, label="stable").version(S.GENERATOR) != 2:
-            assert time.monotonic() < deadline, "the label did not move"
-            time.sleep(0.5)
+        result = deploy(source, base, label="stable", rollout=True)
+        assert {e.name: e for e in read_config(result.config_path)}[S.GENERATOR].labels == {"stable": 1}
+        assert roll_out(result, [address], timeout=60) == [address]
+        assert {e.name: e for e in read_config(result.config_path)}[S.GENERATOR].labels == {"stable": 2}
+        assert TFServingBackend(address, label="stable").version(S.GENERATOR) == 2
+        time.sleep(2.5)  # two more polls of the final file change nothing
+        assert TFServingBackend(address, label="stable").version(S.GENERATOR) == 2
     finally:
         process.terminate()
         process.wait()
 
 
-def test_cli_deploy_with_reload(source, tmp_path):
+@pytest.mark.slow
+def test_cli_deploy_with_reload(cli, source, tmp_path):
     from facemath_core.serving.backends.tfserving import TFServingBackend
     from facemath_core.serving.standin import build_server
 
     server, port, _ = build_server([], "127.0.0.1", 0)  # a server without the label flag
     try:
         base = tmp_path / "models"
-        result = run_cli("deploy", "--models", str(source), "--to", str(base), "--label", "stable",
-                         "--reload", f"127.0.0.1:{port}", "--timeout", "60")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert "reloaded twice (versions, then labels)" in result.stdout
+        result = cli("deploy", "--models", str(source), "--to", str(base), "--label", "stable",
+                     "--reload", f"127.0.0.1:{port}", "--timeout", "60")  # fmt: skip
+        assert result.code == 0, result.stderr
+        assert f"1 replica(s) 127.0.0.1:{port}: every deployed version AVAILABLE" in result.stdout
+        assert "label stable on " in result.stdout and "on every replica" in result.stdout
         assert TFServingBackend(f"127.0.0.1:{port}", label="stable").version(S.GENERATOR) == 1
         assert {e.name: e for e in read_config(base / "models.config")}[S.GENERATOR].labels == {"stable": 1}
     finally:
         server.stop(0)
+
+
+# --- TLS on the real server: --ssl_config_file -------------------------------------------------------------------
+
+
+def test_the_declared_ssl_config_is_tf_servings():
+    """The SSLConfig message facemath declares (the wheel has no ssl_config_pb2) has the fields of
+    ssl_config.proto: names, numbers and types (tfserving_reference.py SSL_CONFIG_FIELDS)."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from facemath_core.serving.protos import parse_ssl_config
+
+    from .tfserving_reference import SSL_CONFIG_FIELDS
+
+    descriptor = parse_ssl_config("").DESCRIPTOR
+    assert descriptor.full_name == "tensorflow.serving.SSLConfig"
+    types = {FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BOOL: "bool"}
+    assert {f.name: (f.number, types[f.type]) for f in descriptor.fields} == SSL_CONFIG_FIELDS
+    try:  # a later tensorflow-serving-api may ship it: then both must agree field for field
+        from tensorflow_serving.config import ssl_config_pb2
+    except ImportError:
+        return
+    official = ssl_config_pb2.SSLConfig.DESCRIPTOR
+    assert [(f.name, f.number, f.type) for f in official.fields] == [
+        (f.name, f.number, f.type) for f in descriptor.fields
+    ]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for localhost and a client certificate, both signed by the CA."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("pki")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    return d
+
+
+def test_ssl_config_writes_what_the_server_reads(cli, pki, tmp_path):
+    from facemath_core.serving.protos import parse_ssl_config
+
+    out = tmp_path / "tls" / "ssl_config.txt"
+    args = ["ssl-config", "--tls-cert", pki / "server.pem", "--tls-key", pki / "server.key", "--out", out]
+    result = cli(*args, "--tls-client-ca", pki / "ca.pem")
+    assert result.code == 0 and "mutual TLS" in result.stdout, result.stderr
+    assert out.stat().st_mode & 0o777 == 0o600  # it holds the private key
+    config = parse_ssl_config(out.read_text())
+    assert config.server_cert == (pki / "server.pem").read_text()
+    assert config.server_key == (pki / "server.key").read_text()
+    assert config.custom_ca == (pki / "ca.pem").read_text() and config.client_verify
+    refused = cli(*args)
+    assert refused.code == 1 and "file exists (use --overwrite" in refused.stderr
+    assert cli(*args, "--overwrite").code == 0
+    plain = parse_ssl_config(out.read_text())
+    assert not plain.custom_ca and not plain.client_verify
+    mismatch = cli("ssl-config", "--tls-cert", pki / "server.pem", "--tls-key", pki / "client.key", "--out",
+                   tmp_path / "x.txt")  # fmt: skip
+    assert mismatch.code == 1 and "is not the private key of" in mismatch.stderr
+    assert not (tmp_path / "x.txt").exists()
+
+
+def _compose_tls_args(config: Path, ssl_config: Path) -> list[str]:
+    """docker-compose.tls.yml's command line (it replaces the base file's), pointed at local files: the models
+    config, serving/, and the compose secret's mount point."""
+    override = yaml.safe_load((SERVING / "docker-compose.tls.yml").read_text())
+    command = override["services"]["tfserving"]["command"]
+    secret = override["services"]["tfserving"]["secrets"][0]
+    args = []
+    for arg in command:
+        arg = arg.replace("/models/models.config", str(config)).replace("/config/", f"{SERVING}/")
+        args.append("--port=0" if arg.startswith("--port=") else arg.replace(f"/run/secrets/{secret}", str(ssl_config)))
+    return args
+
+
+def test_the_compose_tls_override(pki):
+    """The override adds --ssl_config_file to the base command line, nothing else, from a compose secret (mounted
+    read-only at /run/secrets/NAME)."""
+    base = yaml.safe_load((SERVING / "docker-compose.yml").read_text())["services"]["tfserving"]["command"]
+    override = yaml.safe_load((SERVING / "docker-compose.tls.yml").read_text())
+    service = override["services"]["tfserving"]
+    (secret,) = service["secrets"]
+    assert service["command"] == [*base, f"--ssl_config_file=/run/secrets/{secret}"]
+    assert override["secrets"][secret]["file"].startswith("./tls/")
+    assert (SERVING / "tls" / ".gitignore").read_text().splitlines()[-2:] == ["*", "!.gitignore"]
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mutual-tls"])
+@pytest.mark.slow
+def test_the_compose_tls_command_serves_tls_clients(cli, source, tmp_path, pki, mutual):
+    """The TLS command line run against the stand-in, with an SSLConfig from `facemath ssl-config`: facemath's
+    client connects with --tls-ca (and a client certificate when client_verify), and not without."""
+    from facemath_core.serving.backends.tfserving import TFServingBackend
+    from facemath_core.serving.standin import start_subprocess
+
+    ssl_config = tmp_path / "ssl_config.txt"
+    extra = ["--tls-client-ca", pki / "ca.pem"] if mutual else []
+    assert cli("ssl-config", "--tls-cert", pki / "server.pem", "--tls-key", pki / "server.key", *extra,
+               "--out", ssl_config).code == 0  # fmt: skip
+    result = deploy(source, tmp_path / "models", label="stable")
+    process, address = start_subprocess(args=_compose_tls_args(result.config_path, ssl_config))
+    target = address.replace("127.0.0.1", "localhost")
+    client = dict(tls_cert=str(pki / "client.pem"), tls_key=str(pki / "client.key")) if mutual else {}
+    try:
+        backend = TFServingBackend(target, label="stable", tls_ca=str(pki / "ca.pem"), **client)
+        assert backend.generate(np.zeros((1, 8), np.float32)).shape == (1, 32, 32, 3)
+        with pytest.raises(FacemathError, match="UNAVAILABLE"):
+            TFServingBackend(target, retries=0, timeout=5).version(S.GENERATOR)  # plaintext
+        if mutual:
+            with pytest.raises(FacemathError, match="UNAVAILABLE"):
+                TFServingBackend(target, tls_ca=str(pki / "ca.pem"), retries=0, timeout=5).version(S.GENERATOR)
+    finally:
+        process.terminate()
+        process.wait()

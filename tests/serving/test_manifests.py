@@ -395,3 +395,88 @@ def test_benchmarks_md_shows_the_last_scale_run():
     spec.loader.exec_module(report)
     section = "\n".join(report.scale_section(report.load("scale"), report.load("gpu"), report.load("gpu-tiny")))
     assert section.startswith("## Scale") and section in (root / "docs" / "benchmarks.md").read_text()
+
+
+# --- the fleet's kustomize base and its TLS overlay (docs/deploy.md) ---------------------------------------------
+
+# Strategic-merge-patch merge keys of the Pod spec lists the overlay touches (the Kubernetes API's
+# `patchMergeKey`s: containers, volumes and env by name, volumeMounts by mountPath, ports by containerPort); every
+# other list (args) is replaced whole, and a null deletes the key
+# (kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/).
+MERGE_KEYS = {
+    "containers": "name",
+    "volumes": "name",
+    "env": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+}
+
+
+def strategic_merge(base, patch, key: str | None = None):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for name, value in patch.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = strategic_merge(merged[name], value, name) if name in merged else value
+        return merged
+    if isinstance(base, list) and isinstance(patch, list) and key in MERGE_KEYS:
+        merge_key = MERGE_KEYS[key]
+        merged = {item[merge_key]: item for item in base}
+        for item in patch:
+            merged[item[merge_key]] = (
+                strategic_merge(merged[item[merge_key]], item) if item[merge_key] in merged else item
+            )
+        return list(merged.values())
+    return patch
+
+
+def test_the_base_kustomization_lists_every_fleet_manifest():
+    """`kubectl apply -k serving/kubernetes/` applies what `kubectl apply -f serving/kubernetes/` does; the file is
+    named Kustomization (a name kustomize recognises) so that `apply -f`, which reads *.yaml/*.yml/*.json only,
+    skips it."""
+    kustomization = yaml.safe_load((KUBERNETES / "Kustomization").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in KUBERNETES.glob("*.yaml"))
+    assert not list(KUBERNETES.glob("kustomization.y*ml"))
+
+
+def _tls_deployment() -> dict:
+    overlay = KUBERNETES / "tls"
+    kustomization = yaml.safe_load((overlay / "Kustomization").read_text())
+    assert kustomization["resources"] == [".."]
+    (patch_file,) = [p["path"] for p in kustomization["patches"]]
+    patch = yaml.safe_load((overlay / patch_file).read_text())
+    deployment = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())
+    assert (patch["kind"], patch["metadata"]["name"]) == (deployment["kind"], deployment["metadata"]["name"])
+    return strategic_merge(deployment, patch)
+
+
+def test_the_tls_overlay_adds_the_ssl_config_from_a_read_only_secret():
+    from .tfserving_reference import MAIN_CC_FLAGS
+
+    base = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    pod = _tls_deployment()["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flag = "--ssl_config_file=/tls/ssl_config.txt"
+    assert container["args"] == [*base["containers"][0]["args"], flag]  # the same server, with TLS
+    assert all(a[2:].split("=")[0] in MAIN_CC_FLAGS for a in container["args"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tls")
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "facemath-tfserving-tls"
+    assert volume["secret"]["defaultMode"] & 0o007 == 0  # a private key: not readable by others
+    # Kubernetes' grpc probes speak no TLS: start-up and liveness check the port and REST instead.
+    assert "grpc" not in container["startupProbe"] and container["startupProbe"]["tcpSocket"] == {"port": 8500}
+    assert "grpc" not in container["livenessProbe"] and container["livenessProbe"]["httpGet"]["port"] == 8501
+    # Everything else of the base pod is kept: the other mounts, the security settings, readiness.
+    assert {m["name"] for m in container["volumeMounts"]} == {
+        m["name"] for m in base["containers"][0]["volumeMounts"]
+    } | {"tls"}
+    assert container["securityContext"] == base["containers"][0]["securityContext"]
+    assert container["readinessProbe"] == base["containers"][0]["readinessProbe"]
+    assert pod["securityContext"] == base["securityContext"]
+    docs = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    assert "kubectl create secret generic facemath-tfserving-tls --from-file=ssl_config.txt" in docs
+    assert "kubectl apply -k serving/kubernetes/tls/" in docs

@@ -100,7 +100,7 @@ def test_predict_echoes_the_resolved_spec_and_answers_with_float_val(served):
         (
             dict(inputs={"zz": np.zeros((1, 8), np.float32)}),
             grpc.StatusCode.INVALID_ARGUMENT,
-            "input tensor alias not found in signature: zz",
+            "Signature input alias: z(feed name: serving_default_z:0) not found in request",
         ),
         (
             dict(inputs={"z": np.zeros((1, 8))}),
@@ -254,6 +254,7 @@ def test_a_served_model_with_other_signatures_is_refused(tiny_export, tmp_path):
         server.stop(0)
 
 
+@pytest.mark.slow
 def test_projection_parity_with_the_embedded_backend(served, tiny_export):
     """Same seed, same config: the z trajectories agree to 1e-4 after 20 steps (float32 arithmetic, the same
     SavedModels; only the gradient's route differs: local autodiff versus the served vjp / grad signatures)."""
@@ -271,7 +272,7 @@ def test_projection_parity_with_the_embedded_backend(served, tiny_export):
     masks = np.ones((4, 32, 32), np.float32)
     results = []
     for backend in (local, remote):
-        projector = Projector(backend, load_registry(), config)
+        projector = Projector(backend, load_registry(builtins_only=True), config)
         z0 = projector.initial_z(targets, np.random.default_rng(0))
         results.append(projector.project(targets, masks, z0).state["variable"])
     np.testing.assert_allclose(results[0], results[1], atol=1e-4)
@@ -289,6 +290,7 @@ def _start_server(models, port):
     return start_subprocess(models, port)[0]
 
 
+@pytest.mark.slow
 def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
     """Kill the server during a projection and start it again: the client retries, and the final z equals an
     uninterrupted run's."""
@@ -308,7 +310,7 @@ def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
         masks = np.ones((3, 32, 32), np.float32)
 
         def project(backend, on_step=None):
-            projector = Projector(backend, load_registry(), config)
+            projector = Projector(backend, load_registry(builtins_only=True), config)
             z0 = projector.initial_z(targets, np.random.default_rng(0))
             return projector.project(targets, masks, z0, progress=on_step).state["variable"]
 
@@ -336,6 +338,7 @@ def test_server_restart_in_the_middle_of_a_projection(tiny_export, tmp_path):
         server.wait()
 
 
+@pytest.mark.slow
 def test_tensor_content_answers_are_read_too(tiny_export):
     server, port, _ = build_server(entries_for_folder(tiny_export), "127.0.0.1", 0, tensor_content=True)
     try:
@@ -392,12 +395,12 @@ def test_parallel_requests_split_a_batch(served):
     assert backend.calls - before == 4 and images.shape == (8, 32, 32, 3)
 
 
-def test_cli_with_a_server_that_is_down(tmp_path):
-    from ..conftest import run_cli
+@pytest.mark.slow
+def test_cli_with_a_server_that_is_down(cli, tmp_path):
 
     faces = __import__("pathlib").Path(__file__).parents[2] / "examples" / "faces"
     port = _free_port()
-    result = run_cli(
+    result = cli(
         "project",
         str(faces / "000001.png"),
         "--server",
@@ -408,7 +411,7 @@ def test_cli_with_a_server_that_is_down(tmp_path):
         "2",
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.code == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"server 127.0.0.1:{port}, model generator" in lines[0] and "UNAVAILABLE" in lines[0]
     assert not (tmp_path / "out").exists()
 
@@ -471,6 +474,7 @@ def pki(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_mutual_tls_on_serve_deploy_reload_and_wait(tiny_export, tmp_path, pki):
     """`facemath serve --tls-client-ca` requires a client certificate; the backend, `deploy --reload` and
     wait_until_available connect with one, and without one the handshake fails."""
@@ -529,7 +533,7 @@ def _project(backend, losses, steps=15, n=4, tiny_export=None):
     targets = local.generate(np.random.default_rng(3).uniform(-1, 1, (n, 8)).astype(np.float32))
     masks = np.ones((n, 32, 32), np.float32)
     masks[:, 8:20, 10:22] = 0  # a hole, so weighted-contextual has weights to apply
-    projector = Projector(backend, load_registry(), config)
+    projector = Projector(backend, load_registry(builtins_only=True), config)
     z0 = projector.initial_z(targets, np.random.default_rng(0))
     return projector, projector.project(targets, masks, z0)
 
@@ -542,6 +546,7 @@ def _project(backend, losses, steps=15, n=4, tiny_export=None):
         ("l2", 1.0, {}, "lowres", 0.5, {"factor": 4}),
     ],
 )
+@pytest.mark.slow
 def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_projector, tiny_export, losses):
     """Same seed, same terms: the z and every term agree with the embedded backend's (autodiff in-process) to
     float32 accuracy, and each step is exactly one Predict."""
@@ -560,6 +565,7 @@ def test_the_projector_takes_one_request_per_step_and_matches_embedded(with_proj
     assert remote_backend.calls - before == 5
 
 
+@pytest.mark.slow
 def test_other_terms_fall_back_to_the_three_request_path(with_projector, tiny_export):
     """A term the projector does not contain (other parameters, a third-party plugin) still works remotely,
     through vjp + grad, and matches embedded."""
@@ -570,7 +576,7 @@ def test_other_terms_fall_back_to_the_three_request_path(with_projector, tiny_ex
     other_params = (LossSpec("weighted-contextual", 1.0, {"window": 5}),)
     assert _project(backend, other_params, steps=2, tiny_export=tiny_export)[0].fused is None
     plugin = Path(__file__).parents[2] / "examples" / "facemath-tv-loss" / "facemath_tv.py"
-    registry = load_registry([str(plugin)])
+    registry = load_registry([str(plugin)], builtins_only=True)
     specs = (LossSpec("contextual", 1.0), LossSpec("tv", 0.5))  # the example third-party plugin
     config = ProjectionConfig(steps=3, patience=1000, losses=specs)
     targets = EmbeddedBackend(tiny_export).generate(np.zeros((2, 8), np.float32))

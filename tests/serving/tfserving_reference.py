@@ -2,7 +2,9 @@
 
 The conformance tests (tests/serving/test_conformance.py) hold facemath's stand-in server to this table; nothing here is
 copied from the stand-in. Sources are files of github.com/tensorflow/serving at commit SERVING_COMMIT
-(`serving:PATH:LINE`), of github.com/tensorflow/tensorflow (`tensorflow:PATH, FUNCTION`), or documentation pages.
+(`serving:PATH:LINE`); where the line differs at SERVING_TAG, the release the shipped manifests run
+(tensorflow/serving:2.19.1), it is given as "(2.19.1: LINE)"; rows without it cite lines that are the same at both. Also
+files of github.com/tensorflow/tensorflow (`tensorflow:PATH, FUNCTION`), issues, or documentation pages.
 A message fragment is a literal piece of the string the cited line builds.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SERVING_COMMIT = "9d981c5c2708d23c5407c7c1e30309e6f9798874"
+SERVING_TAG = "2.19.1"  # the image serving/docker-compose.yml and serving/kubernetes/deployment.yaml run
 SERVING_URL = f"https://github.com/tensorflow/serving/blob/{SERVING_COMMIT}/tensorflow_serving/"
 
 
@@ -151,11 +154,31 @@ ROWS: tuple[Row, ...] = (
     Row(
         "predict-unknown-input",
         "Predict",
-        "an input alias the signature does not have",
+        "an input alias the signature does not have (zz instead of z): the signature's alias is not in the request",
         "INVALID_ARGUMENT",
-        "input tensor alias not found in signature: ",
-        "tensorflow:tensorflow/cc/saved_model/util.cc, GetInputValues "
-        "(called at serving:servables/tensorflow/predict_util.cc:129)",
+        ") not found in request and no default value provided. Inputs expected to be in the request {zz}, "
+        "or default input alias set: ",
+        "tensorflow:tensorflow/cc/saved_model/util.cc:58-65, GetInputValues (tensorflow/tensorflow 23b4afc; the "
+        'older "input tensor alias not found in signature" was removed in tensorflow 45bc2916, Aug 2023), called '
+        "at serving:servables/tensorflow/predict_util.cc:129 (2.19.1: 127)",
+    ),
+    Row(
+        "predict-unknown-input-names-feed",
+        "Predict",
+        "the same: the message names the missing alias and its feed (tensor) name",
+        "INVALID_ARGUMENT",
+        "Signature input alias: z(feed name: serving_default_z:0)",
+        "tensorflow:tensorflow/cc/saved_model/util.cc:60-61 (alias, then the TensorInfo's name)",
+    ),
+    Row(
+        "predict-op-error",
+        "Predict",
+        "an op fails while the graph runs (vjp with 2 latents and 3 cotangents, no batching): the kernel's own "
+        'message, without the Python session\'s "Graph execution error:" header',
+        "INVALID_ARGUMENT",
+        "The two arguments to a cwise op must have same number of elements",
+        "serving:servables/tensorflow/predict_util.cc:109 (2.19.1: 107; Session::Run's C++ Status is returned as it "
+        "is), serving:model_servers/grpc_status_util.cc:24-34 (ToGRPCStatus; both)",
     ),
     Row(
         "predict-wrong-dtype",
@@ -252,10 +275,19 @@ ROWS: tuple[Row, ...] = (
     Row(
         "multi-inference-empty-name",
         "MultiInference",
-        "a task whose model_spec has no name",
+        "one task whose model_spec has no name: the servable is looked up by the first task's spec first",
+        "INVALID_ARGUMENT",
+        "ModelSpec has no name specified.",
+        "serving:servables/tensorflow/multi_inference_helper.cc:28-33, 42, 52 (GetServableHandle of tasks(0)'s "
+        "spec) -> serving:model_servers/server_core.cc:844 (2.19.1: 808)",
+    ),
+    Row(
+        "multi-inference-second-task-empty-name",
+        "MultiInference",
+        "the first task names the model, the second has no name",
         "INVALID_ARGUMENT",
         "Found ModelSpec with an empty model name.",
-        "serving:servables/tensorflow/multi_inference.cc:43-45",
+        "serving:servables/tensorflow/multi_inference.cc:42-45 (the task loop, after the lookup by tasks(0))",
     ),
     # --- HandleReloadConfigRequest ---------------------------------------------------------------------------
     Row(
@@ -285,10 +317,33 @@ ROWS: tuple[Row, ...] = (
     Row(
         "reload-unknown-platform",
         "HandleReloadConfigRequest",
-        "model_platform pytorch; nothing is unloaded",
+        "a model new to the server with model_platform pytorch; nothing is unloaded",
         "INVALID_ARGUMENT",
-        " requests unsupported platform pytorch",
-        "serving:model_servers/server_core.cc:660-666 (CreateStoragePathRoutes, line 374, before routes change)",
+        "Model other requests unsupported platform pytorch",
+        "serving:model_servers/server_core.cc:655-666 (2.19.1: 620-631; CreateStoragePathRoutes, called at 374 "
+        "(2.19.1: 345) before the routes change)",
+    ),
+    Row(
+        "reload-change-platform",
+        "HandleReloadConfigRequest",
+        "a model the server has (platform tensorflow) listed with model_platform pytorch; nothing is unloaded",
+        "INVALID_ARGUMENT",
+        "Illegal to change a model's platform. For model generator platform was tensorflow and new platform "
+        "requested is pytorch",
+        "serving:model_servers/server_core.cc:157-181 (2.19.1: 129-152; ValidateNoModelsChangePlatforms), called "
+        "at 509 (2.19.1: 474), before the unknown-platform check of the routes (374 / 345)",
+    ),
+    Row(
+        "reload-missing-base-path",
+        "HandleReloadConfigRequest",
+        "a new model whose base_path does not exist: no error, the reload waits for the model (the client's "
+        "2 s deadline passes), a later reload queues behind it, and it finishes once a version appears",
+        "DEADLINE_EXCEEDED",
+        "",
+        "serving:model_servers/server_core.cc:440 (2.19.1: 411; WaitUntilModelsAvailable for new models) with "
+        "servable_state_waiter_timeout = absl::InfiniteDuration() (serving:model_servers/server_core.h:218, both); "
+        'serving:sources/storage_path/file_system_storage_path_source.cc:257-262 ("Could not find base path" is '
+        "logged, polling goes on); https://github.com/tensorflow/serving/issues/1565, /issues/1447",
     ),
     Row(
         "reload-no-platform",
@@ -350,6 +405,27 @@ ROWS: tuple[Row, ...] = (
         "serving:model_servers/server_core.cc:562-571 (allowed only when no existing label has another version)",
     ),
     Row(
+        "label-refused-config-kept",
+        "HandleReloadConfigRequest",
+        "a reload refused for its label is still stored as the current config: the next reload's platform check "
+        "compares with it (model other: pytorch in the refused config, tensorflow now)",
+        "INVALID_ARGUMENT",
+        "Illegal to change a model's platform. For model other platform was pytorch",
+        "serving:model_servers/server_core.cc:512 (config_ = new_config) before 514 (UpdateModelVersionLabelMap), "
+        "2.19.1: 477 before 479; the check at 509 (2.19.1: 474) compares with config_",
+    ),
+    Row(
+        "label-move-in-one-file-strands",
+        "HandleReloadConfigRequest",
+        "the same config (new version 2 and the label moved onto it) reloaded again, as a model config poll does "
+        "every period: refused again, version 2 never loads",
+        "FAILED_PRECONDITION",
+        "Request to assign label to version 2 of model generator, which is not currently available for inference",
+        "serving:model_servers/server.cc:165-180 (2.19.1: 163-178; every poll parses the file and calls "
+        "ReloadConfig, changed or not), serving:model_servers/server_core.cc:482-487 (2.19.1: 453-458; the same "
+        "config is accepted as a transition), 514 before 524 (2.19.1: 479 before 489)",
+    ),
+    Row(
         "label-move-after-available",
         "HandleReloadConfigRequest",
         "moving a label to a version that is AVAILABLE (second of two reloads)",
@@ -376,6 +452,23 @@ ROWS: tuple[Row, ...] = (
         "",
         "tensorflow:tensorflow/core/kernels/batching_util/shared_batch_scheduler.h, "
         "Queue::ValidateBatchTaskQueueCapacity (task->size() > input_batch_size_limit)",
+    ),
+    Row(
+        "batching-unequal-0th-dim",
+        "Predict",
+        "--enable_batching: vjp with 2 rows of z and 3 rows of cotangent",
+        "INVALID_ARGUMENT",
+        "Batching Run() input tensors must have equal 0th-dimension size",
+        "serving:batching/batching_util.h:102-106 (ComputeTensorBatchSize, both), called by "
+        "serving:batching/batching_session.cc:443, 469-475 (ComputeInputSize, before the task is scheduled)",
+    ),
+    Row(
+        "batching-scalar-input",
+        "Predict",
+        "--enable_batching: the metadata signature's index sent as a scalar",
+        "INVALID_ARGUMENT",
+        "Batching Run() input tensors must have at least one dimension",
+        "serving:batching/batching_util.h:91-95 (ComputeTensorBatchSize, both)",
     ),
     Row(
         "deadline",
@@ -460,3 +553,15 @@ MAIN_CC_FLAGS: dict[str, int] = {
 
 def row(row_id: str) -> Row:
     return next(r for r in ROWS if r.id == row_id)
+
+
+# tensorflow_serving/config/ssl_config.proto, message SSLConfig (lines 7-16, the same at SERVING_TAG and
+# SERVING_COMMIT): field name -> (number, type). tensorflow-serving-api's wheel does not ship this proto
+# (tensorflow_serving.config holds only model_server_config and what it imports), so facemath declares it
+# (facemath_core/serving/protos.py) and the tests hold the declaration to this table.
+SSL_CONFIG_FIELDS: dict[str, tuple[int, str]] = {
+    "server_key": (1, "string"),
+    "server_cert": (2, "string"),
+    "custom_ca": (3, "string"),
+    "client_verify": (4, "bool"),
+}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ..conftest import run_cli
+from ..support import run_facemath
 
 STEPS = 12
 
@@ -148,7 +148,7 @@ def test_upload_is_resized_like_project_does_and_lives_in_the_session_tempdir(ap
 
 
 def test_bad_uploads_are_one_line_each(app, monkeypatch):
-    from facemath_core.studio import app as app_module
+    from facemath_core.studio.routes import faces as faces_routes
 
     client = new_client(app)
     assert_error(client.post("/api/upload?name=x.png", content=b"not an image"), 400, "x.png", "not an image")
@@ -158,7 +158,7 @@ def test_bad_uploads_are_one_line_each(app, monkeypatch):
     bomb = png(Image.new("1", (8000, 5100)))  # 40.8 million pixels in a few kilobytes
     assert len(bomb) < 100_000
     assert_error(client.post("/api/upload?name=bomb.png", content=bomb), 400, "bomb.png", "pixel limit")
-    monkeypatch.setattr(app_module, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(faces_routes, "MAX_UPLOAD_BYTES", 1000)
     big = png(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     assert_error(client.post("/api/upload?name=big.png", content=big), 413, "big.png", "limit")
     # the server is still there
@@ -180,15 +180,17 @@ def test_projection_streams_every_step_and_ends_with_the_faces(projected):
 
 
 def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
-    """The same faces, settings and seed through ProjectionJob (what `facemath project` runs) give the same z."""
+    """The same faces, settings and seed through a ProjectionRun into a folder (what `facemath project` runs)
+    give the same z."""
     from facemath_core.latent.latents import load_latents
-    from facemath_core.projection.run import ProjectionJob, load_inputs
+    from facemath_core.projection.run import FolderSink, ProjectionRun, load_inputs
     from facemath_core.projection.settings import projection_config
 
     client, faces, _ = projected
     config = projection_config(engine.registry, steps=STEPS, batch_size=len(faces))
-    job = ProjectionJob(engine.backend, engine.registry, config, tmp_path / "out")
-    cli = job.run(load_inputs([str(engine.face_files[f]) for f in faces], 32), warn=lambda line: None)
+    run = ProjectionRun(engine.backend, engine.registry, config)
+    inputs = load_inputs([str(engine.face_files[f]) for f in faces], 32)
+    cli = run.run(inputs, FolderSink(tmp_path / "out"), warn=lambda line: None).latents
     answer = client.get("/api/library.npz?family=gan")
     (tmp_path / "studio.npz").write_bytes(answer.content)
     studio = load_latents(tmp_path / "studio.npz")
@@ -200,18 +202,19 @@ def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
         assert_same_picture(pixels(client.get(f"/api/library/{name}").content), render(engine, z))
 
 
-def test_library_npz_works_with_facemath_math_and_finds_the_labels(projected, engine, tiny_export, tmp_path):
+@pytest.mark.slow
+def test_library_npz_works_with_facemath_math_and_finds_the_labels(cli, projected, engine, tiny_export, tmp_path):
 
     client, faces, _ = projected
     for family in ("gan", "vae"):
         answer = client.get(f"/api/library.npz?family={family}")
         assert answer.status_code == 200
         (tmp_path / f"{family}.npz").write_bytes(answer.content)
-    result = run_cli(
+    result = cli(
         "math", "mean(Smiling) + 0 * " + faces[0].split(".")[0], "--latents", str(tmp_path / "gan.npz"),
         "--models", str(tiny_export), "--out", str(tmp_path / "math"), "--exemplars", "0",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     assert (tmp_path / "math" / "result.png").exists()
     from facemath_core.latent.latents import load_latents
 
@@ -424,17 +427,19 @@ def test_a_bug_is_a_json_500_without_traceback_and_the_server_goes_on(app, engin
     assert client.get("/api/menus").status_code == 200
 
 
+@pytest.mark.slow
 def test_the_command_refuses_a_port_in_use(tiny_export):
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = run_cli("studio", "--models", str(tiny_export), "--port", str(port))
-    assert result.returncode == 1
+        result = run_facemath("studio", "--models", str(tiny_export), "--port", str(port))
+    assert result.code == 1
     assert result.stderr.strip().splitlines() == [f"error: --host 127.0.0.1 --port {port}: cannot listen there "
                                                   "(Address already in use)"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_export, synth_faces, tmp_path):
     """`facemath studio --server`: the stand-in TF Serving over the same models gives the same projection (to
     float32 accuracy, as the projector test of test_serving.py shows for the backends themselves)."""

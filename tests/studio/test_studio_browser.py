@@ -10,11 +10,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from ..support import facemath_process
 
 CHROMEDRIVER = os.environ.get("FACEMATH_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROMIUM = os.environ.get("FACEMATH_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -45,14 +46,7 @@ def browser():
 
 def start_studio(models: Path, faces: Path, env=None) -> tuple[subprocess.Popen, str]:
     """`facemath studio` as a user starts it, on a free port; returns the process and the URL it printed."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from facemath_core.cli import main; main()", "studio", "--port", "0"]
-        + ["--models", str(models), "--faces", str(faces)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    process = facemath_process("studio", "--port", "0", "--models", models, "--faces", faces, env=env)
     line = process.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:\d+/", line)
     if match is None:

@@ -61,7 +61,7 @@ async function loadMenus() {
   $("backend").textContent = m.backend;
   m.presets.forEach((p) => option($("preset"), p));
   m.inits.forEach((i) => option($("init"), i));
-  $("init").value = "uniform";
+  $("init").value = m.init_default || "uniform";
   m.blenders.forEach((b) => option($("blender"), b));
   ["lerp", "slerp"].filter((o) => m.operators.includes(o)).concat(m.operators.filter((o) => o !== "lerp" && o !== "slerp" && o !== "project_out"))
     .forEach((o) => option($("interp-method"), o));
@@ -134,7 +134,8 @@ function watch() {
   };
   events.addEventListener("done", (e) => {
     const d = JSON.parse(e.data);
-    end(`${d.cancelled ? "stopped; kept" : "done:"} ${d.names.length} face(s) in the library`);
+    const n = d.names.length;
+    end(`${d.cancelled ? "stopped; kept" : "done:"} ${n} face${n === 1 ? "" : "s"} in the library`);
     const first = d.names.length ? `/api/library/${encodeURIComponent(d.names[0])}` : null;
     if (first && state.completing) $("completion-image").src = `${first}?kind=completion&t=${Date.now()}`;
     else if (first) $("preview").src = `${first}?t=${Date.now()}`;
