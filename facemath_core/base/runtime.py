@@ -45,14 +45,10 @@ def import_tensorflow_quietly(before_devices=None):
 _muted: dict[str, int] = {}  # while TensorFlow's start-up is muted: the file descriptor of the real stderr
 
 
-def say(line: str) -> None:
-    """Write one line to the terminal's stderr, also from another thread while TensorFlow's start-up has stderr
-    muted (a watchdog that must explain why it ends the process)."""
-    data = (line.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
-    try:
-        os.write(_muted.get("stderr", 2), data)
-    except OSError:
-        pass
+def terminal_stderr() -> int:
+    """The file descriptor of the terminal's stderr, also while TensorFlow's start-up has fd 2 muted (for a helper
+    process that must be heard then: the multi-worker start-up watchdog)."""
+    return _muted.get("stderr", 2)
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import faulthandler
 import json
 import os
 import shutil
-import socket
+import subprocess
+import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from facemath_core.base.errors import EXIT_ERROR, FacemathError
-from facemath_core.base.runtime import say
+from facemath_core.base.errors import FacemathError
+from facemath_core.base.runtime import terminal_stderr
 
 STRATEGIES = ("one", "mirrored", "multi-worker")
 # How long a multi-worker start waits for every worker of TF_CONFIG (--cluster-timeout): long enough for pods that
@@ -136,51 +137,79 @@ def _peers(config: dict) -> list[tuple[str, int, str]]:
     ]
 
 
-def _absent(peers: list[tuple[str, int, str]]) -> list[str]:
-    """The peers that accept no connection on their address: their `facemath train` has not started its server."""
-    absent = []
-    for job, index, address in peers:
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
-        except OSError:
-            absent.append(f"{job} {index} ({address})")
-    return absent
+# The watchdog of `cluster_deadline`, a separate process: TensorFlow holds the GIL while it waits for the
+# cluster, so no thread of this process could run. It reads its settings from argv and waits on stdin: end of
+# file (the strategy is made, or this process died) ends it quietly. Otherwise it names the workers that accept no
+# connection on their address (their `facemath train` has not started its server), once as a note, then as the
+# error line at the deadline. Standard library only, started with -I: nothing of facemath's to import.
+_WATCHDOG = r"""
+import concurrent.futures, json, select, socket, sys, time
+timeout, note_after, peers = float(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+start = time.monotonic()
+
+def ended(seconds):
+    ready, _, _ = select.select([sys.stdin], [], [], max(0.0, seconds))
+    return bool(ready) and sys.stdin.buffer.read1(1) == b""
+
+def absent(peer):
+    host, _, port = peer[2].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+    except OSError:
+        return "%s %d (%s)" % tuple(peer)
+
+def awaited():
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return [who for who in pool.map(absent, peers) if who]
+
+def say(line):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+if timeout > note_after:
+    if ended(note_after):
+        sys.exit()
+    who = awaited()
+    if who:
+        say("note: waiting for %s of TF_CONFIG to start (--cluster-timeout %g s)" % (", ".join(who), timeout))
+while not ended(timeout - (time.monotonic() - start)):
+    if time.monotonic() - start >= timeout:
+        who = awaited()
+        what = ", ".join(who) + " did not start" if who else (
+            "the cluster did not form (every worker answers: do all of them run the same TF_CONFIG cluster?)"
+        )
+        say("error: TF_CONFIG: %s within --cluster-timeout %g s; start facemath train on every worker of the "
+            "cluster, or give them longer" % (what, timeout))
+        sys.exit()
+"""
+# After the deadline the watchdog needs a moment to probe the workers and print its line; then this process ends.
+_EXIT_GRACE = 3.0
 
 
 @contextlib.contextmanager
 def cluster_deadline(config: dict, timeout: float, note_after: float = NOTE_AFTER) -> Iterator[None]:
-    """Around the creation of a multi-worker strategy, which blocks inside TensorFlow until every worker of the
-    cluster has started: after `note_after` seconds one note says who is awaited; after `timeout` seconds the
-    process ends (exit 1) with one line naming the workers that never came. Nothing can interrupt the blocked
-    TensorFlow call, so a watchdog thread ends the process; nothing has been written by then."""
-    done = threading.Event()
+    """Around the creation of a multi-worker strategy, which blocks inside TensorFlow (holding the GIL) until every
+    worker of the cluster has started: after `note_after` seconds one note says who is awaited; after `timeout`
+    seconds one line names the workers that never came (the `_WATCHDOG` process writes both) and this process
+    ends with exit 1 (faulthandler's own C watchdog thread, which needs no GIL, calls _exit(1); its traceback goes
+    to /dev/null). Nothing has been written by then."""
     peers = _peers(config)
-
-    def watch():
-        if timeout > note_after and not done.wait(note_after):
-            awaited = _absent(peers)
-            if awaited and not done.is_set():
-                say(f"note: waiting for {', '.join(awaited)} of TF_CONFIG to start (--cluster-timeout {timeout:g} s)")
-        if done.wait(max(0.0, timeout - (note_after if timeout > note_after else 0.0))):
-            return
-        missing = _absent(peers)
-        who = (
-            f"{', '.join(missing)} did not start"
-            if missing
-            else "the cluster did not form (every worker answers: do all of them run the same TF_CONFIG cluster?)"
-        )
-        say(
-            f"error: TF_CONFIG: {who} within --cluster-timeout {timeout:g} s; start facemath train on every "
-            f"worker of the cluster, or give them longer"
-        )
-        os._exit(EXIT_ERROR)
-
-    threading.Thread(target=watch, name="facemath-cluster-deadline", daemon=True).start()
+    stderr = terminal_stderr()
+    watchdog = subprocess.Popen(
+        [sys.executable, "-I", "-c", _WATCHDOG, str(timeout), str(note_after), json.dumps(peers)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    devnull = open(os.devnull, "w")  # noqa: SIM115 (faulthandler keeps writing to it until cancelled)
+    faulthandler.dump_traceback_later(timeout + _EXIT_GRACE, exit=True, file=devnull)
     try:
         yield
     finally:
-        done.set()
+        faulthandler.cancel_dump_traceback_later()
+        devnull.close()
+        watchdog.stdin.close()  # end of file: the watchdog ends quietly
+        watchdog.wait()
 
 
 def check_placement(name: str, cpu_replicas: int = 0) -> None:

@@ -70,7 +70,6 @@ def masks_for(targets, hole: bool):
 
 def reference_loop(backend, registry, config, targets, masks, z0, seeds):
     """The loop as it ran on the host: a traced step per call, then numpy for the best z, failures, patience."""
-    import keras
     import tensorflow as tf
 
     generate = backend.signature("generator", "serving_default")

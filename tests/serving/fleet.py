@@ -214,7 +214,7 @@ class ProjectingClient:
 
         config = replace(ProjectionConfig(steps=self.steps, patience=1000), losses=(LossSpec("contextual", 1.0),))
         rng = np.random.default_rng(0)
-        registry = load_registry()
+        registry = load_registry(builtins_only=True)  # facemath's own, whatever else is installed
         while not self._stop.is_set():
             backend = TFServingBackend(self.target, label=self.label, retries=0)
             try:
