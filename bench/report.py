@@ -69,8 +69,7 @@ def main() -> None:
             table(projection["quality"]),
             "\nz recovery of generated images (share of images whose recovered z is within MSE 1e-2 of the true z):\n",
             table(projection["recovery"]),
-            f"\nSpeed (matmul peak in the same run {projection['matmul_peak_gflops']:.1f} GFLOP/s; target >= 70%):\n",
-            table(projection["speed"]),
+            *speed_section(projection["speed"]),
         ]
         if "models" in projection and "gan_encoder" not in projection["models"]:
             parts.append(
@@ -78,17 +77,7 @@ def main() -> None:
                 "a point of another latent space. The true hybrid is measured in the next section.\n"
             )
     parts += hybrid_section(load("hybrid"))
-    serving = load("serving")
-    if serving:
-        parts += [
-            "## Serving\n",
-            f"`python bench/serving.py --steps {serving['steps']}`, {serving['written']}: the stand-in server "
-            "on loopback, on the same two cores as the client (target: remote >= 75% of embedded at batch "
-            "64).\n",
-            table(serving["batches"]),
-            "\nConcurrent clients:\n",
-            table(serving["concurrency"]),
-        ]
+    parts += serving_section(load("serving"))
     arithmetic = load("arithmetic")
     if arithmetic:
         parts += [
@@ -154,6 +143,60 @@ def main() -> None:
     parts += scale_section(load("scale"), load("gpu"), load("gpu-tiny"))
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+def ranged(s: dict) -> str:
+    """A measurement taken in rounds: its median and, in brackets, its range."""
+    return f"{cell(s['median'])} ({cell(s['min'])}-{cell(s['max'])})"
+
+
+def speed_section(speed: dict) -> list[str]:
+    """bench/projection.py's speed: facemath's steps against a bare tf.function loop, interleaved rounds."""
+    rows = [
+        {
+            "batch": r["batch"],
+            "steps a round": r["steps"],
+            "facemath image-steps/s": ranged(r["facemath image-steps/s"]),
+            "bare loop image-steps/s": ranged(r["bare loop image-steps/s"]),
+            "facemath / bare": ranged(r["facemath / bare"]),
+            "traced again after warm-up": sum(r["retraced after warm-up"].values()),
+        }
+        for r in speed["rows"]
+    ]
+    moved = speed["host_transfers"]
+    return [
+        f"\nSpeed (`python bench/projection.py --only speed`, {speed['written']}): facemath's projection steps (a "
+        "`ProjectionRun` into memory, amos2016: contextual + 0.1 perceptual, Adam 0.01, clip) against a bare "
+        "`tf.function` loop doing the same forward and backward passes through the same SavedModels and nothing "
+        f"else, in {speed['rounds']} interleaved rounds after a warm-up; median (range). Target: facemath / bare "
+        ">= 0.95 at batch 1 and 64.\n",
+        table(rows),
+        f"\nHost transfers of a 1000-step run (device values read by Python, variables set from Python): "
+        f"{moved['reads']} reads and {moved['writes']} writes, {moved['reads/step']:.3g} and "
+        f"{moved['writes/step']:.3g} per step (before issue 27: 8 reads and 1 write every step).\n",
+        f"\nShare of this machine's matmul peak at batch {speed['peak'][0]['batch']} (peak in the same run "
+        f"{speed['matmul_peak_gflops']:.1f} GFLOP/s; target >= 70%):\n",
+        table(speed["peak"]),
+    ]
+
+
+def serving_section(serving: dict | None) -> list[str]:
+    """bench/serving.py: remote against embedded in interleaved rounds, bytes and RPCs per step."""
+    if not serving:
+        return []
+    return [
+        "## Serving\n",
+        f"`python bench/serving.py --steps {serving['steps']} --rounds {serving['rounds']}`, {serving['written']}: "
+        "the stand-in server on loopback, on the same two shared cores as the client; each projection a "
+        "`ProjectionRun`; per batch size, a warm-up, then rounds of embedded and remote in turn (the order flipping "
+        "every round): median remote / embedded with its range. MiB/step: request and answer protos, both "
+        "directions (before issue 27: 1.01 MiB at batch 16 and 4.05 MiB at batch 64 for the projector path, float32 "
+        "targets and mask). Targets: projector / embedded >= 0.9 at batch 16 and 64; at most a third of 4.05 MiB "
+        "per step at batch 64.\n",
+        table(serving["table"]),
+        "\nConcurrent clients:\n",
+        table(serving["concurrency"]),
+    ]
 
 
 def hybrid_section(hybrid: dict | None) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facemath_core import Blender, hookimpl
+from facemath_core import Blender, Param, hookimpl
 
 
 def overlay(target, generated, mask):
@@ -61,9 +61,29 @@ def poisson(target, generated, mask):
     return np.clip(out, -1.0, 1.0).astype(target.dtype)
 
 
+def feather(target, generated, mask, radius=3.0):
+    """Overlay with the hole's edge feathered inwards: G(z)'s weight rises from 0 at the hole's border to 1 at
+    `radius` pixels inside it (a Euclidean distance transform), so no seam shows and every known pixel (mask >= 0.5)
+    stays exactly the image's."""
+    from scipy.ndimage import distance_transform_edt
+
+    hole = mask < 0.5
+    if radius <= 0 or not hole.any():
+        return overlay(target, generated, mask)
+    inside = distance_transform_edt(hole)  # distance of each hole pixel to the nearest known pixel
+    weight = np.where(hole, np.clip(inside / float(radius), 0.0, 1.0) * (1.0 - mask), 0.0)[..., None]
+    return ((1.0 - weight) * target + weight * generated).astype(target.dtype)
+
+
 @hookimpl
 def facemath_blenders():
     return [
         Blender("overlay", "Known pixels from the image, the hole from G(z).", overlay),
+        Blender(
+            "feather",
+            "Overlay whose hole edge fades in over a few pixels; known pixels kept exactly.",
+            feather,
+            defaults={"radius": Param(3.0, ge=0.0, help="pixels over which G(z) fades in from the hole's edge")},
+        ),
         Blender("poisson", "Gradient-domain (Poisson) blend, exact on known pixels (Yeh 2017).", poisson),
     ]

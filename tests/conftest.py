@@ -72,7 +72,7 @@ def tiny_runs(tmp_path_factory, train_faces):
     root = tmp_path_factory.mktemp("runs")
     runs = {}
     # 60 GAN steps: an untrained generator barely depends on z, and projection tests need one that does.
-    for kind, steps in (("gan", 60), ("vae", 20), ("oracle", 20)):
+    for kind, steps in (("gan", 60), ("vae", 20), ("oracle", 20), ("vaegan", 20)):
         runs[kind] = root / kind
         train(
             kind,

@@ -17,7 +17,22 @@ VAE_ENCODER = "vae_encoder"
 VAE_DECODER = "vae_decoder"
 ORACLE = "attribute_oracle"
 GAN_ENCODER = "gan_encoder"  # an encoder trained to invert one generator version (`facemath train encoder`)
-MODEL_NAMES = (GENERATOR, DISCRIMINATOR, VAE_ENCODER, VAE_DECODER, ORACLE, GAN_ENCODER)
+# The VAE-GAN (Larsen et al. 2016, `facemath train vaegan`): its decoder is also its GAN's generator, and its
+# discriminator's intermediate features are the learned similarity its encoder and decoder are trained with.
+VAEGAN_ENCODER = "vaegan_encoder"
+VAEGAN_DECODER = "vaegan_decoder"
+VAEGAN_DISCRIMINATOR = "vaegan_discriminator"
+MODEL_NAMES = (
+    GENERATOR,
+    DISCRIMINATOR,
+    VAE_ENCODER,
+    VAE_DECODER,
+    ORACLE,
+    GAN_ENCODER,
+    VAEGAN_ENCODER,
+    VAEGAN_DECODER,
+    VAEGAN_DISCRIMINATOR,
+)
 # Composite models, built from exported ones: the projector is the generator and the discriminator in one graph,
 # so that a projection step is one request (facemath_core/models/projector_export.py).
 PROJECTOR = "projector"
@@ -25,10 +40,24 @@ COMPOSITE_NAMES = (PROJECTOR,)
 
 # Which models each kind of training run exports: `model_kinds.KINDS` (`ModelKind.served`).
 
+# The model families a command chooses with `--model`: the decoder projected onto (or decoding a family's latents);
+# the encoder that inverts each decoder (`--init encoder`, `facemath encode`); the discriminator beside it (the
+# perceptual loss). The VAE has no discriminator.
+FAMILIES = {"gan": GENERATOR, "vae": VAE_DECODER, "vaegan": VAEGAN_DECODER}
+ENCODER_OF = {GENERATOR: GAN_ENCODER, VAE_DECODER: VAE_ENCODER, VAEGAN_DECODER: VAEGAN_ENCODER}
+DISCRIMINATOR_OF = {GENERATOR: DISCRIMINATOR, VAEGAN_DECODER: VAEGAN_DISCRIMINATOR}
+# Encoders trained with their decoder in one run (a VAE's), which give the mean and log-variance of z; the
+# gan_encoder is trained afterwards for an exported generator and gives z.
+VARIATIONAL_ENCODERS = (VAE_ENCODER, VAEGAN_ENCODER)
+
 # Signature names.
 DEFAULT = "serving_default"
 VJP = "vjp"
 GRAD = "grad"
+# An intermediate layer's activations, flattened: the VAE-GAN discriminator's Dis_l and the oracle's penultimate
+# layer (the feature network of the Frechet distance, base/metrics.py). The signature and its one output share
+# this name.
+FEATURES = "features"
 METADATA = "metadata"
 STEP = "step"
 # The projection step with the targets as 8-bit pixels (a quarter of the bytes of float32), converted to [-1, 1] on
@@ -109,6 +138,17 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
         VJP: Signature((IMAGES, Z_COTANGENT), (Z, IMAGES_GRAD)),
         METADATA: _METADATA_SIGNATURE,
     },
+    VAEGAN_ENCODER: {
+        DEFAULT: Signature((IMAGES,), (Z_MEAN, Z_LOG_VAR)),
+        METADATA: _METADATA_SIGNATURE,
+    },
+    VAEGAN_DECODER: dict(_DECODER_SIGNATURES),
+    VAEGAN_DISCRIMINATOR: {
+        DEFAULT: Signature((IMAGES,), (LOGITS,)),
+        GRAD: Signature((IMAGES,), (LOGITS, IMAGES_GRAD)),
+        FEATURES: Signature((IMAGES,), (FEATURES,)),
+        METADATA: _METADATA_SIGNATURE,
+    },
     PROJECTOR: {
         STEP: Signature((Z, TARGET, MASK, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
         METADATA: _METADATA_SIGNATURE,
@@ -118,6 +158,8 @@ SIGNATURES: dict[str, dict[str, Signature]] = {
 # Signatures a newer export has beside the ones above. A client uses one when the served version has it and the
 # version's older signatures otherwise, so old exports keep working.
 OPTIONAL_SIGNATURES: dict[str, dict[str, Signature]] = {
+    # The penultimate layer (global average pooling), since issue 32: the Frechet distance's features.
+    ORACLE: {FEATURES: Signature((IMAGES,), (FEATURES,))},
     PROJECTOR: {
         STEP_PIXELS: Signature((Z, PIXELS, KNOWN, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
         STEP_PIXELS_UNMASKED: Signature((Z, PIXELS, LOSS_WEIGHTS), (LOSSES, TOTAL, Z_GRAD, IMAGES)),
@@ -128,3 +170,12 @@ OPTIONAL_SIGNATURES: dict[str, dict[str, Signature]] = {
 def model_name(base: str, prefix: str = "") -> str:
     """Several trained families live side by side as `<prefix>_<model>` (e.g. `celeba_generator`)."""
     return f"{prefix}_{base}" if prefix else base
+
+
+def base_name(name: str) -> str | None:
+    """The model a served name is (`celeba_generator` -> `generator`), or None. The longest name that fits wins:
+    `vaegan_discriminator` is not a prefixed `discriminator`."""
+    for base in sorted((*MODEL_NAMES, *COMPOSITE_NAMES), key=len, reverse=True):
+        if name == base or name.endswith("_" + base):
+            return base
+    return None

@@ -11,9 +11,11 @@ import typer
 
 from facemath_core.base.errors import EXIT_ERROR, EXIT_INTERNAL, FacemathError, describe_os_error
 from facemath_core.cli import (
+    align,
     attributes,
     compare,
     data,
+    edit,
     export,
     info,
     latents,
@@ -31,6 +33,8 @@ __all__ = ["app", "main"]
 app.command("project", no_args_is_help=True)(project.project_command)
 app.command("complete", no_args_is_help=True)(project.complete_command)
 app.command("encode", no_args_is_help=True)(latents.encode_command)
+app.command("align", no_args_is_help=True)(align.align_command)
+app.command("edit", no_args_is_help=True)(edit.edit_command)
 app.command("render", no_args_is_help=True)(latents.render_command)
 app.command("interpolate", no_args_is_help=True)(latents.interpolate_command)
 app.command("math", no_args_is_help=True)(math.math_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from facemath_core.base.drawing import labelled_grid
 from facemath_core.base.files import atomic_dir, atomic_file, check_new_dir, check_new_file
 from facemath_core.base.metrics import known_psnr
 from facemath_core.base.text import plural, shown
+from facemath_core.cli.align import AlignOption, FaceOptions, aligned_inputs, mark_domain
 from facemath_core.cli.options import (
     FileOverwriteOption,
     ModelSource,
@@ -29,8 +31,16 @@ from facemath_core.projection.run import load_inputs
 from facemath_core.projection.shards import load_shards, merge, write_merged
 
 
+class EncoderFamily(str, enum.Enum):
+    """The families with a variational encoder (`signatures.VARIATIONAL_ENCODERS`)."""
+
+    vae = "vae"
+    vaegan = "vaegan"
+
+
 @with_option_groups
 def encode_command(
+    ctx: typer.Context,
     images: Annotated[list[str], typer.Argument(help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Result folder (latents.npz, reconstructions/).")] = Path(
         "encodings"
@@ -39,32 +49,53 @@ def encode_command(
         bool, typer.Option("--no-resize", help="Refuse images that are not the model's size.")
     ] = False,
     overwrite: OverwriteOption = False,
+    model: Annotated[
+        EncoderFamily, typer.Option(help="Whose encoder: the vae's or the vaegan's (VAE-GAN, Larsen et al. 2016).")
+    ] = EncoderFamily.vae,
+    align: AlignOption = False,
     source: ModelSource = ModelSource(),
+    faces: FaceOptions = FaceOptions(),
 ):
-    """Encode images with the VAE encoder into a latents.npz like projection's (z = the posterior mean)."""
+    """Encode images with a VAE's encoder into a latents.npz like projection's (z = the posterior mean)."""
     import numpy as np
 
     check_new_dir(out, overwrite, reads=images)
     backend = source.open()
-    size = backend.metadata(S.VAE_ENCODER)["image_size"]
-    inputs = load_inputs(images, size, resize=not no_resize)
+    encoder = S.ENCODER_OF[S.FAMILIES[model.value]]
+    size = backend.metadata(encoder)["image_size"]
+    if align:  # each face of each photo, aligned to the model's landmark template
+        aligner = faces.aligner(load_registry(ctx.obj["plugins"]), faces.template_for(backend, encoder, size))
+        inputs, _ = aligned_inputs(aligner, images)
+    else:
+        inputs = load_inputs(images, size, resize=not no_resize)
     for path in inputs.resized:
         typer.echo(f"warning: {shown(path)}: resized to {size}x{size} (use --no-resize to refuse)", err=True)
-    latents = encode_images(backend, inputs.names, inputs.paths, inputs.images)
+    latents = encode_images(backend, inputs.names, inputs.paths, inputs.images, model.value)
     reconstructions = decode(backend, latents, latents.z)
+    psnr = known_psnr(inputs.images, reconstructions, np.ones(inputs.images.shape[:3], np.float32))
+    domain = mark_domain(latents, inputs, psnr, backend.metadata(encoder), encoder)
     with atomic_dir(out) as tmp:
         save_latents(tmp / "latents.npz", latents)
         for name, image in zip(latents.names, reconstructions, strict=True):
             save_png(tmp / "reconstructions" / f"{Path(name).stem}.png", from_unit(image))
         pairs = [im for pair in zip(inputs.images, reconstructions, strict=True) for im in pair]
-        psnr = known_psnr(inputs.images, reconstructions, np.ones(inputs.images.shape[:3], np.float32))
-        captions = [f"{name}   PSNR {p:.1f} dB" for name, p in zip(latents.names, psnr, strict=True)]
-        sheet = labelled_grid(from_unit(np.stack(pairs)), 2, headers=["original", "reconstruction"], captions=captions)
+        captions = [
+            f"{name}   PSNR {p:.1f} dB{domain.caption(i)}"
+            for i, (name, p) in enumerate(zip(latents.names, psnr, strict=True))
+        ]
+        sheet = labelled_grid(
+            from_unit(np.stack(pairs)),
+            2,
+            headers=["original", "reconstruction"],
+            captions=captions,
+            flagged=domain.rows,
+        )
         save_png(tmp / "contact_sheet.png", sheet)
     typer.echo(
-        f"encoded {plural(len(latents.names), 'image')} into {out} with vae_encoder version "
-        f"{latents.models.get(S.VAE_ENCODER)} ({backend.describe()})"
+        f"encoded {plural(len(latents.names), 'image')} into {out} with {encoder} version "
+        f"{latents.models.get(encoder)} ({backend.describe()})"
     )
+    domain.report()
 
 
 @with_option_groups

@@ -14,6 +14,7 @@ from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.files import check_apart
 from facemath_core.base.text import plural, shown
+from facemath_core.cli.align import AlignOption, FaceOptions, aligned_inputs
 from facemath_core.cli.options import (
     ModelSource,
     OverwriteOption,
@@ -23,6 +24,7 @@ from facemath_core.cli.options import (
 from facemath_core.cli.options import note as print_note
 from facemath_core.host.manager import load_registry
 from facemath_core.models.source import use_recorded_version
+from facemath_core.projection.flags import domain_warnings
 from facemath_core.projection.projector import PRESETS
 from facemath_core.projection.run import (
     RESUME_FILE,
@@ -63,7 +65,9 @@ ParamOption = Annotated[
     list[str] | None,
     typer.Option("--param", help="Plugin parameter NAME.KEY=VALUE, e.g. center.scale=0.3 (repeatable)."),
 ]
-ModelOption = Annotated[str, typer.Option(help="Project through the gan generator or the vae decoder.")]
+ModelOption = Annotated[
+    str, typer.Option(help="Project through the gan generator, the vae decoder or the vaegan (VAE-GAN) decoder.")
+]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Result folder.")]
 SeedOption = Annotated[int, typer.Option(min=0, help="Random seed (initial z, random masks, stochastic clipping).")]
 BatchSizeOption = Annotated[int, typer.Option(help="Images optimised together.")]
@@ -112,6 +116,7 @@ class ProjectionOptions:
     resume: ResumeOption = None
     parallel_requests: ParallelRequestsOption = None
     shard: ShardOption = None
+    align: AlignOption = False
 
 
 @with_option_groups
@@ -120,9 +125,11 @@ def project_command(
     images: ImagesArgument = None,
     options: ProjectionOptions = ProjectionOptions(),
     source: ModelSource = ModelSource(),
+    faces: FaceOptions = FaceOptions(),
 ):
-    """Project images onto the generator's z: optimise z so that G(z) matches each image."""
-    run_projection(ctx, images, options, source)
+    """Project images onto the generator's z: optimise z so that G(z) matches each image (with --align, each face
+    of each photo, aligned to the model's landmark template)."""
+    run_projection(ctx, images, options, source, faces)
 
 
 @with_option_groups
@@ -131,13 +138,14 @@ def complete_command(
     images: ImagesArgument = None,
     options: ProjectionOptions = ProjectionOptions(mask="center", out=Path("completions")),
     source: ModelSource = ModelSource(),
+    faces: FaceOptions = FaceOptions(),
 ):
     """Complete images with missing regions: project onto the known pixels (--mask), then blend G(z) into the
     hole (--blend overlay or poisson)."""
-    run_projection(ctx, images, options, source)
+    run_projection(ctx, images, options, source, faces)
 
 
-def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource) -> None:
+def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource, faces: FaceOptions) -> None:
     """Both commands' work: the config from the options (or the checkpoint when resuming), the job, a progress
     bar and the summary lines."""
     from rich.console import Console
@@ -149,6 +157,10 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     registry = load_registry(ctx.obj["plugins"])
     source.check()
     chosen_shard = _parse_shard(options.shard)
+    if options.align and chosen_shard is not None:
+        raise typer.BadParameter(
+            "align the photos first (`facemath align`), then shard the crops", param_hint="--align"
+        )
     if options.resume is not None:
         if chosen_shard is not None:
             raise typer.BadParameter("a resumed run keeps the shard it started with: drop it", param_hint="--shard")
@@ -194,6 +206,9 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
     resize, size = not options.no_resize, run.image_size
     if options.resume is not None:
         inputs = resumed_inputs(arrays, size, resize, Path(resume_folder) / RESUME_FILE)
+    elif options.align:
+        aligner = faces.aligner(registry, faces.template_for(backend, run.projector.model, size))
+        inputs, _ = aligned_inputs(aligner, inputs_args)
     else:
         inputs = load_inputs(inputs_args, size, resize=resize, shard=chosen_shard)
     for path in inputs.resized:
@@ -246,6 +261,15 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource)
             f"{inputs.shard['inputs']} inputs"
             + ("; an empty shard writes a latents.npz with no faces, for the merge" if not latents.names else "")
         )
+    for line in domain_warnings(
+        latents.names,
+        latents.psnr,
+        latents.out_of_domain,
+        backend.metadata(latents.model),
+        name,
+        latents.model_version,
+    ):
+        console.print(f"[yellow]warning:[/yellow] {escape(shown(line))}", highlight=False, soft_wrap=True)
     typer.echo(summary_line(latents, latents.psnr, result.start))
     for line in flagged_lines(latents):
         typer.echo(line)
@@ -270,6 +294,11 @@ def summary_line(latents, known_psnr, start: str | None = None) -> str:
     flagged = getattr(latents, "flagged", None)
     if flagged is not None:
         parts.append(f"{int(np.sum(flagged))} flagged as possible failed projections")
+    outside = getattr(latents, "out_of_domain", None)
+    if outside is not None:
+        parts.append(
+            f"{int(np.sum(outside))} out of the model's domain (PSNR below its 1st percentile on held-out faces)"
+        )
     if start:
         parts.append(f"started at {start}")
     return "; ".join(parts)

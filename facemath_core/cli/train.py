@@ -1,4 +1,4 @@
-"""`facemath train gan|vae|oracle|encoder`: train the models facemath projects with and judges by."""
+"""`facemath train gan|vae|oracle|encoder|vaegan`: train the models facemath projects with and judges by."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from facemath_core.base.files import check_apart, check_writable
 from facemath_core.base.runtime import import_tensorflow_quietly
 from facemath_core.models.architectures import ArchConfig
 from facemath_core.models.distribute import DEFAULT_CLUSTER_TIMEOUT, check_placement, make_strategy
+from facemath_core.models.kinds import KINDS
 from facemath_core.models.runs import Placement, TrainOptions
 from facemath_core.models.training import train as run_training
 
@@ -29,11 +30,9 @@ class Split(str, enum.Enum):
     all = "all"  # e.g. examples/faces, whose 16 faces are all held out (they are there to be projected)
 
 
-class Kind(str, enum.Enum):
-    gan = "gan"
-    vae = "vae"
-    oracle = "oracle"
-    encoder = "encoder"  # a gan_encoder for an exported generator (--generator)
+# One choice per entry of the kinds table: a new model kind is trainable without a change here (`encoder` trains a
+# gan_encoder for an exported generator, --generator).
+Kind = enum.Enum("Kind", {name: name for name in KINDS}, type=str)
 
 
 def train_command(
@@ -62,7 +61,14 @@ def train_command(
         ),
     ] = 0.0,
     spectral_norm: Annotated[bool, typer.Option(help="GAN: spectral normalisation in D instead of BN.")] = False,
-    beta: Annotated[float, typer.Option(help="VAE: weight of the KL term.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="VAE and VAE-GAN: weight of the KL term.")] = 1.0,
+    gamma: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="VAE-GAN: weight of the discriminator-feature likelihood against the GAN loss in the decoder's loss.",
+        ),
+    ] = TrainOptions.gamma,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed repeats a run.")] = 0,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps.")] = 1000,
@@ -127,8 +133,9 @@ def train_command(
     ):
         if value < 1:
             raise typer.BadParameter(f"{value}: must be at least 1", param_hint=name)
-    if not math.isfinite(latent_recon):  # click's range check lets nan through
-        raise typer.BadParameter(f"{latent_recon}: a finite weight", param_hint="--latent-recon")
+    for name, value in (("--latent-recon", latent_recon), ("--gamma", gamma)):
+        if not math.isfinite(value):  # click's range check lets nan through
+            raise typer.BadParameter(f"{value}: a finite weight", param_hint=name)
     cfg = ArchConfig(
         image_size=image_size, z_dim=z_dim, ngf=ngf, ndf=ndf, z_distribution=z_dist, spectral_norm=spectral_norm
     )
@@ -143,6 +150,7 @@ def train_command(
         instance_noise=instance_noise,
         latent_recon=latent_recon,
         beta=beta,
+        gamma=gamma,
         sample_every=sample_every,
         checkpoint_every=checkpoint_every,
         split=split.value,

@@ -1,4 +1,5 @@
-"""Reading and writing images: any common input becomes RGB uint8, and every failure names its file."""
+"""Reading and writing images: any common input becomes RGB uint8, upright (its EXIF orientation applied), and
+every failure names its file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from facemath_core.base.errors import FacemathError, describe_os_error
 from facemath_core.base.files import atomic_file
@@ -93,7 +94,7 @@ def decode_image(source, name: str) -> np.ndarray:
                         f"{name}: {image.width}x{image.height} pixels is over the {MAX_PIXELS:,} pixel limit"
                     )
                 image.load()
-                return _to_rgb(image)
+                return _to_rgb(upright(image))
     except FacemathError:
         raise
     except FileNotFoundError:
@@ -107,6 +108,22 @@ def decode_image(source, name: str) -> np.ndarray:
             raise _os_problem(exc, name) from None
         reason = "truncated" if "truncated" in str(exc).lower() else f"cannot decode ({exc})"
         raise FacemathError(f"{name}: {reason}") from None
+
+
+EXIF_ORIENTATION = 0x0112  # the EXIF tag a camera sets when it stores the picture turned or mirrored
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as the camera meant it: EXIF orientations 2-8 (turned, mirrored, both) undone with Pillow's
+    `ImageOps.exif_transpose`, so a phone photo held upright is read upright everywhere. Orientation 1 (or none)
+    is returned as it is, without a copy."""
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: read the pixels as stored
+        return image
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _file_type(mode: int) -> str:

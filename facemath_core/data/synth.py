@@ -317,7 +317,7 @@ def render_face(spec: FaceSpec, size: int = 64) -> np.ndarray:
         c.rgb = c.rgb * (1 - alpha[..., None]) + alpha[..., None] * beard_rgb
 
     # Eyes: white, an iris that follows the gaze, a pupil, and a heavy brow.
-    eye_y, eye_dx = -0.06, 0.17
+    eye_y, eye_dx = _EYE_Y, _EYE_DX
     iris_rgb = _hsv(0.08 + 0.5 * d["iris"], 0.6, 0.35)
     for side in (-1, 1):
         ex = side * eye_dx + yaw_shift
@@ -337,7 +337,7 @@ def render_face(spec: FaceSpec, size: int = 64) -> np.ndarray:
     # teeth; a neutral mouth is a short straight line. An open mouth shows a dark interior (below the teeth when
     # smiling). Everything is large, dark-outlined and, for the teeth, bright: a thin lip line would not survive
     # 64x64 on every skin tone.
-    mx, my = yaw_shift, 0.32
+    mx, my = yaw_shift, _MOUTH_Y
     lips = np.clip(0.5 * skin * 0.5 + 0.5 * np.array([0.42, 0.07, 0.09], np.float32), 0, 1)
     interior = np.array([0.14, 0.02, 0.04], np.float32)
     teeth_rgb = np.array([0.97, 0.96, 0.9], np.float32)
@@ -394,6 +394,69 @@ def render_face(spec: FaceSpec, size: int = 64) -> np.ndarray:
     noise_rng = np.random.default_rng(int(d["noise_seed"]))
     c.rgb += noise_rng.normal(0.0, 0.012, c.rgb.shape).astype(np.float32)
     return np.clip(c.rgb, 0.0, 1.0)
+
+
+# Where `render_face` draws the five landmarks of a face (eyes, nose, mouth corners), in its face frame (the face
+# at the origin with unit size, before shift, roll and scale), as functions of the spec. Kept beside the renderer:
+# a change of the drawing is a change here.
+LANDMARK_NAMES = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")  # left and right as seen
+_EYE_Y, _EYE_DX, _MOUTH_Y = -0.06, 0.17, 0.32
+
+
+def _landmarks_in_face_frame(spec: FaceSpec) -> np.ndarray:
+    """The five points as `render_face` draws them: the eyes' centres, the centre of the nose's shadow, and the
+    mouth's corners (where its upper and lower edge meet the mouth's half width)."""
+    yaw_shift = 0.13 * spec.yaw
+    lx = math.sin(spec.light_angle)
+    nose_side = -np.sign(lx) if abs(lx) > 0.1 else 1.0
+    smiling, open_mouth = spec.attributes["Smiling"], spec.attributes["Mouth_Slightly_Open"]
+    if smiling:
+        half_width = 0.22
+        upper = _MOUTH_Y - 0.03 - 0.9 * half_width**2
+        lower = _MOUTH_Y + (0.12 if open_mouth else 0.07) - 2.6 * half_width**2
+        corner_y = 0.5 * (upper + lower)
+    else:
+        half_width, corner_y = 0.14, _MOUTH_Y
+    return np.array(
+        [
+            [-_EYE_DX + yaw_shift, _EYE_Y],
+            [_EYE_DX + yaw_shift, _EYE_Y],
+            [1.3 * yaw_shift + 0.035 * float(nose_side), 0.1],
+            [yaw_shift - half_width, corner_y],
+            [yaw_shift + half_width, corner_y],
+        ],
+        np.float64,
+    )
+
+
+def face_landmarks(spec: FaceSpec, size: int = 64) -> np.ndarray:
+    """The five landmarks of the face `render_face(spec, size)` draws, (5, 2) as (x, y) in its pixels (x to the
+    right, y down, the centre of the top left pixel at (0, 0)), in the order LANDMARK_NAMES gives."""
+    points = _landmarks_in_face_frame(spec)
+    cos, sin = math.cos(spec.roll), math.sin(spec.roll)
+    # The canvas maps image to face frame by undoing shift, roll and scale (_Canvas); this is its inverse.
+    gx = spec.shift_x + spec.scale * (cos * points[:, 0] - sin * points[:, 1])
+    gy = spec.shift_y + 0.02 + spec.scale * (sin * points[:, 0] + cos * points[:, 1])
+    # Canvas coordinates run from -1 to 1 over the image; pixel i's centre is at (i + 0.5) * 2 / size - 1.
+    return np.stack([(gx + 1.0) * size / 2.0 - 0.5, (gy + 1.0) * size / 2.0 - 0.5], axis=1)
+
+
+def landmark_template(
+    count: int,
+    seed: int = 0,
+    size: int = 64,
+    frequencies: dict[str, float] | None = None,
+    correlations: dict[tuple[str, str], float] | None = None,
+    first: int = 0,
+) -> np.ndarray:
+    """The mean landmarks (5, 2) of faces first+1 ... first+count of `facemath data synth --seed SEED` (with those
+    frequencies and correlations): the framing a model trained on them knows, as CelebA's mean aligned landmarks
+    are for CelebA. Only the specs are drawn; nothing is rendered."""
+    sampler = FaceSampler(frequencies, correlations)
+    total = np.zeros((5, 2))
+    for i in range(first, first + count):
+        total += face_landmarks(sampler.sample(face_rng(seed, i)), size)
+    return total / max(count, 1)
 
 
 def face_rng(seed: int, index: int) -> np.random.Generator:

@@ -121,22 +121,24 @@ class Backend:
         out = self.batched(model, S.VJP, {S.Z: z, S.COTANGENT: cotangent})
         return out[S.IMAGES], out[S.Z_GRAD]
 
-    def discriminate(self, images) -> np.ndarray:
-        return self.batched(S.DISCRIMINATOR, S.DEFAULT, {S.IMAGES: images})[S.LOGITS]
+    def discriminate(self, images, model: str = S.DISCRIMINATOR) -> np.ndarray:
+        return self.batched(model, S.DEFAULT, {S.IMAGES: images})[S.LOGITS]
 
-    def discriminator_grad(self, images):
-        out = self.batched(S.DISCRIMINATOR, S.GRAD, {S.IMAGES: images})
+    def discriminator_grad(self, images, model: str = S.DISCRIMINATOR):
+        out = self.batched(model, S.GRAD, {S.IMAGES: images})
         return out[S.LOGITS], out[S.IMAGES_GRAD]
 
-    def encode(self, images):
-        out = self.batched(S.VAE_ENCODER, S.DEFAULT, {S.IMAGES: images})
+    def encode(self, images, model: str = S.VAE_ENCODER):
+        """The mean and log-variance of z from a variational encoder (the VAE's or the VAE-GAN's)."""
+        out = self.batched(model, S.DEFAULT, {S.IMAGES: images})
         return out[S.Z_MEAN], out[S.Z_LOG_VAR]
 
     def encode_z(self, images, decoder: str = S.GENERATOR) -> np.ndarray:
-        """z for images from the encoder of `decoder`: the gan_encoder's z, or the VAE encoder's mean."""
-        if decoder == S.VAE_DECODER:
-            return self.encode(images)[0]
-        return self.batched(S.GAN_ENCODER, S.DEFAULT, {S.IMAGES: images})[S.Z]
+        """z for images from the encoder of `decoder`: the gan_encoder's z, or a variational encoder's mean."""
+        encoder = S.ENCODER_OF[decoder]
+        if encoder in S.VARIATIONAL_ENCODERS:
+            return self.encode(images, encoder)[0]
+        return self.batched(encoder, S.DEFAULT, {S.IMAGES: images})[S.Z]
 
     def judge(self, images) -> np.ndarray:
         """The attribute oracle's logits, one column per attribute in metadata(ORACLE)['attribute_names']."""
@@ -158,7 +160,8 @@ class Backend:
         """images -> z of the encoder of `decoder`, as a TF op whose gradient is the gan_encoder's `vjp` signature
         (the VAE encoder exports none: over a server it has no gradient)."""
         if decoder != S.GENERATOR:
-            raise FacemathError(f"{self.describe()}: the vae_encoder has no vjp signature to differentiate through")
+            encoder = S.ENCODER_OF[decoder]
+            raise FacemathError(f"{self.describe()}: the {encoder} has no vjp signature to differentiate through")
         return remote_op(
             lambda x: self.encode_z(x, decoder),
             lambda x, c: self.batched(S.GAN_ENCODER, S.VJP, {S.IMAGES: x, S.Z_COTANGENT: c}, [S.IMAGES_GRAD])[
@@ -167,14 +170,14 @@ class Backend:
             [None, self.metadata(S.GAN_ENCODER)["z_dim"]],
         )
 
-    def differentiable_discriminator(self) -> Callable:
+    def differentiable_discriminator(self, model: str = S.DISCRIMINATOR) -> Callable:
         """images -> logits as a TF op whose gradient is the discriminator's `grad` signature."""
         import tensorflow as tf
 
         @tf.custom_gradient
         def discriminate(images):
             logits, images_grad = tf.numpy_function(
-                self.discriminator_grad, [images], [tf.float32, tf.float32], stateful=False
+                lambda x: self.discriminator_grad(x, model), [images], [tf.float32, tf.float32], stateful=False
             )
             logits = tf.ensure_shape(logits, [None])
 

@@ -1,5 +1,5 @@
-"""The things plugins provide: loss terms, optimizers, latent operators, masks, blenders, z initialisers and z
-constraints.
+"""The things plugins provide: loss terms, optimizers, latent operators, masks, blenders, z initialisers, z
+constraints and face detectors.
 
 Each is a small frozen dataclass with a name, a one-line help text, a pure function and its parameters, so that the
 core can list, validate and document all of them the same way. Plugins return lists of these from the hooks in
@@ -233,6 +233,45 @@ class Constraint(Component):
     from_z: Callable[..., Any] | None = None
 
 
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face a detector found in a photo, in the photo's pixels (x to the right, y down, the centre of the top
+    left pixel at (0, 0)): `box` (x0, y0, x1, y1), `landmarks` five (x, y) points in the order LANDMARKS names
+    them (eyes, nose, mouth corners; "left" and "right" as seen in the image), and `score`, the detector's
+    confidence (higher is surer)."""
+
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    score: float
+
+    LANDMARKS: ClassVar[tuple[str, ...]] = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")
+
+    @property
+    def size(self) -> float:
+        """The longer side of the box, in pixels: what --min-face compares."""
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+    def record(self) -> dict[str, Any]:
+        """As faces.json and latents.npz record it."""
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "score": round(float(self.score), 4),
+        }
+
+
+@dataclass(frozen=True, repr=False)
+class FaceDetector(Component):
+    """Finds faces in a photo: `function(image, min_face, **params)` gets the photo as a uint8 RGB array (H, W, 3),
+    upright (EXIF orientation already applied), and the smallest face size wanted in pixels; it returns a list of
+    `DetectedFace` (or of mappings with `box`, `landmarks` and `score`), empty when there is no face."""
+
+    kind: ClassVar[str] = "detector"
+    hook: ClassVar[str] = "facemath_face_detectors"
+    call: ClassVar[str] = "function(image, min_face, **params)"
+    positional: ClassVar[int | None] = 2
+
+
 # Every kind of component, in the order `facemath plugins` lists them. A new kind is one class above (with `kind`,
 # `hook`, `call`, `positional`) added here, plus its hookspec in hookspecs.py.
 COMPONENT_CLASSES: tuple[type[Component], ...] = (
@@ -243,6 +282,7 @@ COMPONENT_CLASSES: tuple[type[Component], ...] = (
     Blender,
     Initializer,
     Constraint,
+    FaceDetector,
 )
 KIND_OF_CLASS: dict[type, str] = {cls: cls.kind for cls in COMPONENT_CLASSES}
 HOOK_OF_KIND: dict[str, str] = {cls.kind: cls.hook for cls in COMPONENT_CLASSES}

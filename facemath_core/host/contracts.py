@@ -10,7 +10,8 @@ output folder exists.
 - run time: a loss term is traced inside `tf.function` on a tiny batch (a float tensor of shape (B,), finite,
   differentiable), an optimizer must return an optimizer whose `apply_gradients` works inside `tf.function`, a mask
   its shape with values in [0, 1], a blender the image's shape with finite values, an initialiser (N, z_dim), a
-  constraint the variable's shape, and an operator a finite latent.
+  constraint the variable's shape, an operator a finite latent, and a face detector faces with a box, five
+  landmarks and a score (one face at least on scikit-image's astronaut photo).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from facemath_core.base.errors import PluginError
 from facemath_core.base.seeds import RowGenerator, row_seeds
-from facemath_core.host.components import Component, Constraint, Initializer, LossTerm, Operator
+from facemath_core.host.components import Component, Constraint, DetectedFace, Initializer, LossTerm, Operator
 from facemath_core.host.guard import TracedCalls, guard, guarded_object
 from facemath_core.host.schema import schema_problems
 
@@ -447,6 +448,78 @@ def check_operator_call(component, params: dict, z_dim: int) -> None:
     raise PluginError(f"{failure} (called on check latents of size {z_dim})") from failure.__cause__
 
 
+# --- face detectors -------------------------------------------------------------------------------------------
+
+
+DETECTOR_CALL = "function(image, min_face, **params)"
+
+
+def _face(component, value, shape: tuple, image_name: str, i: int) -> DetectedFace:
+    """One face a detector returned, as a DetectedFace, or the plugin's error naming what is wrong."""
+    where = f"{component.label} returned for {image_name}, face {i + 1}"
+    if isinstance(value, DetectedFace):
+        box, landmarks, score = value.box, value.landmarks, value.score
+    elif hasattr(value, "get") and hasattr(value, "keys"):
+        box, landmarks, score = value.get("box"), value.get("landmarks"), value.get("score")
+    else:
+        raise PluginError(f"{where}: {_describe(value)}, expected a DetectedFace (box, landmarks, score)")
+    try:
+        box = np.asarray(box, np.float64).reshape(-1)
+        landmarks = np.asarray(landmarks, np.float64)
+        score = float(score)
+    except (TypeError, ValueError):
+        raise PluginError(f"{where}: box, landmarks and score must be numbers") from None
+    if box.shape != (4,) or not np.isfinite(box).all() or not (box[0] < box[2] and box[1] < box[3]):
+        raise PluginError(f"{where}: box {box.tolist()} is not (x0, y0, x1, y1) with x0 < x1 and y0 < y1")
+    if landmarks.shape != (5, 2) or not np.isfinite(landmarks).all():
+        raise PluginError(
+            f"{where}: landmarks of shape {landmarks.shape}, expected 5 finite (x, y) points "
+            f"({', '.join(DetectedFace.LANDMARKS)})"
+        )
+    if not math.isfinite(score):
+        raise PluginError(f"{where}: score {score} is not a finite number")
+    height, width = shape[:2]
+    margin = max(box[2] - box[0], box[3] - box[1])  # a face cut by the border may have a point just outside
+    outside = (landmarks[:, 0] < -margin) | (landmarks[:, 0] > width + margin)
+    outside |= (landmarks[:, 1] < -margin) | (landmarks[:, 1] > height + margin)
+    if outside.any():
+        points = landmarks.round(1).tolist()
+        raise PluginError(f"{where}: landmarks {points} lie far outside the {width}x{height} image")
+    return DetectedFace(tuple(box.tolist()), tuple(map(tuple, landmarks.tolist())), score)
+
+
+def detect(component, params: dict, image: np.ndarray, min_face: int, image_name: str) -> list[DetectedFace]:
+    """Call the detector on one upright RGB uint8 photo; what it returns must be a list of faces (box, five
+    landmarks, score), each checked, in the order the detector gave them."""
+    check_signature(component, 2, params, DETECTOR_CALL)
+    with guard(component, f"on {image_name}"):
+        found = component.function(image, int(min_face), **params)
+    if found is None or isinstance(found, str | bytes | dict) or not hasattr(found, "__iter__"):
+        raise PluginError(f"{component.label} returned {_describe(found)} for {image_name}, expected a list of faces")
+    return [_face(component, face, image.shape, image_name, i) for i, face in enumerate(found)]
+
+
+def check_detector(component, params: dict) -> None:
+    """Detect on two check images: a flat grey one (a list, empty or not, of well-formed faces) and scikit-image's
+    astronaut photo (a real photo nobody here made, with one face of about 100 pixels: at least one face whose
+    landmarks lie inside its box, give or take half its size)."""
+    from skimage import data as photos  # scikit-image's bundled photos: deferred until a detector is checked
+
+    detect(component, params, np.full((96, 128, 3), 128, np.uint8), 20, "a flat grey check image")
+    faces = detect(component, params, photos.astronaut(), 20, "the check photo (scikit-image's astronaut)")
+    if not faces:
+        raise PluginError(f"{component.label} found no face on the check photo (scikit-image's astronaut, one face)")
+    for face in faces:
+        x0, y0, x1, y1 = face.box
+        slack = 0.5 * face.size
+        points = np.asarray(face.landmarks)
+        if ((points < [x0 - slack, y0 - slack]) | (points > [x1 + slack, y1 + slack])).any():
+            raise PluginError(
+                f"{component.label}: on the check photo, landmarks {points.round(1).tolist()} lie outside their "
+                f"face's box {[round(v, 1) for v in face.box]}"
+            )
+
+
 # --- every check of a component -------------------------------------------------------------------------------
 
 
@@ -476,6 +549,7 @@ RUNTIME_CHECKS = {
     "blender": lambda c, params, s: check_blender(c, params, s.image_size),
     "init": lambda c, params, s: check_initializer(c, params, s),
     "constraint": lambda c, params, s: check_constraint(c, params, s.z_dim, s.bound),
+    "detector": lambda c, params, s: check_detector(c, params),
 }
 
 

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from facemath_core.host.components import Blender, Constraint, Initializer, LossTerm, Mask, Operator, Optimizer
+from facemath_core.host.components import (
+    Blender,
+    Constraint,
+    FaceDetector,
+    Initializer,
+    LossTerm,
+    Mask,
+    Operator,
+    Optimizer,
+)
 
 if TYPE_CHECKING:
     from facemath_core.host.backend import Backend
@@ -73,6 +82,13 @@ def facemath_initializers() -> list[Initializer]:
 def facemath_constraints() -> list[Constraint]:
     """Called once when the plugin registry is built; returns the z constraints this plugin provides. A constraint
     is chosen with `--constraint NAME`; its function runs inside every optimisation step."""
+
+
+@hookspec
+def facemath_face_detectors() -> list[FaceDetector]:
+    """Called once when the plugin registry is built; returns the face detectors this plugin provides. A detector
+    is chosen with `--detector NAME` (`facemath align`, `edit`, and `--align` on `project`, `complete` and
+    `encode`); its function is called once per photo, before any alignment."""
 
 
 @hookspec(firstresult=True)

@@ -69,6 +69,7 @@ BUILTIN_PLUGINS = {
     "builtin-inits": "facemath_plugins.inits",
     "builtin-constraints": "facemath_plugins.constraints",
     "builtin-backends": "facemath_plugins.backends",
+    "builtin-detectors": "facemath_plugins.detectors",
 }
 BACKEND_HOOK = "facemath_open_backend"
 

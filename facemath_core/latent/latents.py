@@ -24,14 +24,17 @@ from facemath_core.base.text import plural
 class Latents:
     names: list[str]
     z: np.ndarray  # (N, D) float32
-    family: str  # "gan" or "vae"
-    model: str  # the exported model that decodes z ("generator", "vae_decoder")
+    family: str  # "gan", "vae" or "vaegan" (signatures.FAMILIES)
+    model: str  # the exported model that decodes z ("generator", "vae_decoder", "vaegan_decoder")
     model_version: int  # the version that made z, which decoding uses (0: not recorded, older files)
     source: str  # "projection" or "encoder"
     losses: dict[str, np.ndarray] = field(default_factory=dict)  # per term, (N,)
     failed: np.ndarray | None = None  # (N,) bool
     flagged: np.ndarray | None = None  # (N,) bool: projections that look failed (facemath_core.projection.flags)
     psnr: np.ndarray | None = None  # (N,) dB of the known pixels, for projections
+    # (N,) bool: PSNR below the model's 1st percentile on its held-out faces (projection.flags.out_of_domain);
+    # None when the model records no such figures
+    out_of_domain: np.ndarray | None = None
     config: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # every model used, name -> version
     # A shard of a bulk run (`--shard K/N`, projection.shards): {"index": K, "count": N, "inputs": all input
@@ -54,6 +57,7 @@ def save_latents(path: str | Path, latents: Latents) -> None:
         "failed": np.zeros(len(latents.names), bool) if latents.failed is None else np.asarray(latents.failed, bool),
         "flagged": flag_array(latents),
         **({} if latents.psnr is None else {"psnr": np.asarray(latents.psnr, np.float32)}),
+        **({} if latents.out_of_domain is None else {"out_of_domain": np.asarray(latents.out_of_domain, bool)}),
         "config": np.array(json.dumps(latents.config, sort_keys=True)),
         "models": np.array(json.dumps(latents.models, sort_keys=True)),
         **{f"loss_{k}": np.asarray(v, np.float32) for k, v in latents.losses.items()},
@@ -185,6 +189,9 @@ def load_latents(path: str | Path) -> Latents:
     psnr = arrays.get("psnr")
     if psnr is not None and (psnr.dtype.kind != "f" or psnr.shape != (len(names),)):
         raise BadFileError(f"{path}: field 'psnr' should be {len(names)} numbers")
+    out_of_domain = arrays.get("out_of_domain")  # absent: the model recorded no held-out PSNR (or older files)
+    if out_of_domain is not None and (out_of_domain.dtype.kind != "b" or out_of_domain.shape != (len(names),)):
+        raise BadFileError(f"{path}: field 'out_of_domain' should be {len(names)} true/false values")
     losses = {k[5:]: v for k, v in arrays.items() if k.startswith("loss_")}
     for name, value in losses.items():
         if value.dtype.kind not in "fiu" or value.shape != (len(names),):
@@ -207,6 +214,7 @@ def load_latents(path: str | Path) -> Latents:
         failed=failed,
         flagged=flagged,
         psnr=psnr,
+        out_of_domain=out_of_domain,
         config=json_field(path, arrays, "config"),
         models=models,
         shard=shard,
@@ -228,20 +236,26 @@ def find(latents: Latents, name: str, origin: str = "--latents") -> int:
     raise FacemathError(f"{origin}: no latent named {name!r}{hint}")
 
 
-def encode_images(backend, names: list[str], paths: list[str], images: np.ndarray) -> Latents:
-    """VAE-encoder latents (the posterior means) in the same format as projections."""
-
-    z_mean, z_log_var = backend.encode(images)
+def encode_images(backend, names: list[str], paths: list[str], images: np.ndarray, family: str = "vae") -> Latents:
+    """Latents from a variational encoder (the posterior means) in the same format as projections: the VAE's
+    (`family` "vae") or the VAE-GAN's ("vaegan")."""
+    decoder = S.FAMILIES[family]
+    encoder = S.ENCODER_OF[decoder]
+    if encoder not in S.VARIATIONAL_ENCODERS:
+        raise FacemathError(
+            f"--model {family}: its encoder {encoder} is not a variational encoder; choose vae or vaegan"
+        )
+    z_mean, z_log_var = backend.encode(images, encoder)
     return Latents(
         names=names,
         z=z_mean,
-        family="vae",
-        model=S.VAE_DECODER,
-        model_version=backend.version(S.VAE_DECODER),
+        family=family,
+        model=decoder,
+        model_version=backend.version(decoder),
         source="encoder",
         losses={"posterior_std_mean": np.exp(0.5 * z_log_var).mean(axis=1)},
         config={"backend": backend.describe(), "inputs": paths},
-        models={S.VAE_ENCODER: backend.version(S.VAE_ENCODER), S.VAE_DECODER: backend.version(S.VAE_DECODER)},
+        models={encoder: backend.version(encoder), decoder: backend.version(decoder)},
     )
 
 

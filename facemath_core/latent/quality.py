@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
-from facemath_core.base.metrics import roc_auc, wilson
+from facemath_core.base.metrics import frechet_distance, roc_auc, wilson
 from facemath_core.base.text import plural
 from facemath_core.latent.arithmetic import Evaluator
 from facemath_core.latent.attribute_vectors import attribute_vectors, exclusive_with
@@ -232,3 +233,26 @@ def score_analogies(
         preserved = float((after[:, others] == base[:, others]).mean()) if others else float("nan")
         scores.append(AnalogyScore(target, pivot, exemplars, trials, rate, low, high, preserved))
     return scores
+
+
+# --- realism: a Frechet distance in the oracle's feature space ------------------------------------------------------
+
+
+def oracle_features(backend, images: np.ndarray) -> np.ndarray:
+    """The attribute oracle's penultimate-layer features (its global average pool, 128 values per face) of images
+    in [-1, 1], through its `features` signature: the feature network of facemath's Frechet distance, in place of
+    FID's Inception (which knows nothing of these faces and is not shipped)."""
+    version = backend.version(S.ORACLE)
+    if S.FEATURES not in (backend.metadata(S.ORACLE).get("signatures") or {}):
+        raise FacemathError(
+            f"{S.ORACLE} version {version} has no {S.FEATURES} signature: re-export "
+            f"it with facemath_core.models.export.reexport, or use a newer version"
+        )
+    return backend.batched(S.ORACLE, S.FEATURES, {S.IMAGES: images})[S.FEATURES]
+
+
+def frechet_realism(backend, reference: np.ndarray, images: np.ndarray) -> float:
+    """How far a set of faces (a method's reconstructions, a model's prior samples) is, as a population, from the
+    reference faces (real held-out ones): the Frechet distance between the two sets' oracle features. 0 for the
+    same distribution; use sets of equal size (the estimate's bias shrinks like 1/N)."""
+    return frechet_distance(oracle_features(backend, reference), oracle_features(backend, images))

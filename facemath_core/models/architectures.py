@@ -89,8 +89,9 @@ def _upsampling_stack(x, cfg: ArchConfig, width: int, out_channels: int):
     return keras.layers.Activation("tanh", dtype="float32")(x)
 
 
-def _downsampling_stack(x, cfg: ArchConfig, width: int, spectral_norm: bool = False):
-    """5x5 stride-2 convolutions with LeakyReLU 0.2, BatchNorm on all but the first, down to 4x4."""
+def _downsampling_stack(x, cfg: ArchConfig, width: int, spectral_norm: bool = False, taps: list | None = None):
+    """5x5 stride-2 convolutions with LeakyReLU 0.2, BatchNorm on all but the first, down to 4x4. `taps`, when
+    given, receives each block's activations (the VAE-GAN's Dis_l is one of them)."""
     from keras import layers
 
     channels = width
@@ -104,6 +105,8 @@ def _downsampling_stack(x, cfg: ArchConfig, width: int, spectral_norm: bool = Fa
         if i > 0 and not spectral_norm:
             x = _bn()(x)
         x = layers.LeakyReLU(0.2)(x)
+        if taps is not None:
+            taps.append(x)
         channels *= 2
     return layers.Flatten()(x)
 
@@ -145,7 +148,9 @@ def build_decoder(cfg: ArchConfig):
 
 
 def build_oracle(cfg: ArchConfig):
-    """A small CNN with one logit per attribute: the judge of reconstructions and arithmetic."""
+    """A small CNN with one logit per attribute: the judge of reconstructions and arithmetic. Outputs a dict:
+    `attribute_logits` (B, attributes) and `features` (B, 128), its penultimate layer (the global average pool),
+    the feature network of the Frechet distance (base/metrics.py)."""
     import keras
     from keras import layers
 
@@ -159,10 +164,11 @@ def build_oracle(cfg: ArchConfig):
         x = layers.ReLU()(layers.BatchNormalization(name=f"bn{i}")(x))
         if i < 3:
             x = layers.MaxPooling2D()(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.2)(x)
+    features = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(features)
     logits = layers.Dense(len(cfg.attribute_names), name="attribute_logits", dtype="float32")(x)
-    return keras.Model(images, logits, name="attribute_oracle")
+    features = layers.Activation("linear", dtype="float32", name="features")(features)
+    return keras.Model(images, {S.ATTRIBUTE_LOGITS: logits, S.FEATURES: features}, name="attribute_oracle")
 
 
 def z_bound(z_distribution: str) -> float:
@@ -205,3 +211,24 @@ def build_gan_encoder(cfg: ArchConfig):
     # bound * tanh(x / bound): the identity near 0, and never outside the box the generator was trained on.
     z = keras.layers.Lambda(lambda x: bound * tf.tanh(x / bound), name="z", dtype="float32")(raw)
     return keras.Model(images, z, name=S.GAN_ENCODER)
+
+
+def vaegan_feature_block(cfg: ArchConfig) -> int:
+    """Which block of the VAE-GAN discriminator is Dis_l: the last before the 4x4 one (8x8 at every image size;
+    8x8x128 = 8,192 features at ndf 32). Larsen et al.'s 64x64 code takes their fourth convolution, also at 8x8."""
+    return cfg.n_up - 2
+
+
+def build_vaegan_discriminator(cfg: ArchConfig):
+    """The DCGAN discriminator with a second output: `features`, the flattened activations of an intermediate
+    block (Dis_l of Larsen et al. 2016), whose distance is the VAE-GAN's learned similarity. Outputs a dict
+    {logits (B,), features (B, F)}."""
+    import keras
+
+    images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
+    taps: list = []
+    flat = _downsampling_stack(images, cfg, cfg.ndf, cfg.spectral_norm, taps)
+    logits = keras.layers.Dense(1, kernel_initializer=_init(), name="logit", dtype="float32")(flat)
+    features = keras.layers.Flatten(name="dis_l", dtype="float32")(taps[vaegan_feature_block(cfg)])
+    outputs = {S.LOGITS: keras.layers.Reshape((), dtype="float32")(logits), S.FEATURES: features}
+    return keras.Model(images, outputs, name=S.VAEGAN_DISCRIMINATOR)

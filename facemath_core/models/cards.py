@@ -4,9 +4,11 @@ the metadata of an exported version in place, its weights untouched.
 A card is the `card` field of an export's metadata (`assets.extra/facemath_metadata.json` and the `metadata`
 signature, which TF Serving clients read):
 
-- `data`: the training folder's name, its recipe when known (`facemath data synth --count N --seed S ...`), the
-  number of its files and the SHA-256 of their sorted relative paths, one per line (what
-  `cd DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort | sha256sum` prints), the split trained on and its
+- `data`: the training folder's name, its recipe when known (`facemath data synth --count N --seed S ...`, from
+  the `synth_recipe.json` that `data synth` writes beside the attribute file), the number of its files and the
+  SHA-256 of their sorted relative paths, one per line, the recipe itself left out (what
+  `cd DIR && find . -type f ! -path ./synth_recipe.json -printf '%P\\n' | LC_ALL=C sort | sha256sum` prints: the
+  digest names the faces and their labels, which the recipe only describes), the split trained on and its
   images;
 - `training`: the `facemath train` command line of the run (the data and the run named by their folder names), the
   steps trained, the checkpoint exported and the wall time;
@@ -35,6 +37,8 @@ from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.files import atomic_dir, folder_lock
 from facemath_core.base.version import __version__
+from facemath_core.data.folders import RECIPE_FILE, read_recipe, recipe_command
+from facemath_core.data.tfrecords import is_shard_folder, read_index
 from facemath_core.models.architectures import ArchConfig
 from facemath_core.models.layout import metadata_path, read_metadata
 from facemath_core.models.runs import TrainOptions
@@ -76,6 +80,7 @@ def files_digest(folder: str | Path) -> tuple[int, str] | None:
     if not folder.is_dir():
         return None
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    names = [name for name in names if name != RECIPE_FILE]  # provenance of the data, not the data
     text = "".join(f"{name}\n" for name in names)  # bytewise order: what `LC_ALL=C sort` gives
     return len(names), hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -174,6 +179,21 @@ def training_quality(record: Mapping) -> list[dict]:
     return quality
 
 
+def data_recipe(data_dir: str | Path | None) -> str | None:
+    """The `facemath data synth` command that made a run's data, from the recipe it recorded in the face folder
+    (or, for TFRecord shards, the recipe `data pack` copied from the folder it packed); None otherwise."""
+    if not data_dir:
+        return None
+    recipe, name = read_recipe(data_dir), Path(data_dir).name
+    if recipe is None and is_shard_folder(data_dir):
+        try:
+            index = read_index(data_dir)
+        except FacemathError:
+            return None
+        recipe, name = index.get("recipe"), Path(str(index.get("source") or name)).name
+    return recipe_command(recipe, name) if isinstance(recipe, dict) else None
+
+
 def run_card(record: Mapping, data_dir: str | Path | None, run_dir: str | Path) -> dict:
     """The card of a model exported from a training run (`record`: its run.json, `run_dir`: its folder)."""
     data_name = Path(data_dir).name if data_dir else None
@@ -184,7 +204,7 @@ def run_card(record: Mapping, data_dir: str | Path | None, run_dir: str | Path) 
         "card_version": CARD_VERSION,
         "data": {
             "name": data_name,
-            "recipe": None,
+            "recipe": data_recipe(data_dir),
             "files": digest[0] if digest else None,
             "files_sha256": digest[1] if digest else None,
             "split": options.get("split", "train"),

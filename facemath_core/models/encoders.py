@@ -1,7 +1,8 @@
 """Which encoder inverts which decoder, and the checks that they belong together.
 
 `--init encoder` and the in-domain loss use the encoder of the model projected onto: the `gan_encoder` trained for
-this generator version (`facemath train encoder`), or the `vae_encoder` of the VAE's own run. An encoder trained
+this generator version (`facemath train encoder`), or the `vae_encoder` (`vaegan_encoder`) of the VAE's (VAE-GAN's)
+own run. An encoder trained
 for another generator, or another version of it, would start the search at an arbitrary z (the very thing issue 14
 found wrong with the VAE encoder as a GAN init), so it is refused. Reading side only: metadata, no TensorFlow.
 """
@@ -17,8 +18,8 @@ from facemath_core.models.architectures import ArchConfig
 from facemath_core.models.layout import existing_versions, read_metadata
 from facemath_core.models.runs import has_checkpoint, read_run
 
-# The decoder projected onto -> its encoder.
-ENCODER_OF = {S.GENERATOR: S.GAN_ENCODER, S.VAE_DECODER: S.VAE_ENCODER}
+# The decoder projected onto -> its encoder (named in signatures.py, beside the model names).
+ENCODER_OF = S.ENCODER_OF
 
 
 def resolve_generator(path: str | Path, version: int | None = None) -> Path:
@@ -111,7 +112,7 @@ def check_encoder(backend, decoder: str, option: str) -> None:
                 f"{wanted} version {version} projected onto; train one for it (facemath train encoder --generator)"
             )
         return
-    # A VAE's encoder and decoder come from one run and one checkpoint.
+    # A VAE's (or VAE-GAN's) encoder and decoder come from one run and one checkpoint.
     ours, theirs = meta.get("training") or {}, decoder_meta.get("training") or {}
     if (ours.get("run"), ours.get("checkpoint")) != (theirs.get("run"), theirs.get("checkpoint")):
         raise FacemathError(

@@ -22,11 +22,16 @@ from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.base.files import atomic_dir, folder_lock
 from facemath_core.base.version import __version__
+from facemath_core.data.align import training_template
 from facemath_core.models.architectures import ArchConfig
-from facemath_core.models.cards import check_portable, portable_options, run_card
+from facemath_core.models.cards import check_portable, facemath_commit, portable_options, run_card
 from facemath_core.models.encoders import inverted_generator
 from facemath_core.models.kinds import KINDS
-from facemath_core.models.layout import existing_versions, read_metadata  # noqa: F401 (read_metadata: re-exported)
+from facemath_core.models.layout import (  # noqa: F401 (read_metadata: re-exported)
+    existing_versions,
+    load_saved_model,
+    read_metadata,
+)
 from facemath_core.models.projector_export import write_projector
 from facemath_core.models.runs import TrainOptions, checkpoint_problem, latest_checkpoint, read_run, run_arch
 
@@ -78,16 +83,24 @@ def model_metadata(name: str, cfg: ArchConfig, record: dict) -> dict:
             "options": portable_options(record.get("options") or {}),
         },
         "card": run_card(record, record.get("data"), record.get("run") or ""),
+        **_landmarks(record, cfg),
         "held_out_accuracy": record.get("held_out_accuracy"),
         **_inverts(record),
         "facemath_version": __version__,
         "signatures": {
             sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
-            for sig, s in S.SIGNATURES[_base_name(name)].items()
+            for sig, s in exported_signatures(_base_name(name)).items()
         },
     }
     check_portable(metadata, f"export of {name}")
     return metadata
+
+
+def _landmarks(record: dict, cfg: ArchConfig) -> dict:
+    """The landmark template of the run's training faces (`data.align.training_template`): where `--align` puts the
+    eyes, nose and mouth of a photo's face so that it is framed as the model's training faces were."""
+    template = training_template(record["data"], cfg.image_size) if record.get("data") else None
+    return {} if template is None else {"landmarks": template.record()}
 
 
 def _inverts(record: dict) -> dict:
@@ -98,10 +111,54 @@ def _inverts(record: dict) -> dict:
 
 
 def _base_name(name: str) -> str:
-    for base in S.MODEL_NAMES:
-        if name == base or name.endswith("_" + base):
-            return base
-    raise FacemathError(f"{name!r} is not a facemath model name ({', '.join(S.MODEL_NAMES)})")
+    base = S.base_name(name)
+    if base is None or base in S.COMPOSITE_NAMES:
+        raise FacemathError(f"{name!r} is not a facemath model name ({', '.join(S.MODEL_NAMES)})")
+    return base
+
+
+def exported_signatures(base: str) -> dict[str, S.Signature]:
+    """Every signature an export of `base` has: the required ones and those newer exports add."""
+    return {**S.SIGNATURES[base], **S.OPTIONAL_SIGNATURES.get(base, {})}
+
+
+def _named_outputs(base: str, model, x) -> dict:
+    """A network's outputs by tensor alias, in inference mode: a network with several named outputs (the VAE-GAN
+    discriminator, the oracle) gives them by name; another gives its outputs in the order of its `serving_default`
+    signature's (the VAE encoder: z_mean, z_log_var)."""
+    y = model(x, training=False)
+    if isinstance(y, dict):
+        return y
+    y = list(y) if isinstance(y, list | tuple) else [y]
+    return dict(zip(S.SIGNATURES[base][S.DEFAULT].outputs, y, strict=True))
+
+
+def _endpoint(base: str, model, signature: S.Signature):
+    """The tf.function body of one signature, from its tensor names alone: a signature with an `<input>_grad`
+    output is a vector-Jacobian product of its other output for its first input (the upstream gradient is its
+    second input, if any, else ones: d logit / d image); any other is the network's outputs it names. So a model
+    kind's signatures in `signatures.py` are all export needs to know of it."""
+    import tensorflow as tf
+
+    x_alias = signature.inputs[0]
+    grad_alias = f"{x_alias}_grad"
+    if grad_alias not in signature.outputs:
+
+        def forward(x):
+            outputs = _named_outputs(base, model, x)
+            return {alias: outputs[alias] for alias in signature.outputs}
+
+        return forward
+    (y_alias,) = [alias for alias in signature.outputs if alias != grad_alias]
+
+    def vjp(x, cotangent=None):
+        # One backward pass gives every example's own gradient: examples do not interact in inference mode.
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = _named_outputs(base, model, x)[y_alias]
+        return {y_alias: y, grad_alias: tape.gradient(y, x, output_gradients=cotangent)}
+
+    return vjp
 
 
 def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
@@ -109,59 +166,27 @@ def _endpoints(base: str, model, cfg: ArchConfig, metadata_json: str):
     import tensorflow as tf
 
     size, zdim = cfg.image_size, cfg.z_dim
-    z_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z)
-    z_cotangent_spec = tf.TensorSpec([None, zdim], tf.float32, name=S.Z_COTANGENT)
-    images_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.IMAGES)
-    cotangent_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name=S.COTANGENT)
-    index_spec = tf.TensorSpec([None], tf.float32, name=S.METADATA_INDEX)
+    specs = {
+        S.Z: [None, zdim],
+        S.Z_COTANGENT: [None, zdim],
+        S.IMAGES: [None, size, size, 3],
+        S.COTANGENT: [None, size, size, 3],
+        S.METADATA_INDEX: [None],
+    }
 
     def metadata(index):
         return {S.METADATA_JSON: tf.fill(tf.shape(index), tf.constant(metadata_json))}
 
-    def decode(z):
-        return {S.IMAGES: model(z, training=False)}
-
-    def model_vjp(x, cotangent=None):
-        # One backward pass gives every example's own gradient: examples do not interact in inference mode.
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x, training=False)
-        return y, tape.gradient(y, x, output_gradients=cotangent)
-
-    def decode_vjp(z, cotangent):
-        images, z_grad = model_vjp(z, cotangent)
-        return {S.IMAGES: images, S.Z_GRAD: z_grad}
-
-    def discriminate(images):
-        return {S.LOGITS: model(images, training=False)}
-
-    def discriminate_grad(images):
-        logits, images_grad = model_vjp(images)
-        return {S.LOGITS: logits, S.IMAGES_GRAD: images_grad}
-
-    def encode(images):
-        z_mean, z_log_var = model(images, training=False)
-        return {S.Z_MEAN: z_mean, S.Z_LOG_VAR: z_log_var}
-
-    def invert(images):
-        return {S.Z: model(images, training=False)}
-
-    def invert_vjp(images, z_cotangent):
-        z, images_grad = model_vjp(images, z_cotangent)
-        return {S.Z: z, S.IMAGES_GRAD: images_grad}
-
-    def judge(images):
-        return {S.ATTRIBUTE_LOGITS: model(images, training=False)}
-
-    table = {
-        S.GENERATOR: {S.DEFAULT: (decode, [z_spec]), S.VJP: (decode_vjp, [z_spec, cotangent_spec])},
-        S.VAE_DECODER: {S.DEFAULT: (decode, [z_spec]), S.VJP: (decode_vjp, [z_spec, cotangent_spec])},
-        S.DISCRIMINATOR: {S.DEFAULT: (discriminate, [images_spec]), S.GRAD: (discriminate_grad, [images_spec])},
-        S.VAE_ENCODER: {S.DEFAULT: (encode, [images_spec])},
-        S.ORACLE: {S.DEFAULT: (judge, [images_spec])},
-        S.GAN_ENCODER: {S.DEFAULT: (invert, [images_spec]), S.VJP: (invert_vjp, [images_spec, z_cotangent_spec])},
-    }[base]
-    return {**table, S.METADATA: (metadata, [index_spec])}
+    table = {}
+    for name, signature in exported_signatures(base).items():
+        if name == S.METADATA:
+            continue
+        spec = [tf.TensorSpec(specs[alias], tf.float32, name=alias) for alias in signature.inputs]
+        table[name] = (_endpoint(base, model, signature), spec)
+    return {
+        **table,
+        S.METADATA: (metadata, [tf.TensorSpec(specs[S.METADATA_INDEX], tf.float32, name=S.METADATA_INDEX)]),
+    }
 
 
 def _warmup_inputs(base: str, cfg: ArchConfig, signature: str) -> dict[str, np.ndarray]:
@@ -172,7 +197,7 @@ def _warmup_inputs(base: str, cfg: ArchConfig, signature: str) -> dict[str, np.n
         S.Z_COTANGENT: (1, cfg.z_dim),
         S.METADATA_INDEX: (1,),
     }
-    return {alias: np.zeros(shapes[alias], np.float32) for alias in S.SIGNATURES[base][signature].inputs}
+    return {alias: np.zeros(shapes[alias], np.float32) for alias in exported_signatures(base)[signature].inputs}
 
 
 def write_warmup(path: Path, name: str, base: str, cfg: ArchConfig) -> None:
@@ -181,7 +206,7 @@ def write_warmup(path: Path, name: str, base: str, cfg: ArchConfig) -> None:
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for signature in S.SIGNATURES[base]:
+        for signature in exported_signatures(base):
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
             for alias, value in _warmup_inputs(base, cfg, signature).items():
                 request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
@@ -267,3 +292,53 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
                 write_projector(staged[S.GENERATOR], staged[S.DISCRIMINATOR], folder, final.parent.name, version)
                 written.append(final)
     return written
+
+
+def reexport(version_dir: str | Path, to: str | Path, version: int | None = None, note: str = "") -> Path:
+    """Write an exported model again, as a new version beside it, with the signatures this facemath exports for it
+    (one added since, such as the oracle's `features`), its weights read from the export itself: for a model whose
+    training run is gone. The network is rebuilt from the metadata's architecture and each of its weights is the
+    export's variable of the same path (all of them, or nothing is written); the metadata and its card are kept,
+    with `note` added to the card. Returns the new version folder."""
+    version_dir = Path(version_dir)
+    metadata = read_metadata(version_dir)
+    name = metadata.get("model") or version_dir.parent.name
+    base = _base_name(name)
+    cfg = ArchConfig.from_dict(metadata["arch"])
+    kind = KINDS.get(metadata.get("family", ""))
+    if kind is None:
+        raise FacemathError(
+            f"{version_dir}: family {metadata.get('family')!r} is not a kind of run ({', '.join(KINDS)})"
+        )
+    (network,) = [
+        net for key, net in kind.build(cfg, TrainOptions()).networks().items() if kind.served.get(key) == base
+    ]
+    loaded = load_saved_model(version_dir)
+    saved = {v.name.split(":")[0]: v for fn in loaded.signatures.values() for v in fn.variables}
+    missing = [w.path for w in network.weights if w.path not in saved or tuple(saved[w.path].shape) != tuple(w.shape)]
+    if missing:
+        raise FacemathError(f"{version_dir}: the export has no weights for {', '.join(missing[:3])} of the {base}")
+    for weight in network.weights:
+        weight.assign(saved[weight.path].numpy())
+    card = {**(metadata.get("card") or {}), "facemath": {"version": __version__, "commit": facemath_commit()}}
+    if note:
+        card["note"] = f"{card['note']}; {note}" if card.get("note") else note
+    metadata = {
+        **metadata,
+        "card": card,
+        "facemath_version": __version__,
+        "signatures": {
+            sig: {"inputs": list(s.inputs), "outputs": list(s.outputs)} for sig, s in exported_signatures(base).items()
+        },
+    }
+    check_portable(metadata, f"export of {name}")
+    to = Path(to)
+    with folder_lock(to, "--to"):
+        version = version or 1 + max(existing_versions(to / name))
+        check_version(version)
+        final = to / name / str(version)
+        if final.exists():
+            raise FacemathError(f"--to {to}: {name}/{version} already exists; choose another --version")
+        with atomic_dir(final) as folder:
+            write_saved_model(network, name, cfg, metadata, folder)
+    return final

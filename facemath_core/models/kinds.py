@@ -8,7 +8,7 @@ so reading the table does not load TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from facemath_core.base import signatures as S
@@ -83,6 +83,20 @@ def _encoder(cfg: ArchConfig, options: TrainOptions):
     return model
 
 
+def _vaegan(cfg: ArchConfig, options: TrainOptions):
+    from facemath_core.models.vaegan import VAEGAN  # imports Keras: deferred until a VAEGAN is built
+
+    model = VAEGAN(cfg, options.seed, gamma=options.gamma, beta=options.beta)
+    # One Adam per network (the DCGAN's 2e-4, beta1 0.5 by default); --d-lr sets the discriminator's apart.
+    model.compile(e_optimizer=_adam(options), g_optimizer=_adam(options), d_optimizer=_adam(options, options.d_lr))
+    return model
+
+
+def _vaegan_configure(cfg: ArchConfig, options: TrainOptions):
+    """The VAE-GAN's prior is the VAE's, N(0, I): its prior samples, exports and projections use that."""
+    return replace(cfg, z_distribution="normal"), options
+
+
 def _encoder_configure(cfg: ArchConfig, options: TrainOptions):
 
     return warm_start_for_training(*generator_for_training(cfg, options))
@@ -95,6 +109,12 @@ KINDS: dict[str, ModelKind] = {
         ModelKind("vae", _vae, {"encoder": S.VAE_ENCODER, "decoder": S.VAE_DECODER}),
         ModelKind("oracle", _oracle, {"classifier": S.ORACLE}, needs_labels=True),
         ModelKind("encoder", _encoder, {"encoder": S.GAN_ENCODER}, configure=_encoder_configure),
+        ModelKind(
+            "vaegan",
+            _vaegan,
+            {"encoder": S.VAEGAN_ENCODER, "decoder": S.VAEGAN_DECODER, "discriminator": S.VAEGAN_DISCRIMINATOR},
+            configure=_vaegan_configure,
+        ),
     )
 }
 

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facemath_core.base import signatures as S
 from facemath_core.data.images import to_unit
 from facemath_core.data.pipeline import load_split
 from facemath_core.models.architectures import ArchConfig, build_oracle
@@ -40,7 +41,7 @@ class Oracle(TrainableModel):
         noise = self.replica_noise(lambda s: keras.random.normal(s, seed=self.seed_generator), tf.shape(images))
         images = images + jitter + 0.03 * noise
         with tf.GradientTape() as tape:
-            logits = self.classifier(images, training=True)
+            logits = self.classifier(images, training=True)[S.ATTRIBUTE_LOGITS]
             loss = tf.reduce_mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
         self.descend(tape, loss, self.classifier.trainable_variables)
         return self.report(loss, (labels, logits))
@@ -50,7 +51,7 @@ class Oracle(TrainableModel):
     def predict_attributes(self, images_unit: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.concatenate(
             [
-                self.classifier(images_unit[i : i + batch_size], training=False).numpy()
+                self.classifier(images_unit[i : i + batch_size], training=False)[S.ATTRIBUTE_LOGITS].numpy()
                 for i in range(0, len(images_unit), batch_size)
             ]
         )

@@ -28,6 +28,7 @@ class TrainOptions:
     instance_noise: float = 0.0
     beta: float = 1.0  # VAE: weight of the KL term
     latent_recon: float = 0.0  # GAN: weight of the InfoGAN-style term ||Q(G(z)) - z||^2 (0: the Radford recipe)
+    gamma: float = 1e-2  # VAE-GAN: weight of the Dis_l likelihood against the GAN loss in the decoder's loss
     sample_every: int = 500
     checkpoint_every: int = 1000
     split: str = "train"

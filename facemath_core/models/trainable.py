@@ -60,13 +60,24 @@ class TrainableModel(keras.Model):
         divided by the number of replicas: with equal replica batches (training checks that the global batch
         divides) that is tf.nn.compute_average_loss, the sum over the replica's examples / the global batch.
         """
+        optimizer = optimizer or self.optimizer
+        self.step_optimizer(optimizer, self.loss_gradients(tape, loss, variables, optimizer), variables)
+
+    def loss_gradients(self, tape, loss, variables, optimizer):
+        """`descend`'s first half: the gradients of `loss` for `variables`, scaled as `descend` says. A step that
+        updates several networks from one forward pass (the VAE-GAN's) takes every gradient before applying any
+        (with a persistent tape)."""
         import tensorflow as tf
 
-        optimizer = optimizer or self.optimizer
         with tape:
             loss = tf.cast(loss, tf.float32) / tf.distribute.get_replica_context().num_replicas_in_sync
             loss = optimizer.scale_loss(loss)  # --mixed-precision: times the loss scale (else unchanged)
-        gradients = tape.gradient(loss, variables)
+        return tape.gradient(loss, variables)
+
+    def step_optimizer(self, optimizer, gradients, variables) -> None:
+        """`descend`'s second half: one optimizer step."""
+        import tensorflow as tf
+
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             # A step whose scaled gradients overflowed is skipped (and the scale halved) without counting it, but

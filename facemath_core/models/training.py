@@ -243,9 +243,40 @@ def train(
     strategy = make_strategy(placement.strategy, placement.cpu_replicas, placement.cluster_timeout)
     run_dir = Path(run_dir)
     chief = is_chief(strategy)
+    _check_run_folder(kind, run_dir, resume, overwrite, chief)  # first without the lock: refusing writes nothing
     option = "--resume" if resume else "--out"
     with folder_lock(run_dir, option, wait=0) if chief else contextlib.nullcontext():
         return _train(kind, data_dir, run_dir, cfg, options, resume, placement, warn or (lambda line: None), overwrite)
+
+
+def _check_run_folder(kind: str, run_dir: Path, resume: bool, overwrite: bool, chief: bool) -> bool:
+    """Refuse a run folder that cannot take this run; returns whether a new run must empty it first (a run that
+    stopped before its first checkpoint, or --overwrite)."""
+    if resume:
+        record = read_run(run_dir)
+        if record["kind"] != kind:
+            raise FacemathError(
+                f"--resume {run_dir}: a {record['kind']} run, not a {kind} run; continue it with "
+                f"facemath train {record['kind']} --resume {run_dir}"
+            )
+        return False
+    if not chief:
+        return False
+    if (run_dir / "run.json").exists():
+        if has_checkpoint(run_dir) and not overwrite:
+            raise FacemathError(
+                f"--out {run_dir}: a run already exists there (use --resume to continue it, or --overwrite to "
+                f"start it again)"
+            )
+        return True
+    if _holds_files(run_dir):
+        if not overwrite:
+            raise FacemathError(
+                f"--out {run_dir}: folder exists, is not empty and holds no training run; name a new folder "
+                f"(or use --overwrite to replace it)"
+            )
+        return True
+    return False
 
 
 def _train(kind, data_dir, run_dir: Path, cfg, options, resume, placement, warn, overwrite) -> dict:
@@ -254,14 +285,10 @@ def _train(kind, data_dir, run_dir: Path, cfg, options, resume, placement, warn,
 
     strategy = make_strategy(placement.strategy, placement.cpu_replicas)
     chief = is_chief(strategy)
-    start_over = False  # a run folder whose run stopped before its first checkpoint: emptied, then a new run
+    # A run folder to empty before the new run writes it: --overwrite, or a run stopped before its first checkpoint.
+    start_over = _check_run_folder(kind, run_dir, resume, overwrite, chief)  # again, now that the lock is held
     if resume:
         record = read_run(run_dir)
-        if record["kind"] != kind:
-            raise FacemathError(
-                f"--resume {run_dir}: a {record['kind']} run, not a {kind} run; continue it with "
-                f"facemath train {record['kind']} --resume {run_dir}"
-            )
         cfg = run_arch(record, run_dir)
         steps = record["options"].get("steps") if options.steps is None else options.steps
         options = TrainOptions(**{**record["options"], "steps": steps or TrainOptions.steps})
@@ -281,22 +308,8 @@ def _train(kind, data_dir, run_dir: Path, cfg, options, resume, placement, warn,
                     f"resume it {'with' if recorded else 'without'} it too"
                 )
     else:
-        if chief and (run_dir / "run.json").exists():
-            if has_checkpoint(run_dir) and not overwrite:
-                raise FacemathError(
-                    f"--out {run_dir}: a run already exists there (use --resume to continue it, or --overwrite to "
-                    f"start it again)"
-                )
-            if not has_checkpoint(run_dir):
-                warn(f"--out {run_dir}: the run there stopped before its first checkpoint; starting it over")
-            start_over = True
-        elif chief and _holds_files(run_dir):
-            if not overwrite:
-                raise FacemathError(
-                    f"--out {run_dir}: folder exists, is not empty and holds no training run; name a new folder "
-                    f"(or use --overwrite to replace it)"
-                )
-            start_over = True
+        if chief and (run_dir / "run.json").exists() and not has_checkpoint(run_dir):
+            warn(f"--out {run_dir}: the run there stopped before its first checkpoint; starting it over")
         record = None
         if options.steps is None:
             options = TrainOptions(**{**asdict(options), "steps": TrainOptions.steps})

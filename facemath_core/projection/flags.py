@@ -62,3 +62,58 @@ def reasons(losses: np.ndarray, psnr: np.ndarray, failed: np.ndarray | None = No
             why.append(f"PSNR z {pz:.1f} < -{PSNR_Z}")
         out.append("; ".join(why))
     return out
+
+
+# --- out of domain: judged against the model's own held-out faces, not the run's ----------------------------------
+#
+# The flags above compare a face with the other faces of its run, which says nothing when every face of the run is
+# strange (a run of real photos through a model of synthetic faces) or when the run holds one face. A model's
+# metadata records the quantiles of its reconstruction PSNR on its held-out faces (`reconstruction_psnr`, written
+# at export, see docs/models.md); a face reconstructed worse than all but 1% of those is out of the model's domain.
+
+DOMAIN_QUANTILE = "0.01"
+TYPICAL_QUANTILE = "0.5"
+
+
+def domain_threshold(metadata: dict) -> tuple[float, float] | None:
+    """(1st percentile, median) of the model's held-out reconstruction PSNR, or None when its metadata has none."""
+    record = metadata.get("reconstruction_psnr")
+    if not isinstance(record, dict):
+        return None
+    quantiles = record.get("quantiles") or {}
+    try:
+        low, typical = float(quantiles[DOMAIN_QUANTILE]), float(quantiles[TYPICAL_QUANTILE])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (low, typical) if np.isfinite(low) and np.isfinite(typical) else None
+
+
+def out_of_domain(psnr: np.ndarray, metadata: dict, failed: np.ndarray | None = None) -> np.ndarray | None:
+    """True for each face whose known-pixel PSNR is below the model's 1st-percentile PSNR on its held-out faces;
+    None when the model records no such figures (nothing can be said). Failed faces are not marked (they are
+    failed)."""
+    threshold = domain_threshold(metadata)
+    if threshold is None:
+        return None
+    marks = np.asarray(psnr, np.float64) < threshold[0]
+    if failed is not None:
+        marks &= ~np.asarray(failed, bool)
+    return marks
+
+
+def domain_warnings(names, psnr, marks, metadata: dict, model: str, version: int) -> list[str]:
+    """One line per face marked out of domain, naming the model's typical PSNR and what it was trained on."""
+    if marks is None or not np.any(marks):
+        return []
+    low, typical = domain_threshold(metadata)
+    record = metadata.get("reconstruction_psnr", {})
+    data = ((metadata.get("card") or {}).get("data") or {}).get("recipe") or record.get("data") or "its training data"
+    lines = []
+    for name, value, mark in zip(names, psnr, marks, strict=True):
+        if mark:
+            lines.append(
+                f"{name}: out of the model's domain: PSNR {value:.1f} dB, below {model} version {version}'s 1st "
+                f"percentile ({low:.1f} dB; typical {typical:.1f} dB on its held-out faces, trained on {data}); "
+                f"the model does not know faces like this one"
+            )
+    return lines

@@ -31,7 +31,11 @@ from facemath_core.host.manager import TracedCalls, check_params, coerce_param, 
 from facemath_core.models.architectures import z_bound
 from facemath_core.models.encoders import ENCODER_OF, check_encoder
 
-MODELS = {"gan": S.GENERATOR, "vae": S.VAE_DECODER}
+MODELS = S.FAMILIES  # --model: the decoder of each family
+# Tracing (and AutoGraph's conversion) is not safe in two threads at once: two studio sessions starting their first
+# projections together failed inside tf.GradientTape ("'NoneType' object is not iterable"). Traces take turns under
+# this lock; the compiled steps themselves run in parallel.
+_TRACING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -373,7 +377,9 @@ class _Loop:
             grad = tape.gradient(summed, variable)
             grad = tf.where(tf.math.is_finite(grad), grad, 0.0) * tf.cast(finite, tf.float32)[:, None]
             optimizer.apply_gradients([(grad, variable)])
-            updated = calls.call(constraint, tf.identity(variable), bound, generator, **constraint_params)
+            updated = calls.run(
+                constraint, p._graph(constraint.function), tf.identity(variable), bound, generator, **constraint_params
+            )
             # Finished or failed rows keep their z: Adam's momentum would otherwise move them on.
             variable.assign(tf.where(finite[:, None], updated, old))
             active.assign(tf.cast(finite, tf.float32) * active)
@@ -400,7 +406,10 @@ class _Loop:
             row += [mean(values[name], ~tf.math.is_nan(values[name])) for name in names]
             return tf.stack(row)
 
-        @tf.function
+        # Traced without AutoGraph: the loop is written with tf.while_loop, and AutoGraph over it and Keras's
+        # optimizer cost over a second of every trace (a studio projection waited for it); plugin code still goes
+        # through AutoGraph (`Projector._graph`), as in a tf.function of its own.
+        @tf.function(autograph=False)
         def advance(k, inputs):
             """Up to k steps, stopping early once every row has stopped or the batch's steps are done; each
             step's mean total and terms, one row per step taken."""
@@ -498,7 +507,7 @@ class Projector:
 
     def __init__(self, backend, registry, config: ProjectionConfig):
         if config.model not in MODELS:
-            raise FacemathError(f"--model {config.model!r}: choose gan or vae")
+            raise FacemathError(f"--model {config.model!r}: choose {', '.join(MODELS)}")
         for name, value in (
             ("--steps", config.steps),
             ("--restarts", config.restarts),
@@ -525,9 +534,9 @@ class Projector:
         self.z_distribution = meta["z_distribution"]
         self.bound = z_bound(self.z_distribution)
         self.needs_discriminator = any(c.needs_discriminator for _, c, _ in self.terms)
-        if self.needs_discriminator and config.model == "vae":
+        if self.needs_discriminator and self.model not in S.DISCRIMINATOR_OF:
             names = ", ".join(c.label for _, c, _ in self.terms if c.needs_discriminator)
-            raise FacemathError(f"{names} needs the GAN discriminator, and --model vae has none")
+            raise FacemathError(f"{names} needs the GAN discriminator, and --model {config.model} has none")
         missing = [m for m in self.init_component.needs_models if not backend.has(m)]
         if missing:
             raise FacemathError(
@@ -543,12 +552,15 @@ class Projector:
         for spec, _ in encoded_terms:
             check_encoder(backend, self.model, f"--loss-plugin {spec.name}")
         self._calls = TracedCalls()  # plugin calls inside the step's tf.function, for one-line errors
+        self._converted: dict = {}  # plugin function -> its AutoGraph conversion
         self.check_contracts()
         self.decoder = backend.differentiable_decoder(self.model)
         self.encoder = backend.differentiable_encoder(self.model) if encoded_terms else None
         self.fused = backend.fused_objective(self.model, self.terms)  # one call per step where the backend can
         self.notes = _unfused_notes(backend, self.model, self.terms, self.fused)  # said once by the command
-        self.discriminator = backend.differentiable_discriminator() if self.needs_discriminator else None
+        self.discriminator = (
+            backend.differentiable_discriminator(S.DISCRIMINATOR_OF[self.model]) if self.needs_discriminator else None
+        )
         self._loops: dict[int, _Loop] = {}  # batch size -> its device state and compiled loop
 
     def check_contracts(self) -> None:
@@ -595,7 +607,20 @@ class Projector:
     def _to_z(self, v):
         if self.constraint.to_z is None:
             return v
-        return self._calls.run(self.constraint, self.constraint.to_z, v, self.bound, **self.constraint_params)
+        to_z = self._graph(self.constraint.to_z)
+        return self._calls.run(self.constraint, to_z, v, self.bound, **self.constraint_params)
+
+    def _graph(self, function: Callable) -> Callable:
+        """A plugin's function as `tf.function` would run it, converted by AutoGraph (Python `if` and loops on
+        tensors become graph ops), once; one AutoGraph cannot convert is called as it is."""
+        import tensorflow as tf
+
+        if function not in self._converted:
+            try:
+                self._converted[function] = tf.autograph.to_graph(function)
+            except Exception:  # noqa: BLE001 - e.g. a builtin or a C function: nothing to convert
+                self._converted[function] = function
+        return self._converted[function]
 
     def _objective(self, z, inputs: tuple):
         """(values per term, weighted total) per image at z, for a batch's inputs (`_inputs`)."""
@@ -608,8 +633,15 @@ class Projector:
         logits = self.discriminator(images) if self.discriminator is not None else None
         latents = {"z": z, "encoded": self.encoder(images)} if self.encoder is not None else {}
         values = {
-            spec.name: self._calls.call(
-                component, target, images, mask, logits, **(latents if component.needs_encoder else {}), **params
+            spec.name: self._calls.run(
+                component,
+                self._graph(component.function),
+                target,
+                images,
+                mask,
+                logits,
+                **(latents if component.needs_encoder else {}),
+                **params,
             )
             for spec, component, params in self.terms
         }
@@ -704,7 +736,10 @@ class Projector:
                 k = min(k, checkpoint_every - done % checkpoint_every)  # come back at every checkpoint
             began = time.perf_counter()
             with self._calls.guard("in a projection step"):
-                history = loop.advance(tf.constant(k, tf.int64), inputs).numpy()
+                count = tf.constant(k, tf.int64)
+                with _TRACING:  # traced once per batch size; later a lookup
+                    advance = loop.advance.get_concrete_function(count, inputs)
+                history = advance(count, inputs).numpy()
             taken = len(history)
             if steps_per_call is None and taken:
                 per_step = (time.perf_counter() - began) / taken
@@ -771,8 +806,10 @@ class ProjectorCache:
             if idle:
                 self._idle.move_to_end(key)
                 return idle.pop()
+        projector = Projector(self.backend, self.registry, config)  # outside the lock: it checks every contract
+        with self._lock:
             self.built += 1
-        return Projector(self.backend, self.registry, config)  # outside the lock: it checks every contract
+        return projector
 
     def give_back(self, projector: Projector) -> None:
         key = step_key(projector.config)
@@ -789,9 +826,9 @@ class ProjectorCache:
 def step_key(config: ProjectionConfig) -> str:
     """What a projector's compiled step depends on: the model and the components with their parameters (not the
     steps, seed, batch size, patience, mask or blender, which each run brings)."""
-    fields = ("model", "losses", "optimizer", "optimizer_params", "constraint", "constraint_params", "init")
+    fields = ("model", "losses", "optimizer", "optimizer_params", "constraint", "constraint_params")
     d = config.to_dict()
-    return json.dumps({k: d[k] for k in (*fields, "init_params")}, sort_keys=True, default=str)
+    return json.dumps({k: d[k] for k in (*fields, "init", "init_params")}, sort_keys=True, default=str)
 
 
 def resolve_start(backend, config: ProjectionConfig) -> tuple[ProjectionConfig, str]:

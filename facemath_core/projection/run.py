@@ -43,13 +43,14 @@ from facemath_core.base.errors import BadFileError, FacemathError, Interrupted
 from facemath_core.base.files import atomic_file, check_writable, publish, remove_path
 from facemath_core.base.metrics import known_psnr
 from facemath_core.base.seeds import image_rng, row_seeds
+from facemath_core.data.align import rewarp
 from facemath_core.data.folders import collect_image_paths
 from facemath_core.data.images import BadImagesError, crop_and_resize, from_unit, read_image, save_png, to_unit
 from facemath_core.host.contracts import blend, check_blender, make_mask
 from facemath_core.host.manager import check_params
-from facemath_core.latent.latents import Latents, json_field, read_npz, save_latents, text_list
+from facemath_core.latent.latents import Latents, json_field, read_npz, save_latents, text_field, text_list
 from facemath_core.models.encoders import ENCODER_OF
-from facemath_core.projection.flags import reasons
+from facemath_core.projection.flags import out_of_domain, reasons
 from facemath_core.projection.projector import (
     MODELS,
     REPORT_SECONDS,
@@ -76,6 +77,8 @@ class JobInputs:
     keys: list[str] = field(default_factory=list)  # what seeds each image (facemath_core.base.seeds); default: names
     indices: list[int] = field(default_factory=list)  # each image's position among all the inputs
     shard: dict = field(default_factory=dict)  # facemath_core.projection.shards.record, for a shard of a bulk run
+    # `--align`: per crop, its photo, face index, box, landmarks and transform (data.align.AlignedFace.record)
+    faces: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.keys = self.keys or list(self.names)
@@ -84,9 +87,8 @@ class JobInputs:
     def head(self, n: int) -> JobInputs:
         """The first n images (a run stopped early keeps the faces it reached)."""
         resized = [p for p in self.resized if p in self.paths[:n]]
-        return JobInputs(
-            self.names[:n], self.paths[:n], self.images[:n], resized, self.keys[:n], self.indices[:n], self.shard
-        )
+        names, paths, keys, indices = self.names[:n], self.paths[:n], self.keys[:n], self.indices[:n]
+        return JobInputs(names, paths, self.images[:n], resized, keys, indices, self.shard, self.faces[:n])
 
 
 def display_names(paths: list[Path]) -> list[str]:
@@ -155,6 +157,11 @@ def resumed_inputs(arrays: dict, size: int, resize: bool = True, path: str | Pat
 
     path = Path(path)
     paths = [str(p) for p in arrays["paths"]]
+    faces = _faces_field(path, arrays)
+    if faces:  # an aligned run (`--align`): its crops made again from the photos and the recorded transforms
+        crops = np.stack([rewarp(face) for face in faces])
+        names = [face["name"] for face in faces]
+        return JobInputs(names, paths, to_unit(crops), [], text_list(path, arrays, "keys"), faces=faces)
     if "keys" not in arrays:  # written before shards existed
         return load_inputs(paths, size, resize)
     names, keys = text_list(path, arrays, "names"), text_list(path, arrays, "keys")
@@ -164,6 +171,21 @@ def resumed_inputs(arrays: dict, size: int, resize: bool = True, path: str | Pat
     inputs = read_inputs(paths, names, keys, indices.tolist(), size, resize)
     inputs.shard = json_field(path, arrays, "shard")
     return inputs
+
+
+def _faces_field(path: Path, arrays: dict) -> list[dict]:
+    """The aligned faces a resume file records (`--align`), [] for a run of whole images."""
+    text = text_field(path, arrays, "faces", default="[]")
+    try:
+        faces = json.loads(text)
+    except ValueError as exc:
+        raise BadFileError(f"{path}: field 'faces' is not valid JSON ({exc})") from None
+    names = text_list(path, arrays, "names")
+    if not isinstance(faces, list) or (faces and len(faces) != len(names)):
+        raise BadFileError(f"{path}: field 'faces' should list the {len(names)} aligned faces")
+    if not all(isinstance(f, dict) and {"photo", "name", "transform", "size"} <= set(f) for f in faces):
+        raise BadFileError(f"{path}: field 'faces' should record each face's photo, name, transform and size")
+    return faces
 
 
 def build_masks(
@@ -325,6 +347,7 @@ class FolderSink(Sink):
             "keys": np.array(inputs.keys, dtype=str),
             "indices": np.array(inputs.indices, np.int64),
             "shard": np.array(json.dumps(inputs.shard)),
+            "faces": np.array(json.dumps(inputs.faces)),
             "config": np.array(json.dumps(run.config.to_dict())),
             # A resumed run must go on with the models it started with, not whatever is newest by then.
             "models": np.array(json.dumps(run.model_versions())),
@@ -561,6 +584,7 @@ class ProjectionRun:
         latents.psnr = known_psnr(inputs.images, generated, masks)
         why = reasons(latents.losses["total"], latents.psnr, latents.failed)
         latents.flagged = np.array([bool(w) for w in why])
+        latents.out_of_domain = out_of_domain(latents.psnr, self.backend.metadata(latents.model), latents.failed)
         completions = None
         if bool((masks < 0.5).any()):
             completions = np.stack(
@@ -615,6 +639,7 @@ class ProjectionRun:
                 **self.config.to_dict(),
                 "backend": self.backend.describe(),
                 "inputs": inputs.paths,
+                **({"faces": inputs.faces} if inputs.faces else {}),
                 "components": self.component_records(),
             },
             models=models,
@@ -639,7 +664,8 @@ class ProjectionRun:
         """The version of every model this run uses, as recorded in latents.npz and resume.npz."""
         models = {self.projector.model: self.backend.version(self.projector.model)}
         if self.projector.needs_discriminator:
-            models[S.DISCRIMINATOR] = self.backend.version(S.DISCRIMINATOR)
+            discriminator = S.DISCRIMINATOR_OF[self.projector.model]
+            models[discriminator] = self.backend.version(discriminator)
         if self.projector.init_component.needs_encoder or self.projector.encoder is not None:
             encoder = ENCODER_OF[self.projector.model]  # --init encoder, the in-domain loss: the model's own
             models[encoder] = self.backend.version(encoder)
@@ -665,8 +691,11 @@ def contact_sheet(tiles: np.ndarray, masks: np.ndarray, latents: Latents, why: l
             text += "   FAILED (NaN)"
         elif why[i]:
             text += f"   FLAGGED: {why[i]}"
+        if latents.out_of_domain is not None and latents.out_of_domain[i]:
+            text += "   OUT OF DOMAIN (below the model's 1st-percentile PSNR)"
         captions.append(text)
-    flagged = [bool(w) for w in why]
+    ood = latents.out_of_domain if latents.out_of_domain is not None else np.zeros(len(why), bool)
+    flagged = [bool(w) or bool(o) for w, o in zip(why, ood, strict=True)]
     return labelled_grid(tiles, columns, headers=headers, captions=captions, flagged=flagged, scale=1)
 
 

@@ -36,6 +36,11 @@ IMAGE_FOLDERS = ("reconstructions", "completions")
 _PER_SHARD = ("inputs", "backend")
 
 
+# More shards than any bulk run has workers (a Kubernetes Indexed Job's completions are capped at 100,000): a
+# larger N is a typo, and a merge must never list a trillion missing shards.
+MAX_SHARDS = 100_000
+
+
 @dataclass(frozen=True)
 class Shard:
     index: int  # K, 1-based
@@ -53,6 +58,8 @@ def parse_shard(text: str) -> Shard:
     index, count = int(match[1]), int(match[2])
     if count < 1:
         raise FacemathError(f"{text}: N must be at least 1")
+    if count > MAX_SHARDS:
+        raise FacemathError(f"{text}: N must be at most {MAX_SHARDS:,} (one worker per shard)")
     if not 1 <= index <= count:
         raise FacemathError(f"{text}: K counts from 1 to N={count}")
     return Shard(index, count)
@@ -101,6 +108,7 @@ def check_shards(parts: list[tuple[Path, Latents]]) -> None:
     for path, latents in parts:
         if not latents.shard:
             raise BadFileError(f"{path}: not a shard (made without --shard K/N); nothing to merge it with")
+        _check_shard_record(path, latents.shard)
     first_path, first = parts[0]
     base_config = {k: v for k, v in first.config.items() if k not in _PER_SHARD}
     for path, latents in parts[1:]:
@@ -157,6 +165,19 @@ def check_shards(parts: list[tuple[Path, Latents]]) -> None:
         raise FacemathError(
             f"the shards hold {len(owner)} of the run's {total} inputs; {total - len(owner)} are missing "
             f"(a shard whose images all failed writes nothing: rerun it)"
+        )
+
+
+def _check_shard_record(path: Path, shard: dict) -> None:
+    """A shard record as `record` writes it: whole numbers 1 <= index <= count <= MAX_SHARDS, inputs >= 0."""
+    values = {key: shard.get(key) for key in ("index", "count", "inputs")}
+    for key, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadFileError(f"{path}: shard {key} is {json.dumps(value)}, not a whole number")
+    if not 1 <= values["index"] <= values["count"] <= MAX_SHARDS or values["inputs"] < 0:
+        raise BadFileError(
+            f"{path}: shard {values['index']}/{values['count']} of {values['inputs']} inputs is not a shard K/N with "
+            f"1 <= K <= N <= {MAX_SHARDS:,}"
         )
 
 

@@ -9,6 +9,7 @@ One `Engine` per server: one backend (embedded or TF Serving), one plugin regist
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from facemath_core.projection.projector import PRESETS, ProjectionConfig, Projec
 from facemath_core.studio.sessions import Session
 
 MAX_INTERPOLATION_FACES = 16
+# The component kinds the page offers, with each component's parameters (their declared schema).
+OFFERED_KINDS = ("loss", "optimizer", "init", "constraint", "blender", "operator")
 MAX_ANALOGY_SIZE = 9
 SLIDER_RANGE = 3.0  # a slider moves a face by at most this many attribute vectors either way
 
@@ -77,12 +80,28 @@ class Engine:
         """Everything the page offers a choice of, from the plugin registry: a plugin installed for the CLI shows
         up here too."""
 
-        kinds = {"init": "inits", "loss": "losses", "blender": "blenders", "operator": "operators"}
+        kinds = {
+            "init": "inits",
+            "loss": "losses",
+            "blender": "blenders",
+            "operator": "operators",
+            "optimizer": "optimizers",
+            "constraint": "constraints",
+        }
         menus = {plural: self.registry.names(kind) for kind, plural in kinds.items()}
+        defaults = ProjectionConfig()
         return {
             **menus,
+            # Per kind and name: help, provider, the parameters' schema (type, default, choices, range, help) and
+            # what else `facemath plugins --json` says of it; the page builds its controls from it.
+            "components": {
+                kind: {name: self.registry.get(kind, name).describe() for name in self.registry.names(kind)}
+                for kind in OFFERED_KINDS
+            },
             "presets": list(PRESETS),
             "init_default": self.default_init,
+            "optimizer_default": defaults.optimizer,
+            "constraint_default": defaults.constraint,
             "faces": list(self.face_files),
             "image_size": self.image_size,
             "vae": self.has_vae,
@@ -169,13 +188,14 @@ class Engine:
         )
 
     def library_npz(self, session: Session, family: str, folder: Path) -> bytes:
-        """The library as a latents.npz (readable by every command taking --latents), written in the session's
-        folder and read back."""
-        path = folder / f"library-{family}.npz"
-        save_latents(path, self.library_latents(session, family))
-        data = path.read_bytes()
-        path.unlink()
-        return data
+        """The library as a latents.npz (readable by every command taking --latents), written by `save_latents` in
+        a folder of its own inside the session's folder and read back: downloads at the same time never share a
+        file."""
+        latents = self.library_latents(session, family)
+        with tempfile.TemporaryDirectory(dir=folder, prefix="download-") as scratch:
+            path = Path(scratch) / f"library-{family}.npz"
+            save_latents(path, latents)
+            return path.read_bytes()
 
     def space(self, session: Session):
         """The library as a LatentSpace labelled from the example faces' attribute file, as `open_space` would
@@ -198,17 +218,23 @@ class Engine:
 
     # --- arithmetic ---------------------------------------------------------------------------------------
 
-    def evaluator(self, session: Session, exemplars: int = 3, seed: int = 0):
+    def operator_params(self, options: list[str], used: list[str] | None = None) -> dict[str, dict]:
+        """Operator parameters (`NAME.KEY=VALUE`, from the page's `params`), typed and checked by each operator's
+        schema as `--param` is for `facemath math` (and named so in errors, as everywhere in the studio): {NAME: its
+        parameters}."""
+        return self.registry.params_for("operator", options, used=used)
+
+    def evaluator(self, session: Session, exemplars: int = 3, seed: int = 0, params: dict | None = None):
 
         operators = {name: self.registry.get("operator", name) for name in self.registry.names("operator")}
-        return Evaluator(self.space(session), operators, exemplars=exemplars, seed=seed)
+        return Evaluator(self.space(session), operators, exemplars=exemplars, seed=seed, params=params)
 
-    def math(self, session: Session, expression: str) -> dict:
+    def math(self, session: Session, expression: str, params: dict | None = None) -> dict:
         """An expression of `facemath math`'s language: each term's face and the faces it came from, the result."""
 
         if not expression.strip():
             raise FacemathError("expression: empty; e.g. a - b + c with names from the library")
-        evaluator = self.evaluator(session)
+        evaluator = self.evaluator(session, params=params)
         example = work_out(evaluator, expression, jitter=0.0, variants=1)
         images = self.render(np.stack([*(t.z for t in example.terms), example.result.z]))
         terms = [
@@ -265,33 +291,36 @@ class Engine:
         for name, amount in amounts.items():
             if name not in names:
                 raise FacemathError(f"attribute {name!r}: no slider (have: {', '.join(names)})")
-            if not (isinstance(amount, int | float) and -SLIDER_RANGE <= amount <= SLIDER_RANGE):
+            number = isinstance(amount, int | float) and not isinstance(amount, bool)  # JSON true is no amount
+            if not (number and -SLIDER_RANGE <= amount <= SLIDER_RANGE):
                 raise FacemathError(f"attribute {name}: {amount!r} is not a number in +-{SLIDER_RANGE:g}")
             z = z + float(amount) * vectors[names.index(name)]
         return self.render(z[None])[0]
 
     # --- interpolation and analogies ----------------------------------------------------------------------
 
-    def interpolate(self, session: Session, names: list[str], method: str, t: float) -> np.ndarray:
+    def interpolate(
+        self, session: Session, names: list[str], method: str, t: float, params: dict | None = None
+    ) -> np.ndarray:
         """The face at position t along A -> B -> C ... (t = 0 is A, 1 is B, 2 is C), through the operator plugin
-        `method` (lerp, slerp) called as `facemath interpolate` calls it: op(a, b, t)."""
+        `method` (lerp, slerp) called as `facemath interpolate` calls it: op(a, b, t, **params)."""
 
         if not 2 <= len(names) <= MAX_INTERPOLATION_FACES:
             raise FacemathError(f"interpolation: choose 2 to {MAX_INTERPOLATION_FACES} library faces")
         if not 0 <= t <= len(names) - 1:
             raise FacemathError(f"interpolation: t={t} is outside 0..{len(names) - 1}")
         operator = self.registry.get("operator", method, option="method")
-        check_operator(operator, 3, f"method {method}")
+        check_operator(operator, 3, f"method {method}", params)
         segment = min(int(t), len(names) - 2)
         a, b = session.entry(names[segment]).z, session.entry(names[segment + 1]).z
-        return self.render(interpolate(operator, a, b, [t - segment]))[0]
+        return self.render(interpolate(operator, a, b, [t - segment], params))[0]
 
-    def analogy(self, session: Session, a: str, b: str, c: str, size: int) -> np.ndarray:
+    def analogy(self, session: Session, a: str, b: str, c: str, size: int, params: dict | None = None) -> np.ndarray:
         """White's J-diagram, as `facemath analogy` draws it; A, B and C are expressions over the library."""
 
         if not 2 <= size <= MAX_ANALOGY_SIZE:
             raise FacemathError(f"analogy size {size}: choose 2 to {MAX_ANALOGY_SIZE}")
-        evaluator = self.evaluator(session)
+        evaluator = self.evaluator(session, params=params)
         za, zb, zc = (evaluator.latent(e).z for e in (a, b, c))
         check_frames(size * size, self.image_size, "size")
         return analogy_figure(self.render(j_diagram_latents(za, zb, zc, size)), size, a, b, c)

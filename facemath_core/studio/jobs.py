@@ -43,7 +43,7 @@ class _Events(MemorySink):
     """The run's progress as the page's events: one per step, each interval's last with a render of the best z so
     far when the last render is PREVIEW_SECONDS old (and at the last step)."""
 
-    def __init__(self, job: ProjectionJob):
+    def __init__(self, job: ProjectionThread):
         super().__init__()
         self.job = job
         self.pending: list[dict] = []
@@ -65,7 +65,7 @@ class _Events(MemorySink):
             self.job.emit(event)
 
 
-class ProjectionJob:
+class ProjectionThread:
     def __init__(self, engine: Engine, session: Session, faces: list[Face], config, mask: np.ndarray | None):
         self.engine, self.session, self.faces = engine, session, faces
         self.mask = mask  # (S, S), 1 = known; None: every pixel known

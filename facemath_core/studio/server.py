@@ -10,9 +10,8 @@ from pathlib import Path
 
 from facemath_core.base.errors import FacemathError
 from facemath_core.host.backend import Backend
+from facemath_core.studio.access import WILDCARD, Access, is_loopback
 from facemath_core.studio.engine import Engine
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(
@@ -23,9 +22,12 @@ def serve(
     port: int,
     say: Callable[[str], None],
     note: Callable[[str], None],
+    allow_hosts: tuple[str, ...] = (),
+    token: bool = False,
 ) -> None:
     """Serve the studio on host:port (0: any free port) until interrupted; `say` prints the address, `note` a
-    warning."""
+    warning. `allow_hosts`: more names the studio answers to; `token`: require the per-start token on loopback too
+    (it is always required on another address)."""
     try:
         import uvicorn  # uvicorn and starlette are the `studio` extra: a CLI-only install works without them
 
@@ -41,12 +43,12 @@ def serve(
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise FacemathError(f"--host {host} --port {port}: cannot listen there ({reason})") from None
-    bound = sock.getsockname()[1]
-    if host not in LOOPBACK:
-        note(f"listening on {host}: anyone who can reach this machine can use the studio")
-    app = create_app(engine)  # before the address is printed: whoever reads it can connect at once
-    shown = f"[{host}]" if ":" in host else host
-    say(f"facemath studio at http://{shown}:{bound}/ ({engine.backend.describe()}); Ctrl-C stops it")
+    access = Access.for_address(host, sock.getsockname()[1], allow_hosts, token)
+    if not is_loopback(host):
+        note(f"listening on {host}: anyone who can reach this machine and has the address below can use the studio")
+    app = create_app(engine, access=access)  # before the address is printed: whoever reads it can connect at once
+    shown = socket.gethostname() if host in WILDCARD else host  # a wildcard address is no address to open
+    say(f"facemath studio at {access.url(shown)} ({engine.backend.describe()}); Ctrl-C stops it")
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[sock])

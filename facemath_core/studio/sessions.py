@@ -1,5 +1,13 @@
 """Each visitor's state: a session library of faces (GAN latent, VAE encoding, the image it came from), uploads in
-a private temporary folder, and the projection job in flight. Sessions are found by a cookie; none is shared."""
+a private temporary folder, and the projection job in flight. Sessions are found by a cookie; none is shared.
+
+A session is made only for the page loaded from the studio itself or for the first request that changes something
+(`routes/base.py` decides which); every other request without a known cookie reads a blank session that is never
+stored. So requests any web page or health check can send never make sessions, and never push out a real one. When
+`MAX_SESSIONS` are held, a new one replaces a session that holds nothing (no face, no upload, no projection), else
+one idle for `IDLE_SECONDS` with no projection running; never one in use. If there is none, the visitor is told
+to come back later (`StudioBusy`, a 503).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +24,13 @@ import numpy as np
 
 from facemath_core.base.errors import FacemathError
 
-COOKIE = "facemath_studio"
-MAX_SESSIONS = 64  # beyond this the session idle longest is dropped (its tempdir with it)
+MAX_SESSIONS = 64
+IDLE_SECONDS = 30 * 60  # a session untouched this long, with no projection running, may make room for a new one
 MAX_UPLOADS = 32  # per session; the oldest upload goes first
+
+
+class StudioBusy(FacemathError):
+    """No room for a new session: every held one is in use."""
 
 
 @dataclass
@@ -42,7 +54,7 @@ class Session:
     folder: Path  # the only place this session writes (uploads)
     library: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
     uploads: OrderedDict[str, Path] = field(default_factory=OrderedDict)
-    job: object | None = None  # jobs.ProjectionJob in flight or last finished
+    job: object | None = None  # jobs.ProjectionThread in flight or last finished
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: float = field(default_factory=time.monotonic)
     # The attribute vectors of the library they were fitted on: a slider move reuses them until the library changes.
@@ -77,6 +89,16 @@ class Session:
             n += 1
         return f"{stem}-{n}{suffix}"
 
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.finished
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to lose: no face, no upload, no projection running."""
+        with self.lock:
+            return not self.library and not self.uploads and not self.running
+
     def upload_path(self, name: str) -> Path:
         """Where an upload called `name` is stored: a fresh file in the session folder (the name only labels it)."""
         with self.lock:
@@ -99,16 +121,26 @@ class SessionStore:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session_id: str | None) -> tuple[Session, bool]:
-        """The session of this id, or a new one; True when it was created (the cookie must be set)."""
+    def find(self, session_id: str | None) -> Session | None:
+        """The session of this id (now the most recently used), or None."""
         with self._lock:
-            if session_id and session_id in self._sessions:
-                session = self._sessions[session_id]
+            session = self._sessions.get(session_id) if session_id else None
+            if session is not None:
                 self._sessions.move_to_end(session_id)
                 session.seen = time.monotonic()
-                return session, False
-            while len(self._sessions) >= MAX_SESSIONS:
-                _, old = self._sessions.popitem(last=False)
+            return session
+
+    def create(self) -> Session:
+        """A new session, making room if MAX_SESSIONS are held (see the module's docstring), or StudioBusy."""
+        with self._lock:
+            if len(self._sessions) >= MAX_SESSIONS:
+                victim = self._replaceable()
+                if victim is None:
+                    raise StudioBusy(
+                        f"the studio holds {MAX_SESSIONS} sessions in use; try again when one has been idle for "
+                        f"{IDLE_SECONDS // 60} minutes"
+                    )
+                old = self._sessions.pop(victim.id)
                 _cancel(old)
                 shutil.rmtree(old.folder, ignore_errors=True)
             new_id = secrets.token_urlsafe(16)
@@ -116,7 +148,28 @@ class SessionStore:
             folder.mkdir(mode=0o700)
             session = Session(new_id, folder)
             self._sessions[new_id] = session
-            return session, True
+            return session
+
+    def discard(self, session: Session) -> None:
+        """Forget a session made for a request that then failed: a refused request leaves nothing behind."""
+        with self._lock:
+            self._sessions.pop(session.id, None)
+        _cancel(session)
+        shutil.rmtree(session.folder, ignore_errors=True)
+
+    def blank(self) -> Session:
+        """An empty session that is not stored, for a request without a session of its own: it reads an empty
+        library and has nowhere to write."""
+        return Session("", self.root / "none")
+
+    def _replaceable(self) -> Session | None:
+        """The session a new one may replace: the least recently used that holds nothing, else the least recently
+        used idle for IDLE_SECONDS with no projection running."""
+        sessions = list(self._sessions.values())  # least recently used first
+        idle_since = time.monotonic() - IDLE_SECONDS
+        return next((s for s in sessions if s.empty), None) or next(
+            (s for s in sessions if s.seen <= idle_since and not s.running), None
+        )
 
     def __len__(self) -> int:
         return len(self._sessions)

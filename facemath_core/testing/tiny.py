@@ -8,6 +8,7 @@ ones.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from facemath_core.models.architectures import (
     build_gan_encoder,
     build_generator,
     build_oracle,
+    build_vaegan_discriminator,
 )
 from facemath_core.models.export import model_metadata, write_saved_model
 from facemath_core.models.projector_export import write_projector
@@ -36,6 +38,9 @@ _NETWORKS = {
     S.VAE_DECODER: (build_decoder, "vae"),
     S.ORACLE: (build_oracle, "oracle"),
     S.GAN_ENCODER: (build_gan_encoder, "encoder"),
+    S.VAEGAN_ENCODER: (build_encoder, "vaegan"),
+    S.VAEGAN_DECODER: (build_generator, "vaegan"),
+    S.VAEGAN_DISCRIMINATOR: (build_vaegan_discriminator, "vaegan"),
 }
 
 
@@ -64,9 +69,9 @@ def _seeded(model, rng: np.random.Generator):
 def tiny_models(
     folder: str | Path, *, image_size: int = 32, z_dim: int = 8, z_distribution: str = "uniform", seed: int = 0
 ) -> Path:
-    """Write every model (generator, discriminator, VAE, attribute oracle, GAN encoder and the projector) into the
-    model folder `folder` at version 1, in TF Serving's `<name>/<version>/` layout; returns `folder`. An existing
-    complete folder is left as it is (a cache)."""
+    """Write every model (generator, discriminator, VAE, attribute oracle, GAN encoder, VAE-GAN and the projector)
+    into the model folder `folder` at version 1, in TF Serving's `<name>/<version>/` layout; returns `folder`. An
+    existing complete folder is left as it is (a cache)."""
     folder = Path(folder)
     cfg = tiny_config(image_size, z_dim, z_distribution)
     if all((folder / name / str(VERSION) / "saved_model.pb").is_file() for name in (*S.MODEL_NAMES, S.PROJECTOR)):
@@ -80,8 +85,12 @@ def tiny_models(
         # What export writes for a run of this kind; the encoder names the generator it inverts.
         options = {"generator": str(generator_dir)} if name == S.GAN_ENCODER else {}
         record = {"kind": kind, "steps_done": 0, "data": "synthetic (facemath_core.testing)", "options": options}
+        # A VAE-GAN's prior is N(0, I) whatever the others' is (models/kinds.py), and its metadata says so.
+        model_cfg = replace(cfg, z_distribution="normal") if kind == "vaegan" else cfg
         with atomic_dir(target) as tmp:
-            write_saved_model(_seeded(build(cfg), rng), name, cfg, model_metadata(name, cfg, record), tmp)
+            write_saved_model(
+                _seeded(build(model_cfg), rng), name, model_cfg, model_metadata(name, model_cfg, record), tmp
+            )
     projector = folder / S.PROJECTOR / str(VERSION)
     if not (projector / "saved_model.pb").is_file():
         with atomic_dir(projector) as tmp:

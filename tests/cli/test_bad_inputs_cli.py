@@ -5,6 +5,8 @@ the fuzzing of the contract: test_bad_inputs_fuzz.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ..support import assert_one_error, fails_cleanly, run_facemath, snapshot
@@ -110,3 +112,38 @@ def test_warnings_stay_off_the_terminal(cli, ws, generated_faces, tiny_export):
     result = cli(*args, "--loss-plugin", "contextual=1e38", "--out", ws / "all")
     assert_one_error(result, 1, "every image failed (face0.png: the loss became NaN", after_work=True)
     assert not (ws / "all").exists() and not (ws / "all.partial").exists()
+
+
+# --- --overwrite never deletes what a command reads (issue 30) ---------------------------------------------------
+
+
+def test_no_command_replaces_or_writes_into_what_it_reads(cli, ws, good_latents, generated_faces, tiny_export):
+    """Data loss: `--overwrite` replaced an --out folder that held the command's own input (project, data pack and
+    latents merge deleted their inputs). Every command with --out takes `files.check_apart`: an output that is,
+    holds or lies inside an input is refused before any work, --overwrite or not. The family corpora test project,
+    data pack, latents merge and train; here the other commands."""
+    import shutil
+
+    held = ws / "held"
+    held.mkdir()
+    latents = Path(shutil.copy(good_latents, held / "latents.npz"))
+    faces = Path(shutil.copytree(generated_faces, ws / "faces"))
+    models = ["--models", tiny_export]
+    cases = {
+        "math": (["math", "f0", "--latents", latents, *models, "--out", held], "holds the input"),
+        "render": (["render", latents, *models, "--out", held], "holds the input"),
+        "attributes": (["attributes", "--latents", latents, *models, "--out", held], "holds the input"),
+        "encode": (["encode", faces, *models, "--out", faces], "is the input"),
+        "encode-inside": (["encode", faces, *models, "--out", faces / "enc"], "lies inside the input folder"),
+        "grid": (["data", "grid", faces, "--out", faces / "face0.png"], "lies inside the input folder"),
+        "analogy": (
+            ["analogy", "f0", "f1", "f2", "--latents", latents, "--attributes", held, *models, "--out", held / "a.png"],
+            "lies inside the input folder",
+        ),
+        "compare-holds": (["compare", "--data", faces, *models, "--out", faces], "is the input"),
+    }
+    for name, (args, fragment) in cases.items():
+        line = fails_cleanly(cli, ws, [*args, "--overwrite"], 1, fragment)
+        assert name and "--out" in line
+    assert sorted(p.name for p in faces.iterdir()) == [f"face{i}.png" for i in range(6)]
+    assert (held / "latents.npz").read_bytes() == good_latents.read_bytes()

@@ -130,6 +130,7 @@ CONTRACT_PHRASES = {
     "facemath_initializers": ["`(N, z_dim)`", "`needs_models`"],
     "facemath_constraints": ["`to_z(", "`from_z(", "(same shape)"],
     "facemath_open_backend": ["`firstresult`", "`trylast`"],
+    "facemath_face_detectors": ["`(x0, y0, x1, y1)`", "five `(x, y)` points", "upright", "empty when"],
 }
 
 
@@ -227,12 +228,34 @@ def test_hook_facemath_masks():
 
 def test_hook_facemath_blenders():
     registry = builtins()
-    assert registry.names("blender") == ["overlay", "poisson"]
+    assert registry.names("blender") == ["feather", "overlay", "poisson"]
     target, generated = np.zeros((4, 4, 3)), np.ones((4, 4, 3))
     mask = np.zeros((4, 4))
     mask[:, :2] = 1
     out = registry.get("blender", "overlay").function(target, generated, mask)
     assert out[:, :2].max() == 0 and out[:, 2:].min() == 1
+    # feather: G(z)'s weight is the distance into the hole over the radius (known pixels exact, deep pixels G(z))
+    target, generated, mask = np.zeros((1, 12, 3)), np.ones((1, 12, 3)), np.ones((1, 12))
+    mask[0, 4:] = 0
+    out = registry.get("blender", "feather").function(target, generated, mask, radius=4.0)
+    np.testing.assert_allclose(out[0, :, 0], [0, 0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1, 1, 1])
+
+
+def test_hook_facemath_face_detectors():
+    """MTCNN on scikit-image's astronaut (a real photo nobody here made, one face): one face, its five landmarks in
+    a face's order (eyes above the nose above the mouth, left of right) inside its box, and a confident score."""
+    from skimage import data
+
+    registry = builtins()
+    assert registry.names("detector") == ["mtcnn"]
+    (face,) = registry.get("detector", "mtcnn").function(data.astronaut(), 20)
+    (ex0, ey0), (ex1, ey1), (nx, ny), (mx0, my0), (mx1, my1) = face.landmarks
+    assert ex0 < nx < ex1 and mx0 < nx < mx1  # left to right as seen
+    assert max(ey0, ey1) < ny < min(my0, my1)  # top to bottom
+    x0, y0, x1, y1 = face.box
+    assert all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in face.landmarks)
+    assert 80 <= face.size <= 130 and face.score > 0.99  # her face is about a fifth of the 512-pixel photo
+    assert registry.get("detector", "mtcnn").function(np.full((64, 64, 3), 128, np.uint8), 20) == []
 
 
 def test_hook_facemath_initializers():
@@ -530,7 +553,7 @@ OPTIONS_PLUGIN = """
 
     @hookimpl
     def facemath_blenders():
-        return [Blender("feather", "Soft-edged overlay.", feather, {"sigma": 2.0})]
+        return [Blender("gaussian-edge", "Soft-edged overlay.", feather, {"sigma": 2.0})]
 """
 
 
@@ -551,11 +574,11 @@ def test_bool_params_are_typed_by_the_default(options_registry, value, expected)
 
 
 def test_params_are_typed_by_their_defaults(options_registry):
-    config = ProjectionConfig(optimizer="nesterov-sgd", mask="grid", blend="feather")
+    config = ProjectionConfig(optimizer="nesterov-sgd", mask="grid", blend="gaussian-edge")
     config = replace(config, losses=(*config.losses, replace(config.losses[0], name="perceptual")))
     typed = apply_params(
         config,
-        ["nesterov-sgd.momentum=0", "grid.step=3", "feather.sigma=6", "perceptual.form=saturating"],
+        ["nesterov-sgd.momentum=0", "grid.step=3", "gaussian-edge.sigma=6", "perceptual.form=saturating"],
         options_registry,
         lr=0.5,
     )
@@ -575,7 +598,7 @@ def test_params_are_typed_by_their_defaults(options_registry):
         (dict(optimizer="nesterov-sgd"), ["nesterov-sgd.nesterov=maybe"], r"nesterov of optimizer .* true or false"),
         (dict(), ["perceptul.form=x"], r"--param perceptul.form=x: no component called 'perceptul'"),
         (dict(), ["center.scale=0.3"], r"--param center.scale=0.3: mask 'center' .* is not used in this run"),
-        (dict(blend="feather"), ["feather.bogus=1"], r"feather.bogus: blender 'feather' .* no parameter 'bogus'"),
+        (dict(blend="gaussian-edge"), ["gaussian-edge.bogus=1"], r"edge.bogus: blender 'gaussian-edge' .* 'bogus'"),
         (dict(), ["nameonly=1"], r"--param nameonly=1: expected NAME.KEY=VALUE"),
     ],
 )
@@ -871,8 +894,8 @@ def test_blender_params_reach_the_blender(cli, tiny_export, tmp_path):
     for sigma in ("0.5", "6"):
         out = tmp_path / f"sigma{sigma}"
         code, _, err = cli(
-            "--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 1, "--blend", "feather",
-            "--param", f"feather.sigma={sigma}", "-o", out,
+            "--plugin", plugin, "complete", FACE, "--models", tiny_export, "--steps", 1, "--blend", "gaussian-edge",
+            "--param", f"gaussian-edge.sigma={sigma}", "-o", out,
         )  # fmt: skip
         assert code == 0, err
         images[sigma] = np.asarray(Image.open(out / "completions" / "000001.png"), np.float64)

@@ -152,3 +152,63 @@ def test_bad_numbers_in_math_analogy_and_interpolate(cli, ws, good_latents, tiny
     fails_cleanly(
         cli, ws, ["interpolate", "f0", "f1", *latents, "--out", ws / "i.png", "--frames", "1000000"], 1, "GiB"
     )
+
+
+# --- latents merge (issue 30) -------------------------------------------------------------------------------------
+
+
+def _shards(folder: Path, count: int = 2, **record) -> list[Path]:
+    """`count` shard result folders of a 4-face run, as `project --shard K/N` writes them; `record` changes the
+    shard field of the first one."""
+    from facemath_core.latent.latents import Latents, save_latents
+    from facemath_core.projection.shards import input_digest
+
+    names = [f"f{i}.png" for i in range(4)]
+    z = np.random.default_rng(2).uniform(-0.8, 0.8, (4, 8)).astype(np.float32)
+    paths = []
+    for k in range(1, count + 1):
+        rows = [i for i in range(4) if i % count == k - 1]
+        shard = {"index": k, "count": count, "inputs": 4, "digest": input_digest(names)}
+        latents = Latents(
+            [names[i] for i in rows],
+            z[rows],
+            "gan",
+            "generator",
+            1,
+            "projection",
+            losses={"total": np.ones(len(rows), np.float32)},
+            config={"steps": 3},
+            models={"generator": 1},
+            shard={**shard, **(record if k == 1 else {})},
+            input_index=np.array(rows, np.int64),
+        )
+        save_latents(folder / f"s{k}" / "latents.npz", latents)
+        paths.append(folder / f"s{k}")
+    return paths
+
+
+def test_merge_never_replaces_the_folder_holding_its_shards(cli, ws):
+    """Data loss: `latents merge SHARDS... --out <the folder holding them> --overwrite` deleted the shards."""
+    bulk = ws / "bulk"
+    shards = _shards(bulk)
+    assert cli("latents", "merge", *shards, "--out", ws / "merged").code == 0  # the shards do merge
+    for out, fragment in ((bulk, "holds the input"), (shards[0], "is the input"), (shards[1] / "m", "lies inside")):
+        fails_cleanly(cli, ws, ["latents", "merge", *shards, "--out", out, "--overwrite"], 1, fragment)
+
+
+@pytest.mark.parametrize(
+    "record, fragment",
+    [
+        ({"index": None}, "shard index is null, not a whole number"),
+        ({"index": "1"}, 'shard index is "1", not a whole number'),
+        ({"count": True}, "shard count is true, not a whole number"),
+        ({"index": 3}, "shard 3/2 of 4 inputs is not a shard K/N"),
+        # Merging checked every shard number up to N: a trillion of them exhausted memory.
+        ({"count": 10**12}, "N <= 100,000"),
+    ],
+    ids=["index-null", "index-text", "count-bool", "index-above-count", "count-trillion"],
+)
+def test_merge_refuses_shard_records_that_are_not_k_of_n(cli, ws, record, fragment):
+    """Exit 70: a merge shard with `index` null (TypeError in int()); `--shard 1/1e12` grew memory until OOM."""
+    shards = _shards(ws / "bulk", **record)
+    fails_cleanly(cli, ws, ["latents", "merge", *shards, "--out", ws / "merged"], 1, f"{shards[0]}", fragment)

@@ -80,14 +80,14 @@ def test_new_exports_carry_a_card_and_no_machine_path(tiny_export, train_faces):
         assert machine_paths_in(folder) == [], folder
     # The digest of the data's file list, computed the way the card documents it: with the shell.
     listing = subprocess.run(
-        "find . -type f -printf '%P\\n' | LC_ALL=C sort | sha256sum",
+        "find . -type f ! -path ./synth_recipe.json -printf '%P\\n' | LC_ALL=C sort | sha256sum",
         shell=True,
         cwd=train_faces,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()[0]
-    files = sum(1 for p in train_faces.rglob("*") if p.is_file())
+    files = sum(1 for p in train_faces.rglob("*") if p.is_file() and p.name != "synth_recipe.json")
     expected = {
         "gan": "facemath train gan --data faces --out gan --image-size 32 --z-dim 8 --ngf 8 --ndf 8 --steps 60 "
         "--batch-size 16 --sample-every 30 --checkpoint-every 30",
@@ -103,7 +103,8 @@ def test_new_exports_carry_a_card_and_no_machine_path(tiny_export, train_faces):
         assert card["training"]["command"] == expected[kind]
         assert card["data"] == {
             "name": "faces",
-            "recipe": None,
+            # conftest's train_faces: write_synthetic_folder(out, 160, seed=5, size=32), recorded as its command
+            "recipe": "facemath data synth --count 160 --seed 5 --size 32 --out faces",
             "files": files,
             "files_sha256": listing,
             "split": "train",

@@ -188,10 +188,11 @@ def test_training_from_tfrecord_shards_is_training_from_the_folder(train_faces, 
     options = TrainOptions(steps=3, batch_size=16, sample_every=100, checkpoint_every=100)
     runs = {}
     for name, data in (("folder", train_faces), ("shards", tmp_path / "shards")):
-        runs[name] = train("oracle", str(data), tmp_path / name, ArchConfig(**TINY), options)
+        # Each run in a folder of its own: not the shard folder it reads (a non-empty folder that is not a run).
+        runs[name] = train("oracle", str(data), tmp_path / f"run_{name}", ArchConfig(**TINY), options)
     assert runs["shards"]["held_out_accuracy"] == runs["folder"]["held_out_accuracy"]
     assert runs["shards"]["data_images"] == runs["folder"]["data_images"] == 144
-    folder, shards = _checkpoint_tensors(tmp_path / "folder"), _checkpoint_tensors(tmp_path / "shards")
+    folder, shards = _checkpoint_tensors(tmp_path / "run_folder"), _checkpoint_tensors(tmp_path / "run_shards")
     assert folder.keys() == shards.keys()
     for key in folder:
         np.testing.assert_array_equal(shards[key], folder[key], err_msg=key)

@@ -192,7 +192,8 @@ def test_bad_shards_and_merges(cli, backend, faces, whole, tmp_path):
     one_line(cli("latents", "merge", shard[0], shard[2], *out), 1, "missing shard 2 of 3")
     one_line(cli("latents", "merge", *shard, shard[0], *out), 1, "given twice")
     one_line(cli("latents", "merge", *shard, str(whole), *out), 1, f"{whole}/latents.npz: not a shard")
-    one_line(cli("latents", "merge", str(tmp_path), *out), 1, "no latents.npz in this folder")
+    (tmp_path / "empty").mkdir()
+    one_line(cli("latents", "merge", str(tmp_path / "empty"), *out), 1, "no latents.npz in this folder")
 
     def altered(k, **changes):
         """A copy of shard k's latents with some fields changed, as another run would have written them."""

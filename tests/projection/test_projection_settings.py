@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from facemath_core.base.errors import FacemathError
@@ -16,7 +18,9 @@ def registry():
 
 
 def test_no_options_is_the_default_config(registry):
-    assert projection_config(registry) == ProjectionConfig()
+    # but for the start: None, the best one, the model's own encoder when it has one (resolved with the models)
+    assert projection_config(registry) == replace(ProjectionConfig(), init=None)
+    assert projection_config(registry, preset="amos2016").init == "uniform"  # the papers' start
 
 
 # The anchors' own settings, transcribed from their sources (not from PRESETS, which is what is checked):

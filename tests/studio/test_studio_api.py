@@ -1,5 +1,5 @@
 """The studio's HTTP API in-process (starlette's TestClient), on the tiny models of conftest.py: every endpoint with
-good and bad input. Results are checked against the library called directly (the CLI's own path: ProjectionJob,
+good and bad input. Results are checked against the library called directly (the CLI's own path: ProjectionRun,
 the backend's generator, numpy arithmetic), and bad input must come back as one JSON line, never a traceback."""
 
 from __future__ import annotations
@@ -36,10 +36,15 @@ def app(engine):
     assert not app.state.store.root.exists()
 
 
+STUDIO = "http://127.0.0.1:8765"  # the address create_app answers to by default (access.Access())
+IMAGE = {"Content-Type": "application/octet-stream"}  # what the page sends an upload as
+JSON = {"Content-Type": "application/json"}
+
+
 def new_client(app):
     from starlette.testclient import TestClient
 
-    return TestClient(app)
+    return TestClient(app, base_url=STUDIO)
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +109,32 @@ def test_menus_list_the_registry_plugins_and_the_faces(app, engine, synth_faces)
     assert menus["presets"] == list(PRESETS)
     assert menus["faces"] == sorted(p.name for p in (synth_faces / "img_align_celeba").glob("*.png"))
     assert menus["image_size"] == 32 and menus["vae"] is True
+    assert menus["optimizers"] == ["adam", "momentum", "sgd"] and menus["optimizer_default"] == "adam"
+    assert menus["constraints"] == engine.registry.names("constraint") and menus["constraint_default"] == "clip"
+
+
+def test_menus_describe_every_parameter_as_the_plugins_declare_it(app):
+    """The page builds its controls from these: the schemas declared in plugins/ (facemath_plugins), as
+    `facemath plugins --json` shows them."""
+    components = new_client(app).get("/api/menus").json()["components"]
+    assert set(components) == {"loss", "optimizer", "init", "constraint", "blender", "operator"}
+    form = components["loss"]["perceptual"]["schema"]["form"]
+    assert form["choices"] == ["nonsaturating", "saturating"] and form["default"] == "nonsaturating"
+    assert components["loss"]["weighted-contextual"]["schema"]["window"] == {
+        "default": 7, "type": "int", "ge": 1, "help": "Side of the square window, in pixels."
+    }  # fmt: skip
+    lr = components["optimizer"]["adam"]["schema"]["lr"]
+    assert lr["type"] == "float" and lr["gt"] == 0 and lr["default"] == 0.01
+    assert components["optimizer"]["momentum"]["schema"]["momentum"]["lt"] == 1
+    assert components["loss"]["contextual"]["schema"] == {} and components["operator"]["slerp"]["arity"] == 3
+    assert all(c["provider"].startswith("facemath ") for kind in components.values() for c in kind.values())
 
 
 def test_page_and_assets_are_served_from_the_package_and_set_a_session_cookie(app):
     client = new_client(app)
     page = client.get("/")
     assert page.status_code == 200 and "studio.js" in page.text and "http" not in page.text.split("<body>")[1]
-    assert "facemath_studio" in page.cookies
+    assert "facemath_studio_8765" in page.cookies
     for asset in ("studio.js", "studio.css"):
         assert client.get(f"/static/{asset}").status_code == 200
 
@@ -139,7 +163,7 @@ def test_upload_is_resized_like_project_does_and_lives_in_the_session_tempdir(ap
 
     client = new_client(app)
     photo = np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)
-    answer = client.post("/api/upload?name=me.png", content=png(photo))
+    answer = client.post("/api/upload?name=me.png", content=png(photo), headers=IMAGE)
     assert answer.status_code == 200, answer.text
     assert answer.json()["face"] == "upload:me.png"
     assert np.array_equal(pixels(answer.json()["image"]), crop_and_resize(photo, 32))
@@ -151,16 +175,18 @@ def test_bad_uploads_are_one_line_each(app, monkeypatch):
     from facemath_core.studio.routes import faces as faces_routes
 
     client = new_client(app)
-    assert_error(client.post("/api/upload?name=x.png", content=b"not an image"), 400, "x.png", "not an image")
-    assert_error(client.post("/api/upload?name=x.png", content=b""), 400, "x.png", "empty")
-    assert_error(client.post("/api/upload", content=png(np.zeros((8, 8, 3), np.uint8))), 400, "name")
-    assert_error(client.post("/api/upload?name=../x.png", content=b"x"), 400, "slashes")
+    assert_error(
+        client.post("/api/upload?name=x.png", content=b"not an image", headers=IMAGE), 400, "x.png", "not an image"
+    )
+    assert_error(client.post("/api/upload?name=x.png", content=b"", headers=IMAGE), 400, "x.png", "empty")
+    assert_error(client.post("/api/upload", content=png(np.zeros((8, 8, 3), np.uint8)), headers=IMAGE), 400, "name")
+    assert_error(client.post("/api/upload?name=../x.png", content=b"x", headers=IMAGE), 400, "slashes")
     bomb = png(Image.new("1", (8000, 5100)))  # 40.8 million pixels in a few kilobytes
     assert len(bomb) < 100_000
-    assert_error(client.post("/api/upload?name=bomb.png", content=bomb), 400, "bomb.png", "pixel limit")
+    assert_error(client.post("/api/upload?name=bomb.png", content=bomb, headers=IMAGE), 400, "bomb.png", "pixel limit")
     monkeypatch.setattr(faces_routes, "MAX_UPLOAD_BYTES", 1000)
     big = png(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    assert_error(client.post("/api/upload?name=big.png", content=big), 413, "big.png", "limit")
+    assert_error(client.post("/api/upload?name=big.png", content=big, headers=IMAGE), 413, "big.png", "limit")
     # the server is still there
     assert client.get("/api/menus").status_code == 200
 
@@ -255,6 +281,29 @@ def test_download_png_of_a_library_face(projected):
         ({"faces": ["example:000001.png"], "mask": [1, 0]}, 400, ["mask", "1024"]),
         ({"faces": ["example:000001.png"], "mask": [1] * 1024}, 400, ["mask", "nothing is painted"]),
         ({"faces": ["example:000001.png"], "mask": [2] * 1024}, 400, ["mask", "0 to 1"]),
+        (
+            {"faces": ["example:000001.png"], "optimizer": "sgd", "params": {"sgd": {"lr": -1}}},
+            400,
+            ["--param sgd.lr=-1", "must be a number > 0"],
+        ),
+        ({"faces": ["example:000001.png"], "optimizer": "nosuch"}, 400, ["nosuch", "optimizer"]),
+        ({"faces": ["example:000001.png"], "optimizer": 5}, 400, ["optimizer", "give a name"]),
+        ({"faces": ["example:000001.png"], "constraint": "nosuch"}, 400, ["nosuch", "constraint"]),
+        (
+            {
+                "faces": ["example:000001.png"],
+                "losses": ["perceptual=0.1"],
+                "params": {"perceptual": {"form": "bogus"}},
+            },
+            400,
+            ["form", "saturating"],
+        ),
+        ({"faces": ["example:000001.png"], "params": {"momentum": {"lr": 0.1}}}, 400, ["momentum", "not used"]),
+        ({"faces": ["example:000001.png"], "params": {"adam": {"nosuch": 1}}}, 400, ["adam", "nosuch"]),
+        ({"faces": ["example:000001.png"], "params": {"adam": {"lr": [1]}}}, 400, ["params", "adam.lr"]),
+        ({"faces": ["example:000001.png"], "params": {"adam": 0.1}}, 400, ["params", "component"]),
+        ({"faces": ["example:000001.png"], "params": {"adam.lr": {"x": 1}}}, 400, ["params", "component name"]),
+        ({"faces": ["example:000001.png"], "optimiser": "sgd"}, 400, ["unknown field 'optimiser'"]),
     ],
 )
 def test_bad_projection_requests(app, body, status, words):
@@ -263,10 +312,10 @@ def test_bad_projection_requests(app, body, status, words):
 
 def test_bad_json_and_no_job(app):
     client = new_client(app)
-    assert_error(client.post("/api/project", content=b"{not json"), 400, "not JSON")
-    assert_error(client.post("/api/project", content=b"[1, 2]"), 400, "JSON object")
+    assert_error(client.post("/api/project", content=b"{not json", headers=JSON), 400, "not JSON")
+    assert_error(client.post("/api/project", content=b"[1, 2]", headers=JSON), 400, "JSON object")
     assert_error(client.get("/api/project/events"), 404, "no projection")
-    assert client.post("/api/project/cancel").json() == {"cancelled": False}
+    assert client.post("/api/project/cancel", json={}).json() == {"cancelled": False}
 
 
 def test_cancel_keeps_the_best_face_so_far_and_one_job_at_a_time(app, engine):
@@ -278,7 +327,7 @@ def test_cancel_keeps_the_best_face_so_far_and_one_job_at_a_time(app, engine):
         for line in stream.iter_lines():
             if line.startswith("event: progress"):
                 break  # it runs: stop it
-    assert client.post("/api/project/cancel").json() == {"cancelled": True}
+    assert client.post("/api/project/cancel", json={}).json() == {"cancelled": True}
     done = read_events(client)[-1]
     assert done["event"] == "done" and done["cancelled"] is True
     steps = max(e["step"] for e in read_events(client) if e["event"] == "progress")
@@ -399,6 +448,12 @@ def test_interpolation_scrubber(projected, engine, tmp_path):
     assert_error(at(0, "nosuch"), 400, "nosuch")
     assert_error(at(0, names=faces[:1]), 400, "2 to")
     assert_error(at(0, names=[faces[0], "nobody"]), 400, "nobody")
+    # operator parameters, typed and checked by the operator's schema as `--param` is for `facemath interpolate`
+    body = {"names": faces[:2], "method": "slerp", "t": 0.5}
+    answer = client.post("/api/interpolate", json={**body, "params": {"slerp": {"eps": 1}}})
+    assert_error(answer, 400, "--param slerp.eps", "no parameter 'eps'")
+    answer = client.post("/api/interpolate", json={**body, "params": {"lerp": {"eps": 1}}})
+    assert_error(answer, 400, "lerp", "not used here")
 
 
 def test_analogy_draws_the_j_diagram(projected):
@@ -472,6 +527,45 @@ def test_the_same_studio_on_tf_serving_matches_the_embedded_one(projected, tiny_
         server.stop(0)
 
 
+@pytest.mark.slow
+def test_the_chosen_optimizer_constraint_and_parameters_reach_the_run(app, engine, tmp_path):
+    """The page's optimizer, constraint and parameters: the studio's z equals the CLI run's with the same
+    `--optimizer`, `--constraint` and `--param` options, and differs from the default run's."""
+    from facemath_core.latent.latents import load_latents
+    from facemath_core.projection.run import FolderSink, ProjectionRun, load_inputs
+    from facemath_core.projection.settings import projection_config
+
+    faces = list(engine.face_files)[8:10]
+    losses = ["contextual=1", "weighted-contextual=0.5"]
+    client = new_client(app)
+    body = {"faces": [f"example:{f}" for f in faces], "steps": STEPS, "init": "uniform", "losses": losses}
+    chosen = {
+        "optimizer": "sgd",
+        "constraint": "tanh",
+        "params": {"sgd": {"lr": 0.5}, "weighted-contextual": {"window": 3}},
+    }
+    assert client.post("/api/project", json={**body, **chosen}).status_code == 200
+    assert read_events(client)[-1]["event"] == "done"
+    (tmp_path / "studio.npz").write_bytes(client.get("/api/library.npz").content)
+    studio = load_latents(tmp_path / "studio.npz").z
+    inputs = load_inputs([str(engine.face_files[f]) for f in faces], 32)
+
+    def cli_run(out: str, **options):
+        config = projection_config(
+            engine.registry, loss_plugins=losses, steps=STEPS, init="uniform", batch_size=len(faces), **options
+        )
+        return (
+            ProjectionRun(engine.backend, engine.registry, config)
+            .run(inputs, FolderSink(tmp_path / out), warn=lambda line: None)
+            .latents.z
+        )
+
+    same = cli_run("same", optimizer="sgd", constraint="tanh", params=["sgd.lr=0.5", "weighted-contextual.window=3"])
+    np.testing.assert_allclose(studio, same, atol=1e-5)
+    default = cli_run("default")
+    assert np.abs(studio - default).max() > 1e-3  # the choices changed the run
+
+
 def test_uploads_are_bounded_per_session(app, monkeypatch):
     from facemath_core.studio import sessions
 
@@ -479,8 +573,8 @@ def test_uploads_are_bounded_per_session(app, monkeypatch):
     client = new_client(app)
     face = png(np.full((32, 32, 3), 128, np.uint8))
     for name in ("a.png", "a.png", "b.png", "c.png", "d.png"):
-        assert client.post(f"/api/upload?name={name}", content=face).status_code == 200
-    session = app.state.store._sessions[client.cookies["facemath_studio"]]
+        assert client.post(f"/api/upload?name={name}", content=face, headers=IMAGE).status_code == 200
+    session = app.state.store._sessions[client.cookies["facemath_studio_8765"]]
     assert list(session.uploads) == ["b.png", "c.png", "d.png"]  # a replaced upload and the oldest are gone
     assert sorted(p.name for p in session.folder.iterdir()) == sorted(p.name for p in session.uploads.values())
     assert_error(client.post("/api/project", json={"faces": ["upload:a.png"]}), 400, "a.png")

@@ -1,5 +1,6 @@
 """The studio in a real headless browser (Debian's chromium driven by selenium): open the page, project example
-faces for a few steps, move an attribute slider and check that the rendered face changed.
+faces for a few steps with an optimizer and a parameter chosen on the page, move an attribute slider and check that
+the rendered face changed; open a studio started with --token through its printed address.
 
 Skipped only when chromium or chromedriver is missing and FACEMATH_REQUIRE_BROWSER is unset; CI sets it (.ci/run),
 so there a missing browser fails instead of passing silently."""
@@ -44,11 +45,11 @@ def browser():
     driver.quit()
 
 
-def start_studio(models: Path, faces: Path, env=None) -> tuple[subprocess.Popen, str]:
+def start_studio(models: Path, faces: Path, *options: str, env=None) -> tuple[subprocess.Popen, str]:
     """`facemath studio` as a user starts it, on a free port; returns the process and the URL it printed."""
-    process = facemath_process("studio", "--port", "0", "--models", models, "--faces", faces, env=env)
+    process = facemath_process("studio", "--port", "0", "--models", models, "--faces", faces, *options, env=env)
     line = process.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    match = re.search(r"http://127\.0\.0\.1:\d+/\S*", line)
     if match is None:
         process.kill()
         raise AssertionError(f"no URL printed: {line!r} {process.stderr.read()[-2000:]}")
@@ -70,6 +71,7 @@ def project_and_slide(driver, url: str, faces: list[str], steps: int) -> tuple[s
     """Drive the page; return the slider image before and after moving a slider."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     driver.get(url)
     wait_for(driver, "return document.querySelectorAll('#faces figure').length", what="the example faces")
@@ -78,6 +80,18 @@ def project_and_slide(driver, url: str, faces: list[str], steps: int) -> tuple[s
     steps_box = driver.find_element(By.ID, "steps")
     steps_box.clear()
     steps_box.send_keys(str(steps))
+    # An optimizer chosen on the page shows its parameters, built from its declared schema; a changed one is sent.
+    optimizer = Select(driver.find_element(By.ID, "optimizer"))
+    optimizer.select_by_value("momentum")
+    momentum = driver.find_element(By.CSS_SELECTOR, "fieldset[data-component='momentum'] input[data-key='momentum']")
+    assert momentum.is_displayed() and momentum.get_attribute("max") == "1" and momentum.get_attribute("value") == "0.9"
+    momentum.clear()
+    momentum.send_keys("0.5")
+    sent = driver.execute_script("return projectionOptions()")
+    assert sent["optimizer"] == "momentum" and sent["params"] == {"momentum": {"momentum": 0.5}}
+    # Back to the default optimizer: its controls hide and nothing of them is sent (the run below is the default).
+    optimizer.select_by_value("")
+    assert not momentum.is_displayed() and "params" not in driver.execute_script("return projectionOptions()")
     driver.find_element(By.ID, "project-btn").click()
     wait_for(driver, "return /^done/.test(document.getElementById('status').textContent)", what="the projection")
     assert driver.execute_script("return document.getElementById('preview').src").startswith(("data:", "http"))
@@ -160,3 +174,22 @@ def test_project_then_slide_in_a_real_browser(browser, tiny_export, synth_faces,
     assert np.abs(pixels(after) - pixels(before)).mean() > 0.5
     # A stroke 120 canvas pixels long and 28 wide, on a 256-pixel canvas over a 32-pixel face: about 15 x 4 pixels.
     assert 40 <= painted <= 150
+
+
+@pytest.mark.slow
+def test_a_studio_with_a_token_opens_from_its_printed_address(browser, tiny_export, synth_faces):
+    """`--token`: the printed address lets the browser in (the token moves into a cookie and out of the address
+    bar); the same page without the token is refused."""
+    process, url = start_studio(tiny_export, synth_faces, "--token")
+    try:
+        assert "?token=" in url
+        bare = url.split("?")[0]
+        browser.get(bare)
+        assert "no access token" in browser.find_element("tag name", "body").text
+        browser.get(url)
+        wait_for(browser, "return document.querySelectorAll('#faces figure').length", what="the example faces")
+        assert browser.current_url == bare  # redirected: the token is not left in the address or the history
+        assert browser.execute_script("return fetch('/api/menus').then((r) => r.status)") == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

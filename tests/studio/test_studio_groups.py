@@ -27,7 +27,7 @@ def library(tiny_export, synth_faces):
 
     engine = Engine(open_backend(str(tiny_export)), load_registry(builtins_only=True), synth_faces)
     app = create_app(engine)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")  # the address create_app answers to
     faces = sorted(engine.face_files)[:24]
     answer = client.post("/api/project", json={"faces": [f"example:{f}" for f in faces], "steps": 2})
     assert answer.status_code == 200, answer.text

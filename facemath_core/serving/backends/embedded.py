@@ -7,6 +7,7 @@ into one `tf.function`. It reads the model folder through `model_layout` only (n
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from facemath_core.base import signatures as S
@@ -27,6 +28,9 @@ class EmbeddedBackend(Backend):
         self.versions = dict(versions or {})
         self._loaded: dict[str, object] = {}
         self._metadata: dict[str, dict] = {}
+        # Threads share a backend (the studio's sessions): each model is loaded once, under this lock. Two loads of
+        # one model would leave the first one's functions pointing at variables freed with it.
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"embedded models in {self.root}"
@@ -35,10 +39,11 @@ class EmbeddedBackend(Backend):
         return existing_versions(self.root / S.model_name(model, self.prefix))
 
     def use_version(self, model: str, version: int) -> None:
-        if self.versions.get(model) != version:
-            self.versions[model] = int(version)
-            self._loaded.pop(model, None)
-            self._metadata.pop(model, None)
+        with self._lock:
+            if self.versions.get(model) != version:
+                self.versions[model] = int(version)
+                self._loaded.pop(model, None)
+                self._metadata.pop(model, None)
 
     def _dir(self, model: str) -> Path:
         name = S.model_name(model, self.prefix)
@@ -61,9 +66,10 @@ class EmbeddedBackend(Backend):
         return self._metadata[model]
 
     def _model(self, model: str):
-        if model not in self._loaded:
-            self._loaded[model] = load_saved_model(self._dir(model))
-        return self._loaded[model]
+        with self._lock:
+            if model not in self._loaded:
+                self._loaded[model] = load_saved_model(self._dir(model))
+            return self._loaded[model]
 
     def signature(self, model: str, signature: str):
         loaded = self._model(model)
@@ -83,12 +89,12 @@ class EmbeddedBackend(Backend):
         return lambda z: fn(z=z)[S.IMAGES]
 
     def differentiable_encoder(self, decoder: str = S.GENERATOR):
-        if decoder == S.VAE_DECODER:
-            fn = self.signature(S.VAE_ENCODER, S.DEFAULT)
+        encoder = S.ENCODER_OF[decoder]
+        fn = self.signature(encoder, S.DEFAULT)
+        if encoder in S.VARIATIONAL_ENCODERS:  # the mean of z
             return lambda images: fn(images=images)[S.Z_MEAN]
-        fn = self.signature(S.GAN_ENCODER, S.DEFAULT)
         return lambda images: fn(images=images)[S.Z]
 
-    def differentiable_discriminator(self):
-        fn = self.signature(S.DISCRIMINATOR, S.DEFAULT)
+    def differentiable_discriminator(self, model: str = S.DISCRIMINATOR):
+        fn = self.signature(model, S.DEFAULT)
         return lambda images: fn(images=images)[S.LOGITS]

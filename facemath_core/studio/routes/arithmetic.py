@@ -7,14 +7,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
+from facemath_core.studio.engine import SLIDER_RANGE
 from facemath_core.studio.jobs import data_url
 from facemath_core.studio.routes.base import (
     BadRequest,
     RouteGroup,
+    amounts_field,
     float_field,
     int_field,
     json_body,
     list_field,
+    params_field,
     text_field,
 )
 from facemath_core.studio.sessions import Session
@@ -31,9 +34,10 @@ class Arithmetic(RouteGroup):
         ]
 
     async def math(self, request: Request, session: Session):
-        body = await json_body(request)
+        body = await json_body(request, ("expression", "params"))
         expression = text_field(body, "expression")
-        worked = await run_in_threadpool(self.engine.math, session, expression)
+        params = self.engine.operator_params(params_field(body))
+        worked = await run_in_threadpool(self.engine.math, session, expression, params)
         for term in worked["terms"]:
             term["image"] = data_url(term["image"])
         return {**worked, "result": data_url(worked["result"])}
@@ -43,27 +47,27 @@ class Arithmetic(RouteGroup):
         return {"attributes": names, "range": self.engine.menus()["slider_range"]}
 
     async def slide(self, request: Request, session: Session):
-        body = await json_body(request)
+        body = await json_body(request, ("base", "amounts"))
         base = text_field(body, "base")
-        amounts = body.get("amounts", {})
-        if not isinstance(amounts, dict):
-            raise BadRequest("amounts: an object {attribute: number}")
+        amounts = amounts_field(body, "amounts", SLIDER_RANGE)
         image = await run_in_threadpool(self.engine.slide, session, base, amounts)
         return {"image": data_url(image)}
 
     async def interpolate(self, request: Request, session: Session):
-        body = await json_body(request)
+        body = await json_body(request, ("names", "method", "t", "params"))
         names = list_field(body, "names", str)
         method = body.get("method", "slerp")
         if not isinstance(method, str):
             raise BadRequest("method: an operator name such as lerp or slerp")
         t = float_field(body, "t", 0.0)
-        image = await run_in_threadpool(self.engine.interpolate, session, names, method, t)
+        params = self.engine.operator_params(params_field(body), used=[method]).get(method)
+        image = await run_in_threadpool(self.engine.interpolate, session, names, method, t, params)
         return {"image": data_url(image)}
 
     async def analogy(self, request: Request, session: Session):
-        body = await json_body(request)
+        body = await json_body(request, ("a", "b", "c", "size", "params"))
         a, b, c = (text_field(body, k) for k in ("a", "b", "c"))
         size = int_field(body, "size", 5, 2, 9)
-        image = await run_in_threadpool(self.engine.analogy, session, a, b, c, size)
+        params = self.engine.operator_params(params_field(body))
+        image = await run_in_threadpool(self.engine.analogy, session, a, b, c, size, params)
         return {"image": data_url(image)}

@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute
 from facemath_core.base.errors import FacemathError
 from facemath_core.data.images import read_image
 from facemath_core.studio.jobs import data_url
-from facemath_core.studio.routes.base import BadRequest, RouteGroup, png
+from facemath_core.studio.routes.base import BadRequest, RouteGroup, png, read_body
 from facemath_core.studio.sessions import Session
 
 MAX_UPLOAD_BYTES = 16 * 1024**2  # far above a face photo; a bigger body is refused before it is all read
@@ -19,7 +19,7 @@ class Faces(RouteGroup):
     def routes(self) -> list[BaseRoute]:
         return [
             self.route("/api/faces/{name}", self.example_face),
-            self.route("/api/upload", self.upload, methods=["POST"]),
+            self.route("/api/upload", self.upload, methods=["POST"], body="image"),
         ]
 
     async def example_face(self, request: Request, session: Session):
@@ -30,16 +30,9 @@ class Faces(RouteGroup):
         name = request.query_params.get("name", "").strip()
         if not name or len(name) > 100 or any(c in name for c in "/\\\0") or name.startswith("."):
             raise BadRequest("upload: give the file's name (?name=face.png), at most 100 characters, no slashes")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-            raise BadRequest(f"{name}: {int(declared):,} bytes is over the {MAX_UPLOAD_BYTES:,} byte limit", 413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_UPLOAD_BYTES:
-                raise BadRequest(f"{name}: over the {MAX_UPLOAD_BYTES:,} byte upload limit", 413)
+        body = await read_body(request, MAX_UPLOAD_BYTES, name)
         path = session.upload_path(name)
-        path.write_bytes(bytes(body))
+        path.write_bytes(body)
         try:
             image = await run_in_threadpool(lambda: self.engine.model_sized(read_image(path)))
         except FacemathError as exc:

@@ -18,13 +18,13 @@ STATIC = Path(__file__).parents[1] / "static"
 class Pages(RouteGroup):
     def routes(self) -> list[BaseRoute]:
         return [
-            self.route("/", self.index),
+            self.route("/", self.index, page=True),
             self.route("/api/menus", self.menus),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
     async def index(self, request: Request, session: Session):
-        # Through the endpoint wrapper, so that the page's answer sets the session cookie.
+        # Through the endpoint wrapper, so that loading the page from the studio starts a session (its cookie).
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def menus(self, request: Request, session: Session):

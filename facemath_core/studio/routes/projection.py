@@ -1,5 +1,5 @@
 """Projection jobs: start one (a completion when the request brings a brushed mask), follow it as a stream of
-Server-Sent Events, stop it. The job runs in a worker thread (`jobs.ProjectionJob`), so the other routes and the
+Server-Sent Events, stop it. The job runs in a worker thread (`jobs.ProjectionThread`), so the other routes and the
 other sessions go on meanwhile."""
 
 from __future__ import annotations
@@ -14,12 +14,27 @@ from starlette.routing import BaseRoute
 
 from facemath_core.projection.settings import projection_config
 from facemath_core.studio.engine import Engine
-from facemath_core.studio.jobs import Face, ProjectionJob
-from facemath_core.studio.routes.base import BadRequest, RouteGroup, float_field, int_field, json_body, list_field
+from facemath_core.studio.jobs import Face, ProjectionThread
+from facemath_core.studio.routes.base import (
+    BadRequest,
+    RouteGroup,
+    float_field,
+    int_field,
+    json_body,
+    last_event_id,
+    list_field,
+    name_field,
+    params_field,
+)
 from facemath_core.studio.sessions import Session
 
 MAX_FACES_PER_JOB = 64
 MAX_STEPS = 5000
+# What a projection request may say (anything else is refused, naming it): the faces and the options of
+# `facemath project`, each component's parameters as {NAME: {KEY: value}} (`--param NAME.KEY=VALUE`).
+PROJECT_FIELDS = (
+    "faces", "steps", "preset", "init", "losses", "optimizer", "lr", "constraint", "params", "seed", "blender", "mask",
+)  # fmt: skip
 
 
 class Projection(RouteGroup):
@@ -31,7 +46,7 @@ class Projection(RouteGroup):
         ]
 
     async def project(self, request: Request, session: Session):
-        body = await json_body(request)
+        body = await json_body(request, PROJECT_FIELDS)
         if session.job is not None and not session.job.finished:
             raise BadRequest("a projection is already running in this session; stop it first", 409)
         sources = list_field(body, "faces", str)
@@ -43,7 +58,7 @@ class Projection(RouteGroup):
 
         def start():
             faces = [Face(*self.engine.target(session, s)) for s in sources]
-            job = ProjectionJob(self.engine, session, faces, config, mask)
+            job = ProjectionThread(self.engine, session, faces, config, mask)
             with session.lock:  # two requests at once: the second is refused here
                 if session.job is not None and not session.job.finished:
                     job.run.close()  # its projector goes back unused
@@ -59,8 +74,7 @@ class Projection(RouteGroup):
         job = session.job
         if job is None:
             raise BadRequest("no projection in this session yet", 404)
-        last = request.headers.get("last-event-id", "")
-        seen = int(last) + 1 if last.isdigit() else 0
+        seen = last_event_id(request)
 
         async def stream():
             nonlocal seen
@@ -77,6 +91,7 @@ class Projection(RouteGroup):
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     async def cancel(self, request: Request, session: Session):
+        await json_body(request, ())
         job = session.job
         running = job is not None and not job.finished
         if running:
@@ -87,21 +102,20 @@ class Projection(RouteGroup):
 def settings(engine: Engine, body: dict, steps: int, count: int):
     """The projection config, through the same function as `facemath project`'s options."""
 
-    preset = body.get("preset") or None
-    init = body.get("init") or None  # None: the best start, the model's own encoder when it has one
-    blender = body.get("blender") or None
-    for key, value in (("preset", preset), ("init", init), ("blender", blender)):
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"{key}: give a name")
+    preset, init, blender = name_field(body, "preset"), name_field(body, "init"), name_field(body, "blender")
+    # init None: the best start, the model's own encoder when it has one
     losses = list_field(body, "losses", str) if body.get("losses") else None
     lr = float_field(body, "lr", 0.0) if body.get("lr") is not None else None
     return projection_config(
         engine.registry,
         preset=preset,
         loss_plugins=losses,
+        params=params_field(body),
+        optimizer=name_field(body, "optimizer"),
         lr=lr,
         steps=steps,
         init=init,
+        constraint=name_field(body, "constraint"),
         blend=blender,
         seed=int_field(body, "seed", 0, 0, 2**31 - 1),
         batch_size=count,

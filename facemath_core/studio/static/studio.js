@@ -49,6 +49,97 @@ function figure(src, caption, onClick) {
   return f;
 }
 
+// --- component parameters: controls built from each component's declared schema ----------------------------------
+// menus.components[kind][name].schema[key] = {type, default, choices?, ge?, gt?, le?, lt?, help?} (host/schema.py),
+// the same description `facemath plugins --json` prints. Only values changed from the default are sent.
+
+function paramControl(kind, name, key, p) {
+  const label = document.createElement("label");
+  label.title = p.help || "";
+  let input;
+  if (p.choices) {
+    input = document.createElement("select");
+    p.choices.forEach((c) => option(input, JSON.stringify(c), String(c)));
+    input.value = JSON.stringify(p.default);
+  } else if (p.type === "bool") {
+    input = Object.assign(document.createElement("input"), { type: "checkbox", checked: Boolean(p.default) });
+  } else if (p.type === "int" || p.type === "float") {
+    input = Object.assign(document.createElement("input"), { type: "number", step: p.type === "int" ? 1 : "any" });
+    if (p.ge !== undefined || p.gt !== undefined) input.min = p.ge ?? p.gt;
+    if (p.le !== undefined || p.lt !== undefined) input.max = p.le ?? p.lt;
+    input.value = p.default ?? "";
+  } else {
+    input = Object.assign(document.createElement("input"), { type: "text", value: p.default ?? "" });
+  }
+  Object.assign(input.dataset, { kind, component: name, key, type: p.choices ? "choice" : p.type, initial: JSON.stringify(p.default) });
+  label.append(`${key} `, input);
+  if (p.help) label.append(Object.assign(document.createElement("span"), { className: "help", textContent: p.help }));
+  return label;
+}
+
+// One fieldset per component with parameters, in the panel where that kind is chosen; shown while it is chosen.
+function buildParams() {
+  const panels = { loss: "project-params", optimizer: "project-params", init: "project-params", constraint: "project-params", blender: "blender-params" };
+  for (const [kind, byName] of Object.entries(state.menus.components)) {
+    for (const [name, c] of Object.entries(byName)) {
+      // A parameter whose default --param cannot type (a list, say) has no control here either.
+      const keys = Object.keys(c.schema).filter((key) => c.schema[key].type !== "any");
+      if (!keys.length) continue;
+      const box = document.createElement("fieldset");
+      Object.assign(box.dataset, { kind, component: name });
+      box.append(Object.assign(document.createElement("legend"), { textContent: `${kind} ${name} (${c.provider})` }));
+      keys.forEach((key) => box.appendChild(paramControl(kind, name, key, c.schema[key])));
+      const panel = kind === "operator" ? (c.arity === 3 || c.arity === null ? ["interp-params", "operator-params"] : ["operator-params"]) : [panels[kind]];
+      panel.forEach((id, i) => $(id).appendChild(i ? box.cloneNode(true) : box));
+    }
+  }
+  showParams();
+}
+
+function chosen(kind) {
+  const loss = [...document.querySelectorAll("#losses input[data-loss]")].filter((c) => c.checked).map((c) => c.dataset.loss);
+  const preset = Boolean($("preset").value);
+  return {
+    loss: preset ? [] : loss,
+    optimizer: [$("optimizer").value],
+    init: [$("init").value],
+    constraint: [$("constraint").value],
+    blender: [$("blender").value],
+  }[kind];
+}
+
+function showParams() {
+  document.querySelectorAll("#project-params fieldset, #blender-params fieldset").forEach((box) => {
+    box.hidden = !chosen(box.dataset.kind).includes(box.dataset.component);
+  });
+  document.querySelectorAll("#interp-params fieldset").forEach((box) => { box.hidden = box.dataset.component !== $("interp-method").value; });
+}
+
+function controlValue(input) {
+  if (input.dataset.type === "choice") return JSON.parse(input.value);
+  if (input.type === "checkbox") return input.checked;
+  if (input.type === "number") return input.value === "" ? null : Number(input.value);
+  return input.value;
+}
+
+// {component: {parameter: value}} of the shown controls of these kinds whose value differs from the default.
+function paramValues(panel, kinds) {
+  const out = {};
+  panel.querySelectorAll("fieldset:not([hidden]) [data-key]").forEach((input) => {
+    if (!kinds.includes(input.dataset.kind)) return;
+    const value = controlValue(input);
+    if (value === null || JSON.stringify(value) === input.dataset.initial) return;
+    if (value === "" && input.dataset.initial === "null") return;  // an optional text left empty
+    (out[input.dataset.component] ??= {})[input.dataset.key] = value;
+  });
+  return out;
+}
+
+function withOperatorParams(body) {
+  const params = paramValues($("operator-params"), ["operator"]);
+  return Object.keys(params).length ? { ...body, params } : body;
+}
+
 // --- faces, upload, projection ------------------------------------------------------------------------------
 
 function toggle(face, f) {
@@ -62,28 +153,66 @@ async function loadMenus() {
   m.presets.forEach((p) => option($("preset"), p));
   m.inits.forEach((i) => option($("init"), i));
   $("init").value = m.init_default || "uniform";
+  $("optimizer").options[0].textContent = `(default: ${m.optimizer_default})`;
+  m.optimizers.forEach((o) => option($("optimizer"), o));
+  $("constraint").options[0].textContent = `(default: ${m.constraint_default})`;
+  m.constraints.forEach((c) => option($("constraint"), c));
   m.blenders.forEach((b) => option($("blender"), b));
   ["lerp", "slerp"].filter((o) => m.operators.includes(o)).concat(m.operators.filter((o) => o !== "lerp" && o !== "slerp" && o !== "project_out"))
     .forEach((o) => option($("interp-method"), o));
   $("interp-method").value = m.operators.includes("slerp") ? "slerp" : $("interp-method").value;
   for (const loss of m.losses) {
     const label = document.createElement("label");
-    label.innerHTML = `<input type="checkbox" data-loss="${loss}"> ${loss} <input type="number" data-weight="${loss}" value="${loss === "contextual" ? 1 : 0.1}" step="any" min="0" style="width:4.5em">`;
-    label.querySelector("input[type=checkbox]").checked = loss === "contextual";
+    label.title = m.components.loss[loss].help;
+    const tick = Object.assign(document.createElement("input"), { type: "checkbox", checked: loss === "contextual" });
+    tick.dataset.loss = loss;
+    const weight = Object.assign(document.createElement("input"), { type: "number", step: "any", min: 0 });
+    Object.assign(weight, { value: m.components.loss[loss].default_weight ?? 1 });
+    weight.dataset.weight = loss;
+    weight.style.width = "4.5em";
+    label.append(tick, ` ${loss} `, weight);
     $("losses").appendChild(label);
   }
+  buildParams();
   m.faces.forEach((name) => $("faces").appendChild(figure(`/api/faces/${encodeURIComponent(name)}`, name, (f) => toggle(`example:${name}`, f))));
   $("download-vae").hidden = !m.vae;
 }
 
 async function uploadFile(file) {
-  const response = await fetch(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+  const headers = { "Content-Type": "application/octet-stream" };  // the studio takes only image bodies here
+  const response = await fetch(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", headers, body: file });
   const data = await response.json().catch(() => ({ error: `upload: answer ${response.status}` }));
   if (!response.ok) return showError(data.error);
   showError("");
   const f = figure(data.image, file.name, (fig) => toggle(data.face, fig));
   $("faces").appendChild(f);
   toggle(data.face, f);
+}
+
+async function uploadPhoto(file) {
+  // A photo: its faces are found and aligned to the model's template; each joins the faces, chosen for projection.
+  const headers = { "Content-Type": "application/octet-stream" };
+  const response = await fetch(`/api/photo?name=${encodeURIComponent(file.name)}`, { method: "POST", headers, body: file });
+  const data = await response.json().catch(() => ({ error: `photo: answer ${response.status}` }));
+  if (!response.ok) return showError(data.error);
+  showError("");
+  for (const face of data.faces) {
+    const f = figure(face.image, face.name, (fig) => toggle(face.face, fig));
+    $("faces").appendChild(f);
+    toggle(face.face, f);
+  }
+  option($("photo-name"), data.photo, data.photo);
+  $("photo-name").value = data.photo;
+  $("photo-row").hidden = false;
+}
+
+async function editPhoto(amounts) {
+  // The photo with its projected faces moved along the sliders (once they are in the library).
+  const photo = $("photo-name").value;
+  if (!photo) return;
+  try {
+    $("photo-image").src = (await api("/api/photo-edit", { photo, amounts })).image;
+  } catch (err) { /* shown */ }
 }
 
 function lossTerms() {
@@ -105,10 +234,23 @@ async function startProjection(body) {
   watch();
 }
 
+// What the projection panel chose, as the request's fields: init, optimizer, constraint, loss terms (unless a preset
+// brings its own), and the parameters changed from their defaults, {component: {parameter: value}}.
+function projectionOptions(extraKinds = []) {
+  const body = { init: $("init").value, losses: lossTerms() };
+  if ($("optimizer").value) body.optimizer = $("optimizer").value;
+  if ($("constraint").value) body.constraint = $("constraint").value;
+  if ($("preset").value) { body.preset = $("preset").value; body.losses = null; }
+  const kinds = ["init", "optimizer", "constraint", ...extraKinds].concat(body.losses === null ? [] : ["loss"]);
+  const params = paramValues($("project-params"), kinds);
+  Object.assign(params, paramValues($("blender-params"), extraKinds));
+  if (Object.keys(params).length) body.params = params;
+  return body;
+}
+
 function project() {
   if (!state.selected.size) return showError("choose at least one face (click it) or upload one");
-  const body = { faces: [...state.selected], steps: Number($("steps").value), init: $("init").value, losses: lossTerms() };
-  if ($("preset").value) { body.preset = $("preset").value; body.losses = null; }
+  const body = { faces: [...state.selected], steps: Number($("steps").value), ...projectionOptions() };
   return startProjection(body).catch(() => {});
 }
 
@@ -241,6 +383,7 @@ async function slide() {
   try {
     $("slider-image").src = (await api("/api/slide", { base, amounts })).image;
   } catch (err) { /* shown */ }
+  await editPhoto(amounts);
   sliding = false;
   if (slideAgain) { slideAgain = false; slide(); }
 }
@@ -249,7 +392,7 @@ async function slide() {
 
 async function evaluate() {
   const out = $("math-result");
-  const data = await api("/api/math", { expression: $("expression").value }).catch(() => null);
+  const data = await api("/api/math", withOperatorParams({ expression: $("expression").value })).catch(() => null);
   if (!data) return;
   out.innerHTML = "";
   data.terms.forEach((t, i) => {
@@ -287,7 +430,10 @@ async function scrub() {
   const t = Number($("scrubber").value);
   $("scrub-t").textContent = `t = ${t.toFixed(2)}`;
   try {
-    $("interp-image").src = (await api("/api/interpolate", { names: interpNames(), method: $("interp-method").value, t })).image;
+    const body = { names: interpNames(), method: $("interp-method").value, t };
+    const params = paramValues($("interp-params"), ["operator"]);
+    if (Object.keys(params).length) body.params = params;
+    $("interp-image").src = (await api("/api/interpolate", body)).image;
   } catch (err) { /* shown */ }
   scrubbing = false;
   if (scrubAgain) { scrubAgain = false; scrub(); }
@@ -295,7 +441,7 @@ async function scrub() {
 
 async function analogy() {
   const body = { a: $("analogy-a").value, b: $("analogy-b").value, c: $("analogy-c").value, size: Number($("analogy-size").value) };
-  const data = await api("/api/analogy", body).catch(() => null);
+  const data = await api("/api/analogy", withOperatorParams(body)).catch(() => null);
   if (data) $("analogy-image").src = data.image;
 }
 
@@ -354,7 +500,9 @@ function complete() {
   const base = $("complete-base").value;
   if (!base) return showError("project a face first: completion starts from a library face");
   state.completing = true;
-  const body = { faces: [`library:${base}`], steps: Number($("complete-steps").value), blender: $("blender").value, mask: maskValues(), losses: lossTerms(), init: $("init").value };
+  const body = { faces: [`library:${base}`], steps: Number($("complete-steps").value), blender: $("blender").value, mask: maskValues(), ...projectionOptions(["blender"]) };
+  delete body.preset;  // a completion takes the chosen loss terms, never a preset's
+  if (body.losses === null) body.losses = lossTerms();
   return startProjection(body).catch(() => { state.completing = false; });
 }
 
@@ -364,11 +512,14 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("project-btn").addEventListener("click", project);
   $("cancel-btn").addEventListener("click", () => api("/api/project/cancel", {}).catch(() => {}));
   $("upload").addEventListener("change", (e) => { if (e.target.files[0]) uploadFile(e.target.files[0]); e.target.value = ""; });
+  $("upload-photo").addEventListener("change", (e) => { if (e.target.files[0]) uploadPhoto(e.target.files[0]); e.target.value = ""; });
   $("slider-base").addEventListener("change", slide);
   $("math-btn").addEventListener("click", evaluate);
   $("expression").addEventListener("keydown", (e) => { if (e.key === "Enter") evaluate(); });
   $("scrubber").addEventListener("input", scrub);
-  $("interp-method").addEventListener("change", scrub);
+  $("interp-method").addEventListener("change", () => { showParams(); scrub(); });
+  for (const id of ["init", "optimizer", "constraint", "blender", "preset"]) $(id).addEventListener("change", showParams);
+  $("losses").addEventListener("change", showParams);
   $("interp-names").addEventListener("change", () => { updateScrubber(); scrub(); });
   $("analogy-btn").addEventListener("click", analogy);
   $("complete-base").addEventListener("change", () => loadCanvas(true));
