@@ -126,6 +126,7 @@ def speed(backend, registry, size: int, rounds: int) -> dict:
     from facemath_core.projection.run import ProjectionRun
     from facemath_core.projection.settings import projection_config
 
+    load = [os.getloadavg()[0]]  # the machine is shared: how busy it was, at the start and the end
     rows = []
     for batch, steps in SPEED_STEPS.items():
         images = held_out_faces(batch, size)
@@ -182,7 +183,15 @@ def speed(backend, registry, size: int, rounds: int) -> dict:
         "GFLOP/s": 2 * macs * rate / 1e9,
         "share of matmul peak": 2 * macs * rate / 1e9 / peak,
     }
-    return {"rounds": rounds, "rows": rows, "host_transfers": transfers, "peak": [peak_row], "matmul_peak_gflops": peak}
+    load.append(os.getloadavg()[0])
+    return {
+        "rounds": rounds,
+        "rows": rows,
+        "host_transfers": transfers,
+        "peak": [peak_row],
+        "matmul_peak_gflops": peak,
+        "load_average": load,
+    }
 
 
 def speed_row(row: dict) -> dict:

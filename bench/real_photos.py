@@ -62,38 +62,33 @@ def open_models(versions: dict[str, int] | None = None):
     return registry, backend
 
 
-def project_psnr(registry, backend, model: str, names: list[str], images: np.ndarray) -> tuple[np.ndarray, str]:
-    """Known-pixel PSNR of `facemath project` with its defaults (`--model gan|vae`), and how the search started."""
-    from facemath_core.data.images import to_unit
-    from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
-    from facemath_core.projection.settings import projection_config
+def project_psnr(registry, backend, model: str, images: np.ndarray) -> tuple[np.ndarray, str]:
+    """Known-pixel PSNR of `facemath project --model gan|vae` with its defaults, and how the search started: the
+    library's own measurement (`projection.calibration`, what `facemath export` records), not a copy of it."""
+    from facemath_core.projection.calibration import projection_psnr
 
-    run = ProjectionRun(backend, registry, projection_config(registry, model=model))
-    result = run.run(JobInputs(list(names), list(names), to_unit(images), []), MemorySink(), warn=print)
-    return np.asarray(result.latents.psnr, np.float64), result.start
+    return projection_psnr(backend, registry, model, images)
 
 
 def encoder_psnr(backend, decoder: str, images: np.ndarray) -> np.ndarray:
     """PSNR of the encoder round trip: D(E(x)) for the VAE (what `facemath encode` reports), G(E(x)) for the GAN."""
-    from facemath_core.base.metrics import known_psnr
-    from facemath_core.data.images import to_unit
+    from facemath_core.projection import calibration
 
-    x = to_unit(images)
-    z = backend.encode_z(x, decoder)
-    back = backend.generate(z, decoder)
-    return known_psnr(x, back, np.ones(x.shape[:3], np.float32))
+    return calibration.encoder_psnr(backend, decoder, images)
 
 
 def quantiles(values: np.ndarray) -> dict[str, float]:
-    return {f"{q:g}": round(float(np.quantile(values, q)), 3) for q in QUANTILES}
+    from facemath_core.projection.calibration import quantiles as recorded
+
+    return recorded(values)
 
 
 def calibrate(args) -> None:
     from facemath_core.base import signatures as S
 
     rows, out = [], {}
-    names, images = held_out_faces(args.count)
-    encoder_names, encoder_images = held_out_faces(args.encoder_count)
+    _, images = held_out_faces(args.count)
+    _, encoder_images = held_out_faces(args.encoder_count)
     plans = [
         ("generator", 2, "gan", {S.GENERATOR: 2, S.GAN_ENCODER: 2}),
         ("generator", 1, "gan", {S.GENERATOR: 1, S.GAN_ENCODER: 1}),
@@ -105,7 +100,7 @@ def calibrate(args) -> None:
         count = args.count if (model, version) == ("generator", 2) else args.side_count
         registry, backend = open_models(versions)
         started = time.perf_counter()
-        psnr, start = project_psnr(registry, backend, family, names[:count], images[:count])
+        psnr, start = project_psnr(registry, backend, family, images[:count])
         seconds = time.perf_counter() - started
         out[f"{model}/{version}"] = {
             "method": "projection",
@@ -215,9 +210,9 @@ def ood(args) -> None:
     results = {}
     for name, folder in (("synthetic", synth), ("lfw", lfw)):
         for command in ("project", "encode"):
-            if args.only and command not in args.only:
-                continue
             out = WORK / f"{command}_{name}"
+            if not (out / "latents.npz").exists() and args.only and command not in args.only:
+                continue  # not asked for now; a result folder made before is reported all the same
             if not (out / "latents.npz").exists():
                 started = time.perf_counter()
                 facemath(command, folder, "--out", out, "--models", MODELS)
@@ -242,10 +237,142 @@ def ood(args) -> None:
         "real_photos_ood",
         {
             "synthetic": "facemath data synth " + " ".join(SYNTH_RECIPE) + " (none of them trained on)",
-            "lfw": f"the first 100 faces of scikit-image's lfw_subset, 25x25 grey upscaled to 160, detected and aligned "
-            f"(no face found in {len(missed)})",
+            "lfw": "the first 100 faces of scikit-image's lfw_subset, 25x25 grey upscaled to 160, detected and "
+            f"aligned (no face found in {len(missed)})",
             "lfw_missed": missed,
             "results": results,
+        },
+    )
+
+
+def timing(args) -> None:
+    """Detection + alignment, ms per photo, warm (the detector loaded), in interleaved rounds: each round times
+    every photo once, so load on the shared machine hits all of them alike; median and spread over rounds."""
+    from PIL import Image
+    from skimage import data
+
+    from facemath_core.base import signatures as S
+    from facemath_core.data.align import Aligner, model_template
+
+    registry, backend = open_models()
+    aligner = Aligner(registry, model_template(backend.metadata(S.GENERATOR), S.GENERATOR))
+    astronaut = data.astronaut()
+    group = np.full((520, 1100, 3), 200, np.uint8)
+    group[:512, :512] = astronaut
+    group[100:356, 560:816] = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.Resampling.LANCZOS))
+    group[150:246, 880:976] = lfw_photos(1, 96)[0]
+    phone = np.asarray(Image.fromarray(astronaut).resize((3024, 3024), Image.Resampling.BICUBIC))
+    phone = np.pad(phone, ((0, 0), (504, 504), (0, 0)), mode="edge")  # 4032x3024, a phone camera's frame
+    photos = {
+        "astronaut 512x512 (1 face)": astronaut,
+        "LFW face 160x160 (1 face)": lfw_photos(1)[0],
+        "group 1100x520 (3 faces)": group,
+        "phone-sized 4032x3024 (1 face; searched at 1600x1200)": phone,
+    }
+    for name, photo in photos.items():  # warm up: the detector's networks load and trace once
+        aligner.align(photo, name, "warm.png")
+    times = {name: [] for name in photos}
+    for _ in range(args.rounds):
+        for name, photo in photos.items():
+            started = time.perf_counter()
+            faces = aligner.align(photo, name, "photo.png")
+            times[name].append(1000 * (time.perf_counter() - started))
+    rows = [
+        {
+            "photo": name,
+            "faces": len(aligner.align(photo, name, "photo.png")),
+            "ms median": round(float(np.median(times[name])), 1),
+            "ms min": round(float(np.min(times[name])), 1),
+            "ms max": round(float(np.max(times[name])), 1),
+        }
+        for name, photo in photos.items()
+    ]
+    del faces
+    print_table("detection + alignment, ms per photo (warm)", rows)
+    load = [round(v, 1) for v in os.getloadavg()]  # the shared machine's load while it was measured
+    write_json("real_photos_timing", {"rounds": args.rounds, "detector": "mtcnn", "rows": rows, "load_average": load})
+
+
+def astronaut(args) -> None:
+    """scikit-image's astronaut through the command line as a user runs it: projected squashed (the whole frame
+    resized: what `project me.png` did before --align), projected aligned, and edited with the vectors of the 600
+    projected synthetic faces (`--phase ood` first); the picture for docs/models.md."""
+    from PIL import Image, ImageDraw
+    from skimage import data
+
+    from facemath_core.base.drawing import font
+    from facemath_core.latent.latents import load_latents
+
+    work = WORK / "astronaut"
+    work.mkdir(parents=True, exist_ok=True)
+    photo = work / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    vectors = WORK / "project_synthetic" / "latents.npz"
+    if not vectors.exists():
+        raise SystemExit(f"{vectors}: run --phase ood first (its projected synthetic faces give the vectors)")
+    runs = {
+        "squashed": ["project", photo, "--out", work / "squashed"],
+        "aligned": ["project", photo, "--align", "--out", work / "aligned"],
+        "aligned_vae": ["encode", photo, "--align", "--out", work / "aligned_vae"],
+    }
+    for name, command in runs.items():
+        if not (work / name / "latents.npz").exists():
+            print(facemath(*command, "--models", MODELS))
+    edited = work / "smiling.png"
+    if not edited.exists():
+        print(
+            facemath("edit", photo, "--vectors", vectors, "--attr", "Smiling=1.5", "--out", edited, "--models", MODELS)
+        )
+    align_out = work / "align"
+    if not align_out.exists():
+        facemath("align", photo, "--out", align_out, "--models", MODELS)
+    results = {}
+    for name in runs:
+        latents = load_latents(work / name / "latents.npz")
+        results[name] = {
+            "psnr": round(float(latents.psnr[0]), 2),
+            "out_of_domain": None if latents.out_of_domain is None else bool(latents.out_of_domain[0]),
+        }
+    print_table("the astronaut", [{"run": k, **v} for k, v in results.items()])
+    # The picture: the photo with her face's box and landmarks; the aligned crop and its projection; the squashed
+    # frame and its projection; the edited photo (Smiling +1.5), cropped around her head to be seen.
+    import json
+
+    record = json.loads((align_out / "faces.json").read_text())["faces"][0]
+    big = 192
+    tiles = []
+    sheet_photo = Image.open(photo).convert("RGB")
+    draw = ImageDraw.Draw(sheet_photo)
+    draw.rectangle(record["box"], outline=(255, 200, 0), width=3)
+    for x, y in record["landmarks"]:
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=(255, 0, 80))
+    tiles.append(("photo 512x512, face found", sheet_photo.resize((big, big), Image.Resampling.LANCZOS)))
+    for caption, path in (
+        ("aligned 64x64", align_out / record["name"]),
+        (f"projected {results['aligned']['psnr']:.1f} dB", work / "aligned" / "reconstructions" / "astronaut_1.png"),
+        ("squashed (before --align)", None),
+        (f"projected {results['squashed']['psnr']:.1f} dB", work / "squashed" / "reconstructions" / "astronaut.png"),
+    ):
+        picture = Image.open(photo).resize((64, 64), Image.Resampling.LANCZOS) if path is None else Image.open(path)
+        tiles.append((caption, picture.convert("RGB").resize((big, big), Image.Resampling.NEAREST)))
+    x0, y0, x1, y1 = record["box"]
+    side = 2.2 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+    tiles.append(("edit Smiling=1.5", Image.open(edited).convert("RGB").crop(box).resize((big, big))))
+    caption = 34
+    sheet = Image.new("RGB", (len(tiles) * (big + 6) + 6, big + caption + 6), (255, 255, 255))
+    for i, (text, tile) in enumerate(tiles):
+        sheet.paste(tile, (6 + i * (big + 6), caption))
+        ImageDraw.Draw(sheet).text((6 + i * (big + 6), 8), text, fill=(0, 0, 0), font=font(13))
+    picture = ROOT / "docs" / "images" / "astronaut_align_project_edit.png"
+    sheet.save(picture)
+    write_json(
+        "real_photos_astronaut",
+        {
+            "photo": "skimage.data.astronaut()",
+            "results": results,
+            "picture": str(picture.relative_to(ROOT)),
         },
     )
 
@@ -269,16 +396,18 @@ RECORDED = {
 def write_metadata(args) -> None:
     """Record the landmark template and (once calibrated) the held-out PSNR quantiles in the shipped exports'
     metadata, without retraining (models.cards.rewrite_metadata: the weights stay byte for byte)."""
+    import copy
     import json
 
     from facemath_core.data.align import Template
     from facemath_core.data.synth import landmark_template
     from facemath_core.models.cards import rewrite_metadata
+    from facemath_core.models.layout import read_metadata
 
     template = Template(landmark_template(28_800, seed=0, size=64), 64, SHIPPED_TEMPLATE_SOURCE).record()
     path = RESULTS / "real_photos_calibration.json"
     calibration = json.loads(path.read_text())["models"] if path.exists() else {}
-    rows = []
+    rows, rewritten = [], set()
     for (model, version), key in RECORDED.items():
         record = calibration.get(key)
 
@@ -296,12 +425,27 @@ def write_metadata(args) -> None:
                 }
             return meta
 
-        rewrite_metadata(MODELS / model / str(version), change)
-        rows.append({"model": f"{model}/{version}", "landmarks": "yes", "psnr quantiles": "yes" if record else "no"})
+        folder = MODELS / model / str(version)
+        current = read_metadata(folder)
+        if change(copy.deepcopy(current)) == current:
+            status = "unchanged"  # not rewritten: a rewrite would still write a new fingerprint.pb (a new uuid)
+        else:
+            rewrite_metadata(folder, change)
+            status = "rewritten"
+            rewritten.add((model, version))
+        rows.append({"model": f"{model}/{version}", "psnr quantiles": "yes" if record else "no", "metadata": status})
     for version_dir in sorted((MODELS / "projector").iterdir()):
-        if (version_dir / "saved_model.pb").exists():
+        if not (version_dir / "saved_model.pb").exists():
+            continue
+        # its saved_model.pb holds copies of the metadata of the versions it was built from: stale if one was rewritten
+        components = read_metadata(version_dir).get("components", {})
+        stale = [
+            f"{name}/{c.get('version')}" for name, c in components.items() if (name, c.get("version")) in rewritten
+        ]
+        if stale:
             rewrite_metadata(version_dir, lambda meta: meta)  # refreshes its copies of generator and discriminator
-            rows.append({"model": f"projector/{version_dir.name}", "landmarks": "copies", "psnr quantiles": "copies"})
+        status = f"copies of {', '.join(stale)} refreshed" if stale else "unchanged"
+        rows.append({"model": f"projector/{version_dir.name}", "psnr quantiles": "copies", "metadata": status})
     print_table("metadata rewritten (weights untouched)", rows)
 
 
@@ -311,9 +455,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=512, help="calibrate: held-out faces for generator/2")
     parser.add_argument("--side-count", type=int, default=256, help="calibrate: for generator/1 and vae_decoder")
     parser.add_argument("--encoder-count", type=int, default=3200, help="calibrate: for the encoders")
+    parser.add_argument("--rounds", type=int, default=9, help="timing: interleaved rounds")
     parser.add_argument("--only", nargs="*", help="calibrate: only these MODEL/VERSION; ood: project or encode")
     args = parser.parse_args()
-    {"calibrate": calibrate, "metadata": write_metadata, "ood": ood}[args.phase](args)
+    phases = {"calibrate": calibrate, "metadata": write_metadata, "ood": ood, "timing": timing, "astronaut": astronaut}
+    phases[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -132,10 +132,11 @@ def main() -> None:
             "projector": TFServingBackend(address, projector=True),
             "3-RPC": TFServingBackend(address, projector=False),
         }
-        rows = []
+        rows, load = [], [os.getloadavg()[0]]  # the machine is shared: how busy it was, at the start and the end
         for batch in (int(b) for b in args.batches.split(",")):
             rows.append(measure_batch(paths, registry, batch, args.steps, max(args.rounds, 5)))
             print_table("so far", [flat(rows[-1])])
+        load.append(os.getloadavg()[0])
         print_table(f"projection, contextual + 0.1 perceptual, {args.steps} steps a round", [flat(r) for r in rows])
         for backend in paths.values():
             backend.close()
@@ -180,6 +181,7 @@ def main() -> None:
                 "method": "interleaved rounds after a warm-up; median and range of remote/embedded per round",
                 "batches": rows,
                 "table": [flat(r) for r in rows],
+                "load_average": load,
                 "concurrency": concurrency,
                 "errors": errors,
             },

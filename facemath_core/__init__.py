@@ -21,6 +21,7 @@ from facemath_core.host.components import (
     Mask,
     Operator,
     Optimizer,
+    Sampler,
 )
 from facemath_core.host.hookspecs import hookimpl
 from facemath_core.host.schema import Param
@@ -40,6 +41,7 @@ __all__ = [
     "Optimizer",
     "Param",
     "PluginError",
+    "Sampler",
     "__version__",
     "hookimpl",
     "read_image",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,18 @@ from PIL import Image
 from .support import TINY, blocking, run_in_process, train_tiny_encoder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Everything the suite and the processes it starts write to a temporary folder (pytest's tmp_path, the studio's
+# session folders, TensorFlow's autograph files) lands in one folder of this session, removed when it ends: a
+# full run once filled a CI machine's /tmp. pytest itself keeps only the tmp_path of failed tests
+# (tmp_path_retention_policy in pyproject.toml).
+_SESSION_TMP = tempfile.mkdtemp(prefix="facemath-tests-")
+os.environ["TMPDIR"] = _SESSION_TMP
+tempfile.tempdir = _SESSION_TMP
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
 def _third_party_plugins() -> list[str]:

@@ -116,7 +116,8 @@ def plugins_command(
         ),
     ] = None,
 ):
-    """List every loss term, optimizer, operator, mask, blender, z initialiser, z constraint and backend: help
+    """List every loss term, optimizer, operator, mask, blender, z initialiser, z constraint, face detector,
+    sampler and backend: help
     line, parameters (default, choices or range, help), default weight, discriminator need, arity, and the
     distribution and version that provide it. Plugins that could not be loaded are listed with the reason, and the
     command then exits 1."""

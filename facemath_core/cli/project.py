@@ -36,6 +36,7 @@ from facemath_core.projection.run import (
     resumed_inputs,
     resumed_models,
 )
+from facemath_core.projection.sampling import SAMPLER_PRESETS, SamplingSink, sampling_config
 from facemath_core.projection.settings import projection_config
 from facemath_core.projection.shards import parse_shard
 
@@ -82,6 +83,18 @@ ShardOption = Annotated[
         "with `facemath latents merge`.",
     ),
 ]
+SamplerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="complete only: after the optimisation, draw --samples z per image from the completion loss's "
+        "posterior with this sampler plugin (hmc), each a completion of its own.",
+        rich_help_panel="Sampling",
+    ),
+]
+SamplesOption = Annotated[
+    int | None,
+    typer.Option(help="Samples per image with --sampler (default 8).", rich_help_panel="Sampling"),
+]
 ParallelRequestsOption = Annotated[
     int | None,
     typer.Option(
@@ -117,6 +130,8 @@ class ProjectionOptions:
     parallel_requests: ParallelRequestsOption = None
     shard: ShardOption = None
     align: AlignOption = False
+    sampler: SamplerOption = None
+    samples: SamplesOption = None
 
 
 @with_option_groups
@@ -157,6 +172,7 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource,
     registry = load_registry(ctx.obj["plugins"])
     source.check()
     chosen_shard = _parse_shard(options.shard)
+    sampling, params = _sampling(ctx, options, registry)
     if options.align and chosen_shard is not None:
         raise typer.BadParameter(
             "align the photos first (`facemath align`), then shard the crops", param_hint="--align"
@@ -174,7 +190,7 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource,
             registry,
             preset=options.preset,
             loss_plugins=options.loss_plugin,
-            params=options.param,
+            params=params,
             optimizer=options.optimizer,
             lr=options.lr,
             steps=options.steps,
@@ -195,12 +211,15 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource,
         _continue_with_recorded_models(backend, source, resume_folder, arrays)
     run = ProjectionRun(backend, registry, config)
     resumed_shard = options.resume is not None and "shard" in arrays and str(arrays["shard"]) not in ("", "{}")
-    sink = folder_sink(
-        out,
-        shard=chosen_shard is not None or resumed_shard,
-        overwrite=options.overwrite,
-        resuming=options.resume is not None,
-    )
+    if sampling is not None:
+        sink = SamplingSink(out, registry.get("sampler", sampling.sampler), sampling, overwrite=options.overwrite)
+    else:
+        sink = folder_sink(
+            out,
+            shard=chosen_shard is not None or resumed_shard,
+            overwrite=options.overwrite,
+            resuming=options.resume is not None,
+        )
     for line in run.projector.notes:  # e.g. a third-party loss keeps a server from one request per step
         print_note(line)
     resize, size = not options.no_resize, run.image_size
@@ -218,6 +237,9 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource,
             soft_wrap=True,
         )
     prepared = run.prepare(inputs)  # the masks, once: a bad mask fails before any work
+    if sampling is not None:
+        settings = ", ".join(f"{k}={v}" for k, v in sampling.params.items())
+        print_note(f"after the optimisation, {sampling.sampler} ({settings}) draws {sampling.samples} z per image")
     chunks = run.chunks(len(inputs.names))
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -273,6 +295,29 @@ def run_projection(ctx, images, options: ProjectionOptions, source: ModelSource,
     typer.echo(summary_line(latents, latents.psnr, result.start))
     for line in flagged_lines(latents):
         typer.echo(line)
+    if sampling is not None and sink.samples is not None:
+        for name, rate in zip(latents.names, sink.samples.acceptance, strict=True):
+            shown_rate = "not sampled (its optimisation failed)" if rate != rate else f"acceptance rate {rate:.2f}"
+            typer.echo(f"  sampled {shown(name)}: {sampling.samples} samples, {shown_rate}")
+
+
+def _sampling(ctx, options: ProjectionOptions, registry):
+    """--sampler and --samples (complete only) as a SamplingConfig, and the --param values left for the
+    projection; (None, every --param) without --sampler. Each misuse is one line, exit 1, before any work."""
+    if options.sampler is None:
+        if options.samples is not None:
+            raise FacemathError(f"--samples {options.samples}: needs --sampler (e.g. --sampler hmc)")
+        return None, options.param
+    if ctx.info_name != "complete":
+        raise FacemathError(
+            f"--sampler {options.sampler}: only `facemath complete` samples (a projection has nothing to fill in)"
+        )
+    for given, option in ((options.resume, "--resume"), (options.shard, "--shard")):
+        if given is not None:
+            raise FacemathError(f"--sampler {options.sampler}: not with {option} (sample a whole run in one go)")
+    preset = options.preset if options.preset in SAMPLER_PRESETS else None
+    samples = 8 if options.samples is None else options.samples
+    return sampling_config(registry, options.sampler, samples, options.param, preset)
 
 
 def summary_line(latents, known_psnr, start: str | None = None) -> str:

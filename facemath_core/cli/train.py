@@ -162,8 +162,8 @@ def train_command(
     # With --resume the run's own kind, data and options are used (run.json); only --steps may change.
     data_dir = "" if data is None else str(data)
     if resume is None:
-        check_writable(out)
         check_apart(out, [data])  # --out holding --data: --overwrite would delete the faces it trains on
+        check_writable(out)
     placement = Placement(strategy.value, cpu_replicas, mixed_precision, jit, cluster_timeout)
     # The strategy first (logical CPUs and collectives need a TensorFlow that has not set up its devices yet),
     # then the quiet import every other command does up front.

@@ -1,5 +1,5 @@
 """Faces as data: reading and writing images, CelebA-format face folders, synthetic faces, TFRecord shards, and
 the training input pipeline over either.
 
-Imports only `base`.
+Imports `base`, and `host` to call the face-detector plugins (`align`).
 """

@@ -181,7 +181,7 @@ def _train_rows(folder: Path, rows: list[str]) -> np.ndarray:
     if not partition.is_file():
         return np.ones(len(rows), bool)
     split = {}
-    for line in partition.read_text().splitlines():
+    for line in read_label_lines(partition):
         parts = line.split()
         if len(parts) == 2:
             split[parts[0]] = parts[1]
@@ -380,12 +380,19 @@ class Aligner:
         """Every face of every photo, photo by photo; photos that cannot be used (unreadable, no face) are all
         named in one error (one photo: its own line)."""
         names = [Path(p).name for p in paths] if names is None else list(names)
-        faces, problems = [], []
-        for path, name in zip(paths, names, strict=True):
-            try:
-                faces += self.align(read_image(path), str(path), name)
-            except FacemathError as exc:
-                problems.append(str(exc))
+        faces, problems, notes = [], [], []
+        say, self.note = self.note, notes.append  # the notes wait: a failed command says only what failed
+        try:
+            for path, name in zip(paths, names, strict=True):
+                try:
+                    faces += self.align(read_image(path), str(path), name)
+                except FacemathError as exc:
+                    problems.append(str(exc))
+        finally:
+            self.note = say
+        if not problems:
+            for line in notes:
+                say(line)
         if len(problems) == 1 and len(paths) == 1:
             raise FacemathError(problems[0])
         if problems:

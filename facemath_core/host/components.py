@@ -1,5 +1,5 @@
 """The things plugins provide: loss terms, optimizers, latent operators, masks, blenders, z initialisers, z
-constraints and face detectors.
+constraints, face detectors and samplers of z.
 
 Each is a small frozen dataclass with a name, a one-line help text, a pure function and its parameters, so that the
 core can list, validate and document all of them the same way. Plugins return lists of these from the hooks in
@@ -272,6 +272,25 @@ class FaceDetector(Component):
     positional: ClassVar[int | None] = 2
 
 
+@dataclass(frozen=True, repr=False)
+class Sampler(Component):
+    """Draws z from the posterior that a completion's loss defines, for `facemath complete --sampler NAME`.
+
+    `function(energy, z0, bound, rng, samples, **params)` gets `energy`, a function of z (N, D) float64 numpy
+    returning `(U, dU/dz)`: the projection's weighted loss per image (N,) (every term, weight and mask, through the
+    backend) and its gradient (N, D); `z0` (N, D), where each image's chain starts (its optimised z); `bound`, the
+    half-width of the prior's box [-bound, bound]^D that every sample must stay in; `rng`, the run's seeded numpy
+    Generator; and `samples`, how many z to keep per image. It returns `(z, acceptance)`: z of shape
+    (N, samples, D) inside the box and each chain's acceptance rate (N,) in [0, 1] (1 for a sampler without
+    a Metropolis step).
+    """
+
+    kind: ClassVar[str] = "sampler"
+    hook: ClassVar[str] = "facemath_samplers"
+    call: ClassVar[str] = "function(energy, z0, bound, rng, samples, **params)"
+    positional: ClassVar[int | None] = 5
+
+
 # Every kind of component, in the order `facemath plugins` lists them. A new kind is one class above (with `kind`,
 # `hook`, `call`, `positional`) added here, plus its hookspec in hookspecs.py.
 COMPONENT_CLASSES: tuple[type[Component], ...] = (
@@ -283,6 +302,7 @@ COMPONENT_CLASSES: tuple[type[Component], ...] = (
     Initializer,
     Constraint,
     FaceDetector,
+    Sampler,
 )
 KIND_OF_CLASS: dict[type, str] = {cls: cls.kind for cls in COMPONENT_CLASSES}
 HOOK_OF_KIND: dict[str, str] = {cls.kind: cls.hook for cls in COMPONENT_CLASSES}

@@ -11,7 +11,8 @@ output folder exists.
   differentiable), an optimizer must return an optimizer whose `apply_gradients` works inside `tf.function`, a mask
   its shape with values in [0, 1], a blender the image's shape with finite values, an initialiser (N, z_dim), a
   constraint the variable's shape, an operator a finite latent, and a face detector faces with a box, five
-  landmarks and a score (one face at least on scikit-image's astronaut photo).
+  landmarks and a score (one face at least on scikit-image's astronaut photo), and a sampler z of shape
+  (N, samples, D) inside the box with acceptance rates in [0, 1], on a quadratic check energy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ import numpy as np
 
 from facemath_core.base.errors import PluginError
 from facemath_core.base.seeds import RowGenerator, row_seeds
-from facemath_core.host.components import Component, Constraint, DetectedFace, Initializer, LossTerm, Operator
+from facemath_core.host.components import (
+    Component,
+    Constraint,
+    DetectedFace,
+    Initializer,
+    LossTerm,
+    Operator,
+)
 from facemath_core.host.guard import TracedCalls, guard, guarded_object
 from facemath_core.host.schema import schema_problems
 
@@ -520,6 +528,52 @@ def check_detector(component, params: dict) -> None:
             )
 
 
+# --- samplers -------------------------------------------------------------------------------------------------
+
+
+SAMPLER_CALL = "function(energy, z0, bound, rng, samples, **params)"
+
+
+def draw_samples(component, params: dict, energy, z0: np.ndarray, bound: float, rng, samples: int, where: str):
+    """Call the sampler for one batch (`where` names it in errors): its z must be (N, samples, D), finite and
+    inside the box, its acceptance rates (N,) in [0, 1]. Returns them as float32 z and float64 rates."""
+    check_signature(component, 5, params, SAMPLER_CALL)
+    z0 = np.asarray(z0, np.float64)
+    with guard(component, f"for {where}"):
+        result = component.function(energy, z0, bound, rng, samples, **params)
+    try:
+        z, acceptance = result
+        z, acceptance = np.asarray(z, np.float64), np.asarray(acceptance, np.float64)
+    except (TypeError, ValueError):
+        raise PluginError(
+            f"{component.label} returned {_describe(result)} for {where}, expected (z, acceptance)"
+        ) from None
+    n, d = z0.shape
+    if z.shape != (n, samples, d) or acceptance.shape != (n,):
+        raise PluginError(
+            f"{component.label} returned z of shape {z.shape} and acceptance of shape {acceptance.shape} for "
+            f"{where}, expected {(n, samples, d)} and {(n,)}"
+        )
+    if not np.isfinite(z).all():
+        raise PluginError(f"{component.label} returned {_not_finite(z)} in z for {where}")
+    if (np.abs(z) > bound * (1 + 1e-6)).any():
+        raise PluginError(f"{component.label} returned z outside the box [-{bound:g}, {bound:g}] for {where}")
+    if not (np.isfinite(acceptance) & (acceptance >= 0) & (acceptance <= 1)).all():
+        raise PluginError(f"{component.label} returned acceptance rates outside [0, 1] for {where}")
+    return z.astype(np.float32), acceptance
+
+
+def check_sampler(component, params: dict, z_dim: int, bound: float) -> None:
+    """Draw 2 samples per row for 2 rows on U(z) = |z|^2 / 2 from a start near the box's wall."""
+
+    def energy(z):
+        z = np.asarray(z, np.float64)
+        return 0.5 * np.sum(z * z, axis=1), z
+
+    z0 = np.linspace(-0.9 * bound, 0.9 * bound, CHECK_BATCH * z_dim).reshape(CHECK_BATCH, z_dim)
+    draw_samples(component, params, energy, z0, bound, np.random.default_rng(0), 2, "a check energy")
+
+
 # --- every check of a component -------------------------------------------------------------------------------
 
 
@@ -550,6 +604,7 @@ RUNTIME_CHECKS = {
     "init": lambda c, params, s: check_initializer(c, params, s),
     "constraint": lambda c, params, s: check_constraint(c, params, s.z_dim, s.bound),
     "detector": lambda c, params, s: check_detector(c, params),
+    "sampler": lambda c, params, s: check_sampler(c, params, s.z_dim, s.bound),
 }
 
 

@@ -27,6 +27,7 @@ from facemath_core.host.components import (
     Mask,
     Operator,
     Optimizer,
+    Sampler,
 )
 
 if TYPE_CHECKING:
@@ -89,6 +90,13 @@ def facemath_face_detectors() -> list[FaceDetector]:
     """Called once when the plugin registry is built; returns the face detectors this plugin provides. A detector
     is chosen with `--detector NAME` (`facemath align`, `edit`, and `--align` on `project`, `complete` and
     `encode`); its function is called once per photo, before any alignment."""
+
+
+@hookspec
+def facemath_samplers() -> list[Sampler]:
+    """Called once when the plugin registry is built; returns the samplers of z this plugin provides. A sampler is
+    chosen with `facemath complete --sampler NAME --samples N`; its function is called once per batch of images,
+    after the optimisation, starting from each image's optimised z."""
 
 
 @hookspec(firstresult=True)

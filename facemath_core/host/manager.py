@@ -70,6 +70,7 @@ BUILTIN_PLUGINS = {
     "builtin-constraints": "facemath_plugins.constraints",
     "builtin-backends": "facemath_plugins.backends",
     "builtin-detectors": "facemath_plugins.detectors",
+    "builtin-samplers": "facemath_plugins.samplers",
 }
 BACKEND_HOOK = "facemath_open_backend"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,21 @@ def export_run(run_dir: str | Path, to: str | Path, version: int | None = None, 
     return written
 
 
+def _by_layer_rank(variables: dict) -> dict:
+    """Variables keyed by layer and variable name, an unnamed layer by its rank among its kind: Keras numbers the
+    layers it names itself in the order a process creates them (`batch_normalization_12`), so the same network
+    built in another process has other numbers but the same order."""
+    layers = {path.rsplit("/", 1)[0] for path in variables}
+    kinds: dict[str, list[tuple[int, str]]] = {}
+    for layer in layers:
+        match = re.fullmatch(r"(.+?)(?:_(\d+))?", layer)
+        kinds.setdefault(match.group(1), []).append((int(match.group(2) or -1), layer))
+    rank = {layer: f"{kind}#{i}" for kind, members in kinds.items() for i, (_, layer) in enumerate(sorted(members))}
+    return {
+        f"{rank[path.rsplit('/', 1)[0]]}/{path.rsplit('/', 1)[1]}": variable for path, variable in variables.items()
+    }
+
+
 def reexport(version_dir: str | Path, to: str | Path, version: int | None = None, note: str = "") -> Path:
     """Write an exported model again, as a new version beside it, with the signatures this facemath exports for it
     (one added since, such as the oracle's `features`), its weights read from the export itself: for a model whose
@@ -314,12 +330,14 @@ def reexport(version_dir: str | Path, to: str | Path, version: int | None = None
         net for key, net in kind.build(cfg, TrainOptions()).networks().items() if kind.served.get(key) == base
     ]
     loaded = load_saved_model(version_dir)
-    saved = {v.name.split(":")[0]: v for fn in loaded.signatures.values() for v in fn.variables}
-    missing = [w.path for w in network.weights if w.path not in saved or tuple(saved[w.path].shape) != tuple(w.shape)]
+    saved = _by_layer_rank({v.name.split(":")[0]: v for fn in loaded.signatures.values() for v in fn.variables})
+    ours = _by_layer_rank({w.path: w for w in network.weights})
+    missing = [key for key, w in ours.items() if key not in saved or tuple(saved[key].shape) != tuple(w.shape)]
     if missing:
-        raise FacemathError(f"{version_dir}: the export has no weights for {', '.join(missing[:3])} of the {base}")
-    for weight in network.weights:
-        weight.assign(saved[weight.path].numpy())
+        missing = [key.replace("#0/", "/") for key in missing[:3]]
+        raise FacemathError(f"{version_dir}: the export has no weights for {', '.join(missing)} of the {base}")
+    for key, weight in ours.items():
+        weight.assign(saved[key].numpy())
     card = {**(metadata.get("card") or {}), "facemath": {"version": __version__, "commit": facemath_commit()}}
     if note:
         card["note"] = f"{card['note']}; {note}" if card.get("note") else note

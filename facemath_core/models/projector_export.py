@@ -75,7 +75,9 @@ def write_projector(
     size, z_dim = g_meta["image_size"], g_meta["z_dim"]
     if d_meta["image_size"] != size:
         raise FacemathError(f"{discriminator_dir}: image size {d_meta['image_size']} != the generator's {size}")
-    registry = load_registry()
+    # The built-in terms only: the projector's terms are facemath's own (S.PROJECTOR_TERMS), and an installed
+    # third-party plugin that shadows or breaks a name must not change (or stop) what gets exported.
+    registry = load_registry(builtins_only=True)
     terms = [(registry.get("loss", term).function, params) for _, term, params in S.PROJECTOR_TERMS]
     module = tf.Module()
     module.generator = tf.saved_model.load(str(generator_dir))

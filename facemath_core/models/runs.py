@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from facemath_core.base.errors import FacemathError
+from facemath_core.base.errors import FacemathError, Interrupted
 from facemath_core.base.files import atomic_file
 from facemath_core.models.architectures import ArchConfig
 
@@ -48,8 +48,9 @@ class Placement:
     cluster_timeout: float = 600.0  # multi-worker: seconds to wait for every worker of TF_CONFIG to start
 
 
-class TrainingInterrupted(FacemathError):
-    """Ctrl-C during training: a checkpoint was saved and the run can be resumed."""
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM during training: a checkpoint was saved and the run can be resumed (exit 130, as every
+    interrupted command: docs/errors.md)."""
 
 
 def read_run(run_dir: str | Path) -> dict:
@@ -147,6 +148,9 @@ def checkpoint_problem(run_dir: str | Path, latest: str | None, error: BaseExcep
     garbage `.index`, an assertion for networks that do not match): which one, why, and what to do."""
     lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
     reason = lines[0] if lines else type(error).__name__
+    # TensorFlow names the files by their full paths; the line already names the checkpoint, so the reason keeps
+    # the file names only and its own words (the checksum verdict) fit the line however deep the run folder lies.
+    reason = reason.replace(f"{Path(run_dir) / 'checkpoints'}/", "")
     reason = reason if len(reason) <= 160 else reason[:157] + "..."
     older = sorted(
         (p for p in (Path(run_dir) / "checkpoints").glob("ckpt-*.index") if str(p.with_suffix("")) != latest),

@@ -113,7 +113,7 @@ def domain_warnings(names, psnr, marks, metadata: dict, model: str, version: int
         if mark:
             lines.append(
                 f"{name}: out of the model's domain: PSNR {value:.1f} dB, below {model} version {version}'s 1st "
-                f"percentile ({low:.1f} dB; typical {typical:.1f} dB on its held-out faces, trained on {data}); "
-                f"the model does not know faces like this one"
+                f"percentile ({low:.1f} dB; typical {typical:.1f} dB on its held-out faces, trained on {data}): a "
+                f"face unlike its training faces, or a reconstruction that failed"
             )
     return lines

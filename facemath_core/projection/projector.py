@@ -13,6 +13,7 @@ objective in one request (`fused_objective`). The loop never knows which.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -307,6 +308,11 @@ class Energy:
     bound: float
     constraint: object  # the constraint component the projection used (clip, stochastic, tanh, ...)
     constraint_params: dict
+    calls: TracedCalls | None = field(default=None, compare=False)  # the projector's, for `guard`
+
+    def guard(self, what: str):
+        """Around a `tf.function` that traces `function`: what a loss term raises there is one line naming it."""
+        return self.calls.guard(what) if self.calls is not None else contextlib.nullcontext()
 
     def values(self, z):
         return self.function(z)
@@ -664,7 +670,9 @@ class Projector:
         sampler that needs the same energy (all the loss terms, their weights, the masks, through this
         backend)."""
         inputs = self._inputs(targets, masks)
-        return Energy(lambda z: self._objective(z, inputs), self.bound, self.constraint, self.constraint_params)
+        return Energy(
+            lambda z: self._objective(z, inputs), self.bound, self.constraint, self.constraint_params, self._calls
+        )
 
     # --- the loop -------------------------------------------------------------------------------------------
 

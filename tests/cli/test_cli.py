@@ -1,5 +1,7 @@
 """The command line as a user meets it: help, version, one-line errors, atomic outputs."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -32,7 +34,9 @@ def test_synth_writes_a_celeba_folder_and_refuses_to_overwrite(cli, tmp_path):
         "list_attr_celeba.txt",
         "list_eval_partition.txt",
         "list_factors_synth.txt",
+        "synth_recipe.json",  # the command's parameters, which model cards cite (data/folders.py RECIPE_FILE)
     ]
+    assert json.loads((out / "synth_recipe.json").read_text())["count"] == 12
     first = (out / "img_align_celeba" / "000001.png").read_bytes()
     assert_one_line_error(cli("data", "synth", "--count", "3", "--out", str(out)), str(out), "--overwrite")
     # Same seed, same faces.
@@ -94,9 +98,11 @@ def test_train_bad_architecture(cli, synth_faces, tmp_path, args, fragments):
 
 
 def test_train_needs_enough_images(cli, tmp_path):
+    faces = tmp_path / "faces"  # --out beside the data: a run inside the folder it reads is refused
+    faces.mkdir()
     for i in range(5):
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{i}.png")
-    result = cli("train", "vae", "--data", str(tmp_path), "--out", str(tmp_path / "run"))
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(faces / f"{i}.png")
+    result = cli("train", "vae", "--data", str(faces), "--out", str(tmp_path / "run"))
     assert_one_line_error(result, "images in the train split; need at least 8")
 
 

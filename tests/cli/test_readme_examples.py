@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from skimage import data
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "faces"
@@ -28,11 +30,16 @@ def test_every_readme_example_runs_on_the_shipped_examples(cli, tiny_export, tmp
     rows = readme_rows()
     models = ["--models", str(tiny_export)]
     enc = tmp_path / "enc"
+    photo = tmp_path / "astronaut.png"  # a real photo (scikit-image's): the example faces are synthetic
+    Image.fromarray(data.astronaut()).save(photo)
     runs = {
         "project": ["project", str(EXAMPLES), "--loss-plugin", "perceptual", "--steps", "2", "-o", str(tmp_path / "p")],
         "complete": ["complete", str(EXAMPLES), "--mask", "center", "--blend", "poisson", "--steps", "2",
                      "--shard", "1/1", "-o", str(tmp_path / "c")],
         "latents": ["latents", "merge", str(tmp_path / "c"), "--out", str(tmp_path / "merged")],
+        "align": ["align", str(photo), "--out", str(tmp_path / "al")],
+        "edit": ["edit", str(photo), "--vectors", str(tmp_path / "p" / "latents.npz"), "--attr", "Smiling=1.5",
+                 "--out", str(tmp_path / "smiling.png"), "--steps", "2"],
         "info": ["info"],
         "encode": ["encode", str(EXAMPLES), "--out", str(enc)],
         "render": ["render", str(enc / "latents.npz"), "--names", "000001,000002", "--out", str(tmp_path / "r")],
@@ -54,7 +61,7 @@ def test_every_readme_example_runs_on_the_shipped_examples(cli, tiny_export, tmp
         "plugins": ["plugins", "--kind", "loss"],
     }  # fmt: skip
     uses_models = {"project", "complete", "info", "encode", "render", "interpolate", "math", "analogy",
-                   "attributes", "compare"}  # fmt: skip
+                   "attributes", "compare", "align", "edit"}  # fmt: skip
     assert set(rows) - {"--plugin", "--trace-plugins"} - NOT_HERE == set(runs), "a README example is not run here"
     for name, args in runs.items():
         result = cli(*args, *(models if name in uses_models else []))

@@ -9,12 +9,12 @@ import inspect
 import json
 import re
 import textwrap
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 
 from facemath_core.base.errors import FacemathError, PluginError
 from facemath_core.base.version import __version__
@@ -131,6 +131,7 @@ CONTRACT_PHRASES = {
     "facemath_constraints": ["`to_z(", "`from_z(", "(same shape)"],
     "facemath_open_backend": ["`firstresult`", "`trylast`"],
     "facemath_face_detectors": ["`(x0, y0, x1, y1)`", "five `(x, y)` points", "upright", "empty when"],
+    "facemath_samplers": ["`(U, dU/dz)`", "`(N, samples, D)`", "inside the box", "in [0, 1]"],
 }
 
 
@@ -289,6 +290,32 @@ def test_hook_facemath_constraints():
     z = np.array([[-0.9, 0.0, 0.9]], np.float32)
     np.testing.assert_allclose(tanh.to_z(tf.constant(tanh.from_z(z, 3.0)), 3.0), z, atol=1e-5)  # a round trip
     np.testing.assert_array_equal(registry.get("constraint", "none").function(v, 1.0, generator), v)
+
+
+def test_hook_facemath_samplers():
+    """One proposal of `hmc` (L = 1) by hand: z1 = z0 + eps (p - eps/2 beta dU/dz0), p1 = p - eps/2 beta (dU/dz0 +
+    dU/dz1), accepted when log u < H(z0, p) - H(z1, p1), with the same seeded draws (p first, then u)."""
+    registry = builtins()
+    assert registry.names("sampler") == ["hmc"]
+
+    def energy(z):
+        return 0.5 * np.sum(z * z, axis=1) + z[:, 0], z + np.array([1.0, 0.0])
+
+    z0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.0]])
+    beta, eps = 2.0, 1.2
+    z, acceptance = registry.get("sampler", "hmc").function(
+        energy, z0, None, np.random.default_rng(1), 1, beta=beta, eps=eps, L=1, burn_in=0
+    )
+    draws = np.random.default_rng(1)
+    p = draws.standard_normal((3, 2))
+    u0, g0 = energy(z0)
+    z1 = z0 + eps * (p - eps / 2 * beta * g0)
+    u1, g1 = energy(z1)
+    p1 = p - eps / 2 * beta * (g0 + g1)
+    accept = np.log(draws.uniform(size=3)) < (beta * u0 + (p * p).sum(1) / 2) - (beta * u1 + (p1 * p1).sum(1) / 2)
+    assert 0 < accept.sum() < 3  # both outcomes occur in this draw
+    np.testing.assert_allclose(z[:, 0], np.where(accept[:, None], z1, z0))
+    np.testing.assert_array_equal(acceptance, accept.astype(float))
 
 
 BACKEND_PLUGIN = """

@@ -157,8 +157,8 @@ def test_bad_numbers_in_math_analogy_and_interpolate(cli, ws, good_latents, tiny
 # --- latents merge (issue 30) -------------------------------------------------------------------------------------
 
 
-def _shards(folder: Path, count: int = 2, **record) -> list[Path]:
-    """`count` shard result folders of a 4-face run, as `project --shard K/N` writes them; `record` changes the
+def _shards(folder: Path, record: dict | None = None) -> list[Path]:
+    """The two shard result folders of a 4-face run, as `project --shard K/2` writes them; `record` changes the
     shard field of the first one."""
     from facemath_core.latent.latents import Latents, save_latents
     from facemath_core.projection.shards import input_digest
@@ -166,9 +166,9 @@ def _shards(folder: Path, count: int = 2, **record) -> list[Path]:
     names = [f"f{i}.png" for i in range(4)]
     z = np.random.default_rng(2).uniform(-0.8, 0.8, (4, 8)).astype(np.float32)
     paths = []
-    for k in range(1, count + 1):
-        rows = [i for i in range(4) if i % count == k - 1]
-        shard = {"index": k, "count": count, "inputs": 4, "digest": input_digest(names)}
+    for k in (1, 2):
+        rows = [i for i in range(4) if i % 2 == k - 1]
+        shard = {"index": k, "count": 2, "inputs": 4, "digest": input_digest(names)}
         latents = Latents(
             [names[i] for i in rows],
             z[rows],
@@ -179,7 +179,7 @@ def _shards(folder: Path, count: int = 2, **record) -> list[Path]:
             losses={"total": np.ones(len(rows), np.float32)},
             config={"steps": 3},
             models={"generator": 1},
-            shard={**shard, **(record if k == 1 else {})},
+            shard={**shard, **((record or {}) if k == 1 else {})},
             input_index=np.array(rows, np.int64),
         )
         save_latents(folder / f"s{k}" / "latents.npz", latents)
@@ -210,5 +210,5 @@ def test_merge_never_replaces_the_folder_holding_its_shards(cli, ws):
 )
 def test_merge_refuses_shard_records_that_are_not_k_of_n(cli, ws, record, fragment):
     """Exit 70: a merge shard with `index` null (TypeError in int()); `--shard 1/1e12` grew memory until OOM."""
-    shards = _shards(ws / "bulk", **record)
+    shards = _shards(ws / "bulk", record)
     fails_cleanly(cli, ws, ["latents", "merge", *shards, "--out", ws / "merged"], 1, f"{shards[0]}", fragment)

@@ -250,7 +250,7 @@ def test_next_version_and_prefix(tiny_runs, tmp_path):
 
 
 def test_run_without_checkpoint(tmp_path):
-    (tmp_path / "run.json").write_text(json.dumps({"kind": "gan", "arch": {}}))
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "gan", "arch": {}, "options": {}, "data": "faces"}))
     with pytest.raises(FacemathError, match="no checkpoint to export"):
         export_run(tmp_path, tmp_path / "out")
 

@@ -112,7 +112,9 @@ def test_info_lists_the_source_and_every_model_from_any_folder(cli, tiny_export,
         if name == "projector":
             assert card[0] == "built     from discriminator version 1 + generator version 1 (no training of its own)"
         else:  # the card's data and command name the folders, never a path (models/cards.py)
-            assert card[0].startswith("data      faces; train split, 144 images; ") and "/" not in card[0], card
+            # conftest's train_faces is write_synthetic_folder(out, 160, seed=5, size=32): its recipe, then the split
+            data = "data      facemath data synth --count 160 --seed 5 --size 32 --out faces; train split, 144 images; "
+            assert card[0].startswith(data) and "/" not in card[0], card
             assert card[1].startswith("command   facemath train ") and " --data faces --out " in card[1], card
     # From a folder without exported_models/, the installed defaults are in effect.
     default = cli("info")

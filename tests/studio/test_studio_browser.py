@@ -80,6 +80,12 @@ def project_and_slide(driver, url: str, faces: list[str], steps: int) -> tuple[s
     steps_box = driver.find_element(By.ID, "steps")
     steps_box.clear()
     steps_box.send_keys(str(steps))
+    # The start is preselected as the CLI's default: the model's own encoder (the tiny export has one). That tiny
+    # encoder is untrained and sends every face to nearly the same z, which would leave the attribute sliders
+    # almost nothing to move along, so this run starts the papers' way.
+    init = Select(driver.find_element(By.ID, "init"))
+    assert init.first_selected_option.get_attribute("value") == "encoder"
+    init.select_by_value("uniform")
     # An optimizer chosen on the page shows its parameters, built from its declared schema; a changed one is sent.
     optimizer = Select(driver.find_element(By.ID, "optimizer"))
     optimizer.select_by_value("momentum")
@@ -94,6 +100,9 @@ def project_and_slide(driver, url: str, faces: list[str], steps: int) -> tuple[s
     assert not momentum.is_displayed() and "params" not in driver.execute_script("return projectionOptions()")
     driver.find_element(By.ID, "project-btn").click()
     wait_for(driver, "return /^done/.test(document.getElementById('status').textContent)", what="the projection")
+    # The page says where the search started, as `facemath project`'s summary does (issue 27).
+    status = driver.execute_script("return document.getElementById('status').textContent")
+    assert status.endswith("; started at uniform random z"), status
     assert driver.execute_script("return document.getElementById('preview').src").startswith(("data:", "http"))
     library = driver.execute_script("return document.querySelectorAll('#library figure').length")
     assert library == len(faces)

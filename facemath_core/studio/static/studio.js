@@ -225,12 +225,13 @@ function lossTerms() {
 }
 
 async function startProjection(body) {
-  await api("/api/project", body);
+  const started = await api("/api/project", body);
   state.curve = [];
+  state.start = started.start || "";  // where the search starts, in words (the model's own encoder by default)
   $("cancel-btn").disabled = false;
   $("project-btn").disabled = true;
   $("complete-btn").disabled = true;
-  $("status").textContent = "starting";
+  $("status").textContent = state.start ? `starting at ${state.start}` : "starting";
   watch();
 }
 
@@ -277,7 +278,8 @@ function watch() {
   events.addEventListener("done", (e) => {
     const d = JSON.parse(e.data);
     const n = d.names.length;
-    end(`${d.cancelled ? "stopped; kept" : "done:"} ${n} face${n === 1 ? "" : "s"} in the library`);
+    const start = state.start ? `; started at ${state.start}` : "";
+    end(`${d.cancelled ? "stopped; kept" : "done:"} ${n} face${n === 1 ? "" : "s"} in the library${start}`);
     const first = d.names.length ? `/api/library/${encodeURIComponent(d.names[0])}` : null;
     if (first && state.completing) $("completion-image").src = `${first}?kind=completion&t=${Date.now()}`;
     else if (first) $("preview").src = `${first}?t=${Date.now()}`;
