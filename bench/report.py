@@ -77,6 +77,7 @@ def main() -> None:
                 "a point of another latent space. The true hybrid is measured in the next section.\n"
             )
     parts += hybrid_section(load("hybrid"))
+    parts += lambda_section(load("lambda"))
     parts += serving_section(load("serving"))
     arithmetic = load("arithmetic")
     if arithmetic:
@@ -140,6 +141,7 @@ def main() -> None:
             "(InfoGAN-style). z recovery of 16 generated images by projection (pixel loss, Adam 0.01, clip):\n",
             table(rows),
         ]
+    parts += hmc_section(load("hmc"))
     parts += real_photos_section(
         load("real_photos_calibration"),
         load("real_photos_timing"),
@@ -218,6 +220,60 @@ def real_photos_section(calibration, timing, astronaut, ood) -> list[str]:
             table(rows),
         ]
     return parts
+
+
+def hmc_section(hmc: dict | None) -> list[str]:
+    """bench/hmc.py (issue 31): HMC completions from the Adam completion, per sampler setting."""
+    if not hmc:
+        return []
+    adam, settings = hmc["adam"], hmc["settings"]
+    amos = settings[0]
+    fastest = max(settings, key=lambda s: s["ESS/s (sum of per-face median ESS)"])
+    widest = max(settings, key=lambda s: s["spread in hole"])
+
+    def rate(setting: dict) -> float:
+        return setting["ESS/s (sum of per-face median ESS)"]
+
+    def short(setting: dict) -> str:
+        return setting["setting"].removeprefix("beta 0.2, ")
+
+    known_spread = max(s["spread of known pixels (blended)"] for s in settings)
+    return [
+        "## Sampling completions (HMC)\n",
+        f"`python bench/hmc.py --faces {hmc['faces']} --samples {hmc['samples']} --burn-in {hmc['burn_in']}`, "
+        f"{hmc['written']} (`bench/results/hmc.json`): {hmc['faces']} held-out faces of the training render, the "
+        f"shipped generator, center mask. First the Adam completion as `facemath complete --mask center` runs it "
+        f"({adam['config']['steps']} steps, {', '.join(adam['config']['losses'])}), then, from its z, "
+        f"{hmc['samples']} samples per face (after {hmc['burn_in']} proposals of burn-in, thin 1) with each setting "
+        "of the built-in `hmc` sampler, all faces' chains in one batch (`sample_run`, as `complete --sampler hmc` "
+        f"runs it; one energy gradient of the batch took {hmc['energy gradient seconds (batch)'] * 1000:.0f} ms). "
+        "`s`: wall seconds of the optimisation or of the sampling. Acceptance: per face, median and range. ESS: "
+        "effective sample size of each z dimension of each face's chain (Geyer's initial positive sequence on the "
+        "kept samples); `ESS/face` is the median over faces of the median over dimensions, `ESS/s` the sum over "
+        "faces of that per-face ESS / `s` (the JSON also has the minimum over dimensions). `z moved`: RMS distance "
+        "of a sample's z from the Adam z (median over faces). `std in hole` / `std known`: mean per-pixel "
+        "standard deviation over the samples of the blended completions (on [-1, 1], averaged over colour) inside "
+        "the hole and over the known pixels. `known PSNR`: G(z) against the input on the known pixels; `hole "
+        "PSNR`: the completion against the original face inside the hole (samples: mean over samples; `of mean`: "
+        f"the mean of a face's samples).{load_words(hmc)}\n",
+        table(hmc["rows"]),
+        f"\nAmos' setting (eps {amos['params']['eps']:g}, L {amos['params']['L']}) accepts nearly every proposal "
+        f"(median {amos['acceptance']['median']:.2f}) but moves z by only "
+        f"{amos['z RMS distance from Adam z']['median']:.2f} RMS in {amos['sampling seconds']:.0f} s, "
+        f"{rate(amos):.2f} effective samples per second; {short(fastest)} gives {rate(fastest):.2f} ESS/s, "
+        f"{rate(fastest) / rate(amos):.1f}x as many, because a proposal costs {fastest['params']['L']} gradients "
+        f"instead of {amos['params']['L']}. With {hmc['samples']} samples per chain and a per-face ESS of a few, "
+        "these chains are far from mixed and the ESS figures are rough (the estimator needs chains much longer than "
+        "their autocorrelation time). The samples differ where they should: the hole's per-pixel spread is "
+        f"{widest['spread in hole']:.3f} at the widest ({short(widest)}) while every known pixel stays the input's "
+        f"(spread at most {known_spread:.1g}, float32 rounding of the blend). The price of leaving the mode is a "
+        f"known-pixel PSNR {amos['known PSNR drop vs Adam dB']['median']:.1f} dB (median) under the Adam "
+        f"completion's {adam['known PSNR dB']['median']:.1f} dB for Amos' setting; inside the hole single samples "
+        f"are further from the original face than the Adam completion ({amos['hole PSNR samples dB']['median']:.1f} "
+        f"against {adam['hole PSNR dB']['median']:.1f} dB, medians over faces), and the mean of the samples comes "
+        f"back to about the Adam completion ({amos['hole PSNR sample mean dB']['median']:.1f} dB): the samples are "
+        "other plausible fills around the optimum, not better guesses of the hidden truth.\n",
+    ]
 
 
 def ranged(s: dict) -> str:
@@ -331,6 +387,81 @@ def hybrid_section(hybrid: dict | None) -> list[str]:
         f"{summary['encoder init + in-domain']['seconds'] / summary['encoder init (hybrid)']['seconds']:.1f}x as "
         "slow (the encoder's forward and backward pass). Its effect on arithmetic is in the report "
         "([report/report.md](report/report.md)).\n",
+    ]
+
+
+MATTERS_DB, MATTERS_D = 0.1, 0.01  # a lambda "matters" once PSNR or D(G(z)) moves this far from lambda 0
+
+
+def lambda_section(sweep: dict | None) -> list[str]:
+    """bench/lambda.py: known-pixel PSNR, D(G(z)) and oracle agreement against lambda, projection and completion."""
+    if not sweep:
+        return []
+    columns = ("lambda (sum)", "lambda (mean)", "known PSNR dB", "D(G(z))", "oracle agreement", "perceptual share")
+    rows = [{"mode": r["mode"], **{k: r[k] for k in columns}} for r in sweep["rows"]]
+    for row, r in zip(rows, sweep["rows"], strict=True):
+        row["known PSNR dB"] = f"{r['known PSNR dB']:.2f} ± {r['PSNR ci95']:.2f}"
+        row["D(G(z))"] = f"{r['D(G(z))']:.3f} ± {r['D ci95']:.3f}"
+        row["oracle agreement"] = f"{r['oracle agreement']:.3f} ± {r['agreement ci95']:.3f}"
+        row["lambda (sum)"] = f"{r['lambda (sum)']:g}"
+        row["lambda (mean)"] = f"{r['lambda (mean)']:.3g}"
+    findings = []
+    for mode in sweep["modes"]:
+        by = [r for r in sweep["rows"] if r["mode"] == mode]
+        base, last = by[0], by[-1]
+        papers = [r for r in by if r["lambda (sum)"] in (0.003, 0.1)]
+
+        def moved(r, base=base):
+            return (
+                abs(r["known PSNR dB"] - base["known PSNR dB"]) >= MATTERS_DB
+                or abs(r["D(G(z))"] - base["D(G(z))"]) >= MATTERS_D
+            )
+
+        matters = next((r for r in by[1:] if moved(r)), None)
+        text = (
+            f"{mode} ({base['known pixel values']:,} known pixel values): at lambda 0 the faces come back at "
+            f"{base['known PSNR dB']:.2f} dB with D(G(z)) {base['D(G(z))']:.3f} and oracle agreement "
+            f"{base['oracle agreement']:.3f}; at the papers' "
+            + " and ".join(
+                f"{r['lambda (sum)']:g} ({r['known PSNR dB']:.2f} dB, D {r['D(G(z))']:.3f}, perceptual share "
+                f"{r['perceptual share']:.1e})"
+                for r in papers
+            )
+            + (" it already moves" if any(moved(r) for r in papers) else " nothing moves")
+        )
+        if matters is None:
+            text += (
+                f", and up to lambda {last['lambda (sum)']:g} nothing moves by {MATTERS_DB} dB or {MATTERS_D} in D "
+                f"(at {last['lambda (sum)']:g}: {last['known PSNR dB']:.2f} dB, D {last['D(G(z))']:.3f}, agreement "
+                f"{last['oracle agreement']:.3f}, perceptual share {last['perceptual share']:.2g})."
+            )
+        else:
+            text += (
+                f"; it starts to matter at lambda_sum {matters['lambda (sum)']:g} = lambda_mean "
+                f"{matters['lambda (mean)']:.2g} ({matters['known PSNR dB']:.2f} dB, D {matters['D(G(z))']:.3f}, "
+                f"perceptual share {matters['perceptual share']:.2g}), and at lambda_sum {last['lambda (sum)']:g} = "
+                f"lambda_mean {last['lambda (mean)']:.2g} it gives {last['known PSNR dB']:.2f} dB, "
+                f"D {last['D(G(z))']:.3f}, oracle agreement {last['oracle agreement']:.3f}, perceptual share "
+                f"{last['perceptual share']:.2g}."
+            )
+        findings.append(text)
+    return [
+        "## The lambda knob\n",
+        f"`python bench/lambda.py --faces {sweep['faces']} --steps {sweep['steps']}`, {sweep['written']} "
+        f"(`bench/results/lambda.json`): {sweep['faces']} held-out faces of the training render, the shipped "
+        + ", ".join(f"`{name}/{version}`" for name, version in sweep["models"].items())
+        + f", {sweep['preset']}, with the perceptual weight lambda swept; projection (full mask) and completion "
+        "(center mask), each a `ProjectionRun` into memory. Measured on G(z): the PSNR of the known pixels, the "
+        "discriminator's realism score D(G(z)) (mean sigmoid of its logit; the inputs themselves score "
+        f"{sweep['input_realism']['mean']:.3f}), and the share of the oracle's {sweep['oracle_attributes']} "
+        "attributes on which its verdict on G(z) equals its verdict on the input (mean over faces, ± the 95% "
+        "interval). `lambda (mean)` is the same weight on the mean scale (`--param contextual.reduce=mean`, "
+        "lambda_sum / known pixel values, [projection.md](projection.md#the-lambda-knob-sum-or-mean)); "
+        "`perceptual share` is lambda x (-log D(G(z))) / the whole objective at the end. The strip: "
+        "[images/lambda_strip.png](images/lambda_strip.png) (face 0, G(z) per lambda).\n",
+        table(rows),
+        "\nWhat the knob does (a lambda counts as mattering once the PSNR moves "
+        f"{MATTERS_DB} dB or D(G(z)) moves {MATTERS_D} from lambda 0): " + " ".join(findings) + "\n",
     ]
 
 

@@ -15,11 +15,25 @@ def _per_image_sum(x):
     return tf.reduce_sum(x, axis=[1, 2, 3])
 
 
-def contextual(target, generated, mask, disc_logits=None):
-    """L1 distance on the known pixels, summed per image (Amos' contextual loss)."""
+def contextual(target, generated, mask, disc_logits=None, reduce: str = "sum"):
+    """L1 distance on the known pixels per image: summed (Amos' contextual loss, 'sum') or averaged over the known
+    pixel values ('mean').
+
+    The sum grows with the image size and the share of known pixels while the perceptual term is one number per
+    image, so a perceptual weight means something different at every size and mask; the mean makes it mean the
+    same everywhere (lambda_mean = lambda_sum / known pixel values, docs/projection.md).
+    """
     import tensorflow as tf
 
-    return _per_image_sum(tf.abs(mask * (generated - target)))
+    distance = _per_image_sum(tf.abs(mask * (generated - target)))
+    if reduce == "sum":
+        return distance
+    if reduce == "mean":
+        # Known pixel *values*: the (B, H, W, 1) mask counts once per colour channel. An image with no known pixel
+        # has distance 0, and the floor of 1 keeps it 0 instead of 0/0.
+        known = _per_image_sum(tf.broadcast_to(mask, tf.shape(generated)))
+        return distance / tf.maximum(known, 1.0)
+    raise ValueError(f"contextual reduce {reduce!r}: choose sum or mean")
 
 
 def yeh_weights(mask, window: int = 7):
@@ -84,7 +98,19 @@ def in_domain(target, generated, mask, disc_logits=None, z=None, encoded=None):
 @hookimpl
 def facemath_loss_terms():
     return [
-        LossTerm("contextual", "Masked L1 to the known pixels (Amos 2016).", contextual),
+        LossTerm(
+            "contextual",
+            "Masked L1 to the known pixels (Amos 2016).",
+            contextual,
+            {
+                "reduce": Param(
+                    "sum",
+                    choices=("sum", "mean"),
+                    help="Sum over the known pixel values (Amos) or their mean (lambda then means the same at every "
+                    "image size and mask).",
+                )
+            },
+        ),
         LossTerm(
             "weighted-contextual",
             "L1 weighted by the share of hole pixels in a 7x7 window (Yeh 2017).",

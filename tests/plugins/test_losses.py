@@ -134,6 +134,41 @@ def test_contextual_ignores_the_hole():
     )
 
 
+def _numpy_contextual_sum(target, generated, mask):
+    """Amos' contextual loss written out in numpy: sum over the known pixels and the 3 channels of |G(z) - x|."""
+    known = np.broadcast_to(mask, target.shape).astype(bool)
+    return np.array([np.abs(g - t)[k].sum() for t, g, k in zip(target, generated, known, strict=True)])
+
+
+@pytest.mark.parametrize("size", [16, 64])
+@pytest.mark.parametrize("hole", ["none", "center"])
+def test_contextual_mean_is_the_sum_over_the_known_pixel_values(size, hole):
+    rng = np.random.default_rng(size)
+    target = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    generated = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    mask = np.ones((2, size, size, 1), np.float32)
+    if hole == "center":  # facemath's center mask: the middle half of each side is missing
+        mask[:, size // 4 : size - size // 4, size // 4 : size - size // 4] = 0
+    known_values = {"none": size * size * 3, "center": (size * size - (size // 2) ** 2) * 3}[hole]
+    assert mask[0].sum() * 3 == known_values  # 64x64 center: 3 x (4096 - 1024) = 9216; full: 12288
+    function = REGISTRY.get("loss", "contextual").function
+    args = (tf.constant(target), tf.constant(generated), tf.constant(mask))
+    by_sum, by_mean = (function(*args, reduce=reduce).numpy() for reduce in ("sum", "mean"))
+    expected_sum = _numpy_contextual_sum(target, generated, mask)
+    np.testing.assert_allclose(by_sum, expected_sum, rtol=1e-5)
+    np.testing.assert_allclose(by_mean, expected_sum / known_values, rtol=1e-5)
+    # Independent of the count: the mean of |G(z) - x| over the known values, as numpy's own mean.
+    known = np.broadcast_to(mask, target.shape).astype(bool)
+    np.testing.assert_allclose(
+        by_mean, [np.abs(g - t)[k].mean() for t, g, k in zip(target, generated, known, strict=True)], 1e-5
+    )
+    # Uniform noise in [-1, 1] on both: E|G - x| = 2/3, and the mean sees it at every size and mask.
+    assert np.all(np.abs(by_mean - 2 / 3) < 0.05)
+    assert REGISTRY.get("loss", "contextual").defaults == {"reduce": "sum"}  # the papers' sum stays the default
+    with pytest.raises(ValueError, match="reduce 'x'"):
+        function(*args, reduce="x")
+
+
 def test_yeh_weights_favour_pixels_next_to_the_hole():
     from facemath_plugins.losses import yeh_weights
 

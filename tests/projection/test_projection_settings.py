@@ -35,7 +35,7 @@ def test_no_options_is_the_default_config(registry):
 SOURCES = {
     "amos2016": dict(
         losses={"contextual": 1.0, "perceptual": 0.1},
-        loss_params={"perceptual": {"form": "nonsaturating"}},
+        loss_params={"contextual": {"reduce": "sum"}, "perceptual": {"form": "nonsaturating"}},
         optimizer="adam",
         optimizer_params={"lr": 0.01, "beta_1": 0.9, "beta_2": 0.999},
         steps=1000,

@@ -126,7 +126,9 @@ def test_menus_describe_every_parameter_as_the_plugins_declare_it(app):
     lr = components["optimizer"]["adam"]["schema"]["lr"]
     assert lr["type"] == "float" and lr["gt"] == 0 and lr["default"] == 0.01
     assert components["optimizer"]["momentum"]["schema"]["momentum"]["lt"] == 1
-    assert components["loss"]["contextual"]["schema"] == {} and components["operator"]["slerp"]["arity"] == 3
+    assert components["loss"]["l2"]["schema"] == {} and components["operator"]["slerp"]["arity"] == 3
+    reduce = components["loss"]["contextual"]["schema"]["reduce"]  # issue 31: the lambda knob's scale
+    assert reduce["choices"] == ["sum", "mean"] and reduce["default"] == "sum"
     assert all(c["provider"].startswith("facemath ") for kind in components.values() for c in kind.values())
 
 
