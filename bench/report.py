@@ -391,6 +391,7 @@ def hybrid_section(hybrid: dict | None) -> list[str]:
 
 
 MATTERS_DB, MATTERS_D = 0.1, 0.01  # a lambda "matters" once PSNR or D(G(z)) moves this far from lambda 0
+REALER_D = 0.1  # and the realism trade is plain once D(G(z)) has risen this much
 
 
 def lambda_section(sweep: dict | None) -> list[str]:
@@ -418,13 +419,14 @@ def lambda_section(sweep: dict | None) -> list[str]:
             )
 
         matters = next((r for r in by[1:] if moved(r)), None)
+        realer = next((r for r in by[1:] if r["D(G(z))"] - base["D(G(z))"] >= REALER_D), None)
         text = (
             f"{mode} ({base['known pixel values']:,} known pixel values): at lambda 0 the faces come back at "
             f"{base['known PSNR dB']:.2f} dB with D(G(z)) {base['D(G(z))']:.3f} and oracle agreement "
             f"{base['oracle agreement']:.3f}; at the papers' "
             + " and ".join(
-                f"{r['lambda (sum)']:g} ({r['known PSNR dB']:.2f} dB, D {r['D(G(z))']:.3f}, perceptual share "
-                f"{r['perceptual share']:.1e})"
+                f"{r['lambda (sum)']:g} ({r['known PSNR dB']:.2f} dB, D {r['D(G(z))']:.3f}, agreement "
+                f"{r['oracle agreement']:.3f}, perceptual share {r['perceptual share']:.1e})"
                 for r in papers
             )
             + (" it already moves" if any(moved(r) for r in papers) else " nothing moves")
@@ -443,6 +445,12 @@ def lambda_section(sweep: dict | None) -> list[str]:
                 f"lambda_mean {last['lambda (mean)']:.2g} it gives {last['known PSNR dB']:.2f} dB, "
                 f"D {last['D(G(z))']:.3f}, oracle agreement {last['oracle agreement']:.3f}, perceptual share "
                 f"{last['perceptual share']:.2g}."
+            )
+        if realer is not None:
+            text += (
+                f" D(G(z)) first rises by {REALER_D} or more at lambda_sum {realer['lambda (sum)']:g} = lambda_mean "
+                f"{realer['lambda (mean)']:.2g}, for {realer['known PSNR dB'] - base['known PSNR dB']:+.2f} dB of "
+                f"known-pixel PSNR and {realer['oracle agreement'] - base['oracle agreement']:+.3f} oracle agreement."
             )
         findings.append(text)
     return [
