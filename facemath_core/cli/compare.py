@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,13 @@ def compare_command(
     held_out: Annotated[float, typer.Option(help="Share of the faces kept out of fitting attribute vectors.")] = 0.3,
     pivot: Annotated[str, typer.Option(help="The attribute analogies carry over (smiling woman -> man).")] = "Male",
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces drawn, projection, splits and exemplars.")] = 0,
+    lambdas: Annotated[
+        str | None,
+        typer.Option(
+            help="Also sweep the perceptual weight lambda (summed scale, comma-separated, e.g. 0,0.1,10,1000): "
+            "projection and completion at each, a 'lambda knob' section. Default: no sweep."
+        ),
+    ] = None,
     overwrite: OverwriteOption = False,
     source: ModelSource = ModelSource(),
 ):
@@ -53,9 +61,10 @@ def compare_command(
             raise typer.BadParameter(f"{value}: must be 1 or more", param_hint=name)
     if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
         raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
+    weights = parse_lambdas(lambdas) if lambdas is not None else ()
     check_new_dir(out, overwrite, reads=[data])
     source.check()
-    config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed)
+    config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed, weights)
     registry = load_registry(ctx.obj["plugins"])
     result = run_compare(data, source.open(), registry, config, progress=lambda m: typer.echo(m, err=True))
     write_report(result, out)
@@ -65,3 +74,21 @@ def compare_command(
             f"{entry['seconds_per_image']:.2f} s/image"
         )
     typer.echo(f"wrote {out}/report.md and report.html")
+
+
+def parse_lambdas(text: str) -> tuple[float, ...]:
+    """`--lambdas 0,0.1,10`: finite weights of 0 or more, each once, in increasing order."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: comma-separated numbers, e.g. 0,0.1,10,1000", param_hint="--lambdas"
+        ) from None
+    if not values:
+        raise typer.BadParameter(f"{text!r}: no lambda given, e.g. 0,0.1,10,1000", param_hint="--lambdas")
+    for value in values:
+        if not math.isfinite(value) or value < 0:
+            raise typer.BadParameter(
+                f"{value:g}: each lambda must be a finite number, 0 or more", param_hint="--lambdas"
+            )
+    return tuple(sorted(set(values)))

@@ -28,6 +28,7 @@ from facemath_core.latent.space import LatentSpace
 from facemath_core.projection.projector import ProjectionConfig
 from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
 from facemath_core.projection.settings import projection_config
+from facemath_core.report.knob import MASKS, lambda_sweep, sigmoid, strip_grid
 
 METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
@@ -52,6 +53,7 @@ class CompareConfig:
     held_out: float = 0.3  # share of the faces kept out of fitting attribute vectors
     pivot: str = "Male"
     seed: int = 0
+    lambdas: tuple[float, ...] = ()  # `--lambdas`: the perceptual weights the lambda-knob section sweeps; () = none
 
 
 @dataclass
@@ -78,6 +80,8 @@ class CompareResult:
     operators: dict = field(default_factory=dict)  # the operator plugins, for the worked examples
     faces_used: str = ""  # which faces of --data, in words
     face_names: list[str] = field(default_factory=list)
+    knob: dict = field(default_factory=dict)  # the lambda sweep (`--lambdas`): its modes and rows; empty without one
+    knob_strip: np.ndarray | None = None  # face 0 across lambdas, one row per mode (uint8)
 
     def summary(self) -> dict:
         """The scores as JSON-ready data."""
@@ -89,6 +93,7 @@ class CompareResult:
             "faces_used": self.faces_used,
             "face_names": self.face_names,
             "methods": self.methods,
+            **({"lambda_knob": self.knob} if self.knob else {}),
         }
 
 
@@ -219,6 +224,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             "analogies": {str(n): [s.as_dict() for s in scores] for n, scores in analogies.items()},
         }
         runs[method] = MethodRun(z, recon, space, render)
+    knob, strip = sweep_lambdas(backend, registry, cfg, images, names, judged_columns, progress)
     return CompareResult(
         config=cfg,
         data=str(Path(data)),
@@ -230,7 +236,47 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         operators=registry_ops,
         faces_used=used,
         face_names=names,
+        knob=knob,
+        knob_strip=strip,
     )
+
+
+def sweep_lambdas(
+    backend,
+    registry,
+    cfg: CompareConfig,
+    images: np.ndarray,
+    names: list[str],
+    columns: list[int],
+    progress: Callable[[str], None],
+) -> tuple[dict, np.ndarray | None]:
+    """The lambda knob on the compared faces (`--lambdas`): projection and center-mask completion at each lambda,
+    the same preset, steps, seed and batches as the GAN projection; nothing without `--lambdas`."""
+    if not cfg.lambdas:
+        return {}, None
+    rows, strips, masks = [], {}, {}
+    for mode in MASKS:
+        progress(f"the lambda knob, {mode}: lambda {', '.join(f'{lam:g}' for lam in cfg.lambdas)}")
+        mode_rows, strips[mode], mask = lambda_sweep(
+            backend,
+            registry,
+            images,
+            mode,
+            cfg.steps,
+            cfg.lambdas,
+            names=names,
+            columns=columns,
+            seed=cfg.seed,
+            batch_size=ProjectionConfig().batch_size,  # batched as the GAN projection: `project`'s default
+            on_row=lambda row: progress(
+                f"  lambda {row['lambda (sum)']:g}: {row['known PSNR dB']:.2f} dB, D(G(z)) {row['D(G(z))']:.3f}"
+            ),
+        )
+        rows += mode_rows
+        masks[mode] = None if MASKS[mode] == "full" else mask
+    realism = mean_ci(sigmoid(backend.discriminate(images)))
+    knob = {"modes": list(MASKS), "lambdas": list(cfg.lambdas), "input_realism": realism, "rows": rows}
+    return knob, strip_grid(images[0], masks, strips, cfg.lambdas)
 
 
 def vector_summary(scores: list[dict]) -> dict:

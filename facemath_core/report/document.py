@@ -16,6 +16,7 @@ from facemath_core.base.tables import markdown_table
 from facemath_core.latent.latents import save_latents
 from facemath_core.report.comparison import SLUG, CompareResult, analogy_summary, vector_summary
 from facemath_core.report.figures import draw_figures
+from facemath_core.report.knob import knob_finding
 
 
 def _ci(pair, digits=2) -> str:
@@ -131,7 +132,44 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
         blocks.append(("p", f"Worked example, 3 exemplars per concept: `{files['example_expression']}`"))
         for m in methods:
             blocks += [("p", f"{m}:"), ("img", files[f"example_{SLUG[m]}"])]
+    if "lambda_knob" in result:
+        blocks += _knob_blocks(result["lambda_knob"], n, cfg, files)
     return blocks
+
+
+def _knob_blocks(knob: dict, n: int, cfg: dict, files: dict[str, str]) -> list[tuple[str, object]]:
+    """`--lambdas`: the perceptual weight swept on the same faces, projection and center-mask completion."""
+    table = [
+        {
+            "mode": r["mode"],
+            "lambda (sum)": f"{r['lambda (sum)']:g}",
+            "lambda (mean)": f"{r['lambda (mean)']:.3g}",
+            "known PSNR dB": _ci((r["known PSNR dB"], r["PSNR ci95"])),
+            "D(G(z))": _ci((r["D(G(z))"], r["D ci95"]), 3),
+            "oracle agreement": _ci((r["oracle agreement"], r["agreement ci95"]), 3),
+            "perceptual share": f"{r['perceptual share']:.2g}",
+        }
+        for r in knob["rows"]
+    ]
+    findings = [knob_finding([r for r in knob["rows"] if r["mode"] == mode]) for mode in knob["modes"]]
+    return [
+        ("h2", "The lambda knob"),
+        (
+            "p",
+            f"The GAN projection's objective is contextual + lambda x perceptual (amos2016: the contextual L1 summed "
+            f"over the known pixel values, the perceptual term -log D(G(z)), lambda 0.1). The same {n} faces, "
+            f"{cfg['steps']} steps each, at lambda {', '.join(f'{v:g}' for v in knob['lambdas'])} (0 drops the "
+            "term), as projection (every pixel known) and as completion (the center mask). `lambda (mean)` is the "
+            "same weight on the mean scale (`--param contextual.reduce=mean`): lambda_sum / known pixel values. "
+            "Known PSNR: over the known pixels; D(G(z)): the discriminator's realism score, sigmoid of its logit "
+            f"(the faces themselves: {_ci(knob['input_realism'], 3)}); oracle agreement as above; perceptual share: "
+            "lambda x (-log D(G(z))) / the whole objective at the end. n = "
+            f"{n} faces per row, 95% intervals.",
+        ),
+        ("table", table),
+        ("p", " ".join(findings)),
+        ("img", files["lambda_strip"]),
+    ]
 
 
 def _markdown(blocks) -> str:

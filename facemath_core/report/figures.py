@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib): reconstructions, quality and AUC bars, arithmetic success, worked examples."""
+"""The report's figures (matplotlib): reconstructions, quality and AUC bars, arithmetic success, worked examples,
+and the lambda strip with `--lambdas`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
         fig.savefig(folder / files[key], dpi=110)
         plt.close(fig)
     files.update(_worked_examples(compared, folder))
+    if compared.knob_strip is not None:  # `--lambdas`: face 0 across the lambdas swept
+        files["lambda_strip"] = "lambda_strip.png"
+        save_png(folder / files["lambda_strip"], compared.knob_strip)
     return files
 
 

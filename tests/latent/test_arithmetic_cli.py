@@ -251,6 +251,63 @@ def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
         )
 
 
+@pytest.mark.slow
+def test_compare_lambdas_writes_the_lambda_knob_section(cli, train_faces, tiny_export, tiny_backend, tmp_path):
+    out = tmp_path / "report"
+    result = cli(
+        "compare", "--data", str(train_faces), "--count", "40", "--steps", "4", "--trials", "2", "--exemplars", "1",
+        "--lambdas", "1000,0,10", "--models", str(tiny_export), "--out", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    knob, names = report["lambda_knob"], report["face_names"]
+    assert report["config"]["lambdas"] == [0.0, 10.0, 1000.0]
+    rows = {(r["mode"], r["lambda (sum)"]): r for r in knob["rows"]}
+    assert list(rows) == [(mode, lam) for mode in ("projection", "completion") for lam in (0.0, 10.0, 1000.0)]
+    # The mean scale: lambda / known pixel values; 32x32x3 = 3072 of them, 2304 around Amos' center hole (16x16).
+    for (mode, lam), row in rows.items():
+        known = 3072 if mode == "projection" else 3072 - 16 * 16 * 3
+        assert row["known pixel values"] == known and row["lambda (mean)"] == pytest.approx(lam / known)
+    markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "## The lambda knob" in markdown and "<h2>The lambda knob</h2>" in html
+    table = [line for line in markdown.split("\n") if line.startswith(("| projection |", "| completion |"))]
+    assert len(table) == 6  # one row per mode and lambda
+    assert (out / "lambda_strip.png").stat().st_size > 1000 and "(lambda_strip.png)" in markdown
+    # At lambda 1000 the perceptual term -log D(G(z)) is a large share of the objective being descended, so D rises
+    # over plain contextual loss (lambda 0) in both modes, even in 4 steps; at 10 it is still a small share.
+    for mode in ("projection", "completion"):
+        assert rows[(mode, 1000.0)]["perceptual share"] > 0.3 > rows[(mode, 10.0)]["perceptual share"]
+        assert rows[(mode, 1000.0)]["D(G(z))"] > rows[(mode, 0.0)]["D(G(z))"]
+    # The sentence follows the numbers: where D(G(z)) first rises by 0.1 over lambda 0, or that it never does.
+    for mode in ("projection", "completion"):
+        base = rows[(mode, 0.0)]["D(G(z))"]
+        realer = next((lam for lam in (10.0, 1000.0) if rows[(mode, lam)]["D(G(z))"] - base >= 0.1), None)
+        expected = f"first rises by 0.1 or more at lambda_sum {realer:g}" if realer else "does not rise by 0.1"
+        assert f"{mode}: from lambda_sum 0 (D(G(z)) {base:.3f}" in markdown and expected in markdown
+    # One row recomputed another way: `facemath project` with the perceptual weight 10 on the same faces, then
+    # PSNR, the discriminator and the oracle on its G(z), computed here.
+    paths = [str(next(train_faces.rglob(name))) for name in names]
+    projected = cli(
+        "project", *paths, "--preset", "amos2016", "--loss-plugin", "perceptual=10", "--steps", "4", "--seed", "0",
+        "--models", str(tiny_export), "--out", str(tmp_path / "single"),
+    )  # fmt: skip
+    assert projected.code == 0, projected.stderr
+    single = load_latents(tmp_path / "single" / "latents.npz")
+    assert list(single.names) == names
+    images = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float64) / 127.5 - 1.0 for p in paths])
+    generated = np.asarray(tiny_backend.generate(single.z), np.float64)
+    psnr = 10 * np.log10(4.0 / ((generated - images) ** 2).mean(axis=(1, 2, 3)))
+    realism = 1 / (1 + np.exp(-np.asarray(tiny_backend.discriminate(generated), np.float64).reshape(-1)))
+    oracle = tiny_backend.metadata("attribute_oracle")["attribute_names"]
+    columns = [oracle.index(a) for a in report["judged_attributes"]]
+    agree = (tiny_backend.judge(generated)[:, columns] > 0) == (tiny_backend.judge(images)[:, columns] > 0)
+    row = rows[("projection", 10.0)]
+    assert row["known PSNR dB"] == pytest.approx(psnr.mean(), abs=1e-3)
+    assert row["D(G(z))"] == pytest.approx(realism.mean(), abs=1e-4)
+    assert row["oracle agreement"] == pytest.approx(agree.mean(axis=1).mean(), abs=1e-6)
+    assert f"| projection | 10 | {10 / 3072:.3g} | {psnr.mean():.2f} ± " in markdown
+
+
 def test_compare_needs_labelled_faces(cli, tiny_export, tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()
@@ -263,7 +320,15 @@ def test_compare_needs_labelled_faces(cli, tiny_export, tmp_path):
 
 @pytest.mark.parametrize(
     "option, value, message",
-    [("--held-out", "1.5", "a fraction between 0 and 1"), ("--seed", "-1", "--seed"), ("--count", "0", "--count")],
+    [
+        ("--held-out", "1.5", "a fraction between 0 and 1"),
+        ("--seed", "-1", "--seed"),
+        ("--count", "0", "--count"),
+        ("--lambdas", "x", "'x': comma-separated numbers"),
+        ("--lambdas", "0,-1", "-1: each lambda must be a finite number, 0 or more"),
+        ("--lambdas", "nan", "nan: each lambda must be a finite number"),
+        ("--lambdas", "", "no lambda given"),
+    ],
 )
 def test_compare_checks_its_options_before_any_work(cli, tiny_export, train_faces, tmp_path, option, value, message):
     result = cli(
