@@ -408,7 +408,14 @@ def _projector_columns(terms) -> list[int] | None:
     for spec, component, params in terms:
         if getattr(component.function, "__module__", "") != "facemath_plugins.losses":
             return None
-        found = [i for i, (_, term, fixed) in enumerate(S.PROJECTOR_TERMS) if term == spec.name and fixed == params]
+        # Compared with the defaults filled in: a parameter added to a built-in term after a projector was exported
+        # (contextual's `reduce`) is, at its default, the computation that projector holds.
+        defaults = dict(component.defaults)
+        found = [
+            i
+            for i, (_, term, fixed) in enumerate(S.PROJECTOR_TERMS)
+            if term == spec.name and {**defaults, **fixed} == {**defaults, **params}
+        ]
         if not found:
             return None
         columns.append(found[0])
