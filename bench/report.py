@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from facemath_core.base.tables import markdown_table
+from facemath_core.report.knob import REALER_D  # the report's own threshold: both say the same
 
 ROOT = Path(__file__).parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -391,7 +392,6 @@ def hybrid_section(hybrid: dict | None) -> list[str]:
 
 
 MATTERS_DB, MATTERS_D = 0.1, 0.01  # a lambda "matters" once PSNR or D(G(z)) moves this far from lambda 0
-REALER_D = 0.1  # and the realism trade is plain once D(G(z)) has risen this much
 
 
 def lambda_section(sweep: dict | None) -> list[str]:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from .support import TINY, blocking, run_in_process, train_tiny_encoder
+from .support import TINY, blocking, run_in_process, train_tiny_encoder, write_generated_faces
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -142,14 +141,9 @@ def tiny_backend(tiny_export):
 @pytest.fixture(scope="session")
 def generated_faces(tiny_backend, tmp_path_factory) -> Path:
     """Six faces the tiny generator can make exactly (face0.png ... face5.png)."""
-    from facemath_core.data.images import from_unit
-
     folder = tmp_path_factory.mktemp("generated_faces") / "faces"
     folder.mkdir()
-    z = np.random.default_rng(7).uniform(-0.8, 0.8, (6, 8)).astype(np.float32)
-    for i, image in enumerate(tiny_backend.generate(z)):
-        Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
-    return folder
+    return write_generated_faces(tiny_backend, folder, 6, seed=7)
 
 
 @pytest.fixture(scope="session")

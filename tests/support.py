@@ -220,3 +220,14 @@ def train_tiny_encoder(run, generator, tiny_runs, steps: int = 20, version: int 
         ),
     )
     return run
+
+
+def write_generated_faces(backend, folder: Path, count: int, seed: int) -> Path:
+    """`count` faces the backend's generator makes exactly (z uniform in +-0.8 from `seed`), as face0.png ... in
+    `folder`: targets whose true z exists."""
+    from facemath_core.data.images import from_unit  # support.py is imported before TensorFlow is needed
+
+    z = np.random.default_rng(seed).uniform(-0.8, 0.8, (count, 8)).astype(np.float32)
+    for i, image in enumerate(backend.generate(z)):
+        Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
+    return folder

@@ -22,6 +22,8 @@ from facemath_core.projection.run import FolderSink, MemorySink, ProjectionRun, 
 from facemath_core.projection.settings import projection_config
 from facemath_core.serving.backends.embedded import EmbeddedBackend
 
+from ..support import write_generated_faces
+
 
 @pytest.fixture(scope="module")
 def backend(tiny_export):
@@ -31,11 +33,7 @@ def backend(tiny_export):
 @pytest.fixture(scope="module")
 def faces(backend, tmp_path_factory):
     """Five faces the tiny generator made, as PNG files."""
-    folder = tmp_path_factory.mktemp("run_faces")
-    z = np.random.default_rng(5).uniform(-0.8, 0.8, (5, 8)).astype(np.float32)
-    for i, image in enumerate(backend.generate(z)):
-        Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
-    return folder
+    return write_generated_faces(backend, tmp_path_factory.mktemp("run_faces"), 5, seed=5)
 
 
 REGISTRY = load_registry(builtins_only=True)

@@ -18,7 +18,7 @@ from facemath_core.serving.backends.embedded import EmbeddedBackend
 from facemath_core.serving.backends.tfserving import TFServingBackend
 from facemath_core.serving.model_config import entries_for_folder
 from facemath_core.serving.standin import build_server
-from tests.support import fails_cleanly, run_in_process
+from tests.support import fails_cleanly, run_in_process, write_generated_faces
 
 SAMPLES = 3
 # Steps large enough for the tiny generator's samples to move visibly in a few proposals (the defaults are Amos').
@@ -33,11 +33,7 @@ def backend(tiny_export):
 @pytest.fixture(scope="module")
 def faces(backend, tmp_path_factory):
     """Three faces the tiny generator made, as PNG files."""
-    folder = tmp_path_factory.mktemp("sampling_faces")
-    z = np.random.default_rng(11).uniform(-0.8, 0.8, (3, 8)).astype(np.float32)
-    for i, image in enumerate(backend.generate(z)):
-        Image.fromarray(from_unit(image)).save(folder / f"face{i}.png")
-    return folder
+    return write_generated_faces(backend, tmp_path_factory.mktemp("sampling_faces"), 3, seed=11)
 
 
 @pytest.fixture(scope="module")
