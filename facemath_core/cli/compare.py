@@ -42,6 +42,15 @@ def compare_command(
             "projection and completion at each, a 'lambda knob' section. Default: no sweep."
         ),
     ] = None,
+    latents: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--latents",
+            help="SLUG=FILE: take a projection method's z (gan, hybrid, in-domain, vaegan-hybrid) from a "
+            "`facemath project` run's latents.npz (shards joined by `facemath latents merge`) instead of projecting "
+            "here; checked to be the same faces, models and settings. Repeatable.",
+        ),
+    ] = None,
     overwrite: OverwriteOption = False,
     source: ModelSource = ModelSource(),
 ):
@@ -62,16 +71,18 @@ def compare_command(
     if not 0.0 < held_out < 1.0:  # checked now: scoring only starts after minutes of projection
         raise typer.BadParameter(f"{held_out}: a fraction between 0 and 1", param_hint="--held-out")
     weights = parse_lambdas(lambdas) if lambdas is not None else ()
-    check_new_dir(out, overwrite, reads=[data])
+    fed = parse_fed_latents(latents or [])
+    check_new_dir(out, overwrite, reads=[data, *(Path(path) for _, path in fed)])
     source.check()
-    config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed, weights)
+    config = CompareConfig(count, steps, counts, trials, held_out, pivot, seed, weights, fed)
     registry = load_registry(ctx.obj["plugins"])
     result = run_compare(data, source.open(), registry, config, progress=lambda m: typer.echo(m, err=True))
     write_report(result, out)
     for method, entry in result.methods.items():
+        seconds = entry["seconds_per_image"]
         typer.echo(
             f"{method:22s} PSNR {entry['psnr'][0]:.2f} dB  SSIM {entry['ssim'][0]:.3f}  "
-            f"{entry['seconds_per_image']:.2f} s/image"
+            f"Frechet {entry['frechet'][0]:.1f}  " + (f"{seconds:.2f} s/image" if seconds is not None else "")
         )
     typer.echo(f"wrote {out}/report.md and report.html")
 
@@ -92,3 +103,17 @@ def parse_lambdas(text: str) -> tuple[float, ...]:
                 f"{value:g}: each lambda must be a finite number, 0 or more", param_hint="--lambdas"
             )
     return tuple(sorted(set(values)))
+
+
+def parse_fed_latents(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """`--latents SLUG=FILE`, each method once; which slugs exist and what the files hold is checked with the
+    models (report.comparison.fed_latents)."""
+    fed: dict[str, str] = {}
+    for value in values:
+        slug, sep, path = value.partition("=")
+        if not sep or not slug.strip() or not path.strip():
+            raise typer.BadParameter(f"{value!r}: SLUG=FILE, e.g. gan=runs/gan/latents.npz", param_hint="--latents")
+        if slug.strip() in fed:
+            raise typer.BadParameter(f"{slug.strip()}: given twice", param_hint="--latents")
+        fed[slug.strip()] = path.strip()
+    return tuple(fed.items())

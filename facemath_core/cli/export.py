@@ -36,8 +36,9 @@ def export_command(
         ),
     ] = 256,
 ):
-    """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; oracle:
-    attribute_oracle) with their signatures, metadata and warmup records."""
+    """Export the run's networks (GAN: generator + discriminator; VAE: vae_encoder + vae_decoder; VAE-GAN:
+    vaegan_encoder + vaegan_decoder + vaegan_discriminator; GAN encoder: gan_encoder; oracle: attribute_oracle)
+    with their signatures, metadata and warmup records."""
 
     # SIGTERM stops an export as Ctrl-C does: every version folder being built is removed on the way out.
     with interruptible(f"nothing was exported ({shown(to)} is as it was)"), disk_space(to, f"the export into {to}"):

@@ -12,6 +12,7 @@ import typer
 from facemath_core.base.files import check_apart, check_writable
 from facemath_core.base.runtime import import_tensorflow_quietly
 from facemath_core.models.architectures import ArchConfig
+from facemath_core.models.cards import round_trip
 from facemath_core.models.distribute import DEFAULT_CLUSTER_TIMEOUT, check_placement, make_strategy
 from facemath_core.models.kinds import KINDS
 from facemath_core.models.runs import Placement, TrainOptions
@@ -187,6 +188,9 @@ def train_command(
         f"{record['wall_seconds'] / 60:.1f} min of training"
     )
     if "held_out_psnr" in record:
-        typer.echo(f"  held-out G(E(x)) PSNR: {record['held_out_psnr']:.2f} dB ({record['held_out_images']} faces)")
+        typer.echo(
+            f"  held-out {round_trip(record['kind'])} PSNR: {record['held_out_psnr']:.2f} dB "
+            f"({record['held_out_images']} faces)"
+        )
     for name, accuracy in record.get("held_out_accuracy", {}).items():
         typer.echo(f"  held-out accuracy {name}: {accuracy:.3f}")

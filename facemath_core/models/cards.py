@@ -131,7 +131,8 @@ def train_command(kind: str, data: str, run: str, arch: Mapping, options: Mappin
         arch_flags = [] if options.get("warm_start") else [("ndf", "--ndf")]
     else:
         arch_flags = [("image_size", "--image-size"), ("z_dim", "--z-dim"), ("ngf", "--ngf"), ("ndf", "--ndf")]
-        arch_flags += [("z_distribution", "--z-dist")]
+        if kind not in ("vae", "vaegan"):  # their prior is N(0, I) whatever --z-dist says (kinds.py)
+            arch_flags += [("z_distribution", "--z-dist")]
     for key, flag in arch_flags:
         if key in arch and arch[key] != getattr(arch_defaults, key):
             words += [flag, _flag(arch[key])]
@@ -151,6 +152,11 @@ def train_command(kind: str, data: str, run: str, arch: Mapping, options: Mappin
     return " ".join(words)
 
 
+def round_trip(kind: str) -> str:
+    """What a run's held-out PSNR measures: Dec(Enc(x)) for the VAE and VAE-GAN, G(E(x)) for the GAN encoder."""
+    return "Dec(Enc(x))" if kind in ("vae", "vaegan") else "G(E(x))"
+
+
 def training_quality(record: Mapping) -> list[dict]:
     """What a run measured on its held-out faces when it stopped (run.json), as card quality entries."""
     quality = []
@@ -159,7 +165,7 @@ def training_quality(record: Mapping) -> list[dict]:
     if record.get("held_out_psnr") is not None:
         quality.append(
             {
-                "measure": f"G(E(x)) PSNR, {faces} held-out faces",
+                "measure": f"{round_trip(record.get('kind', ''))} PSNR, {faces} held-out faces",
                 "value": round(float(record["held_out_psnr"]), 2),
                 "unit": "dB",
                 "source": "run.json held_out_psnr",

@@ -92,8 +92,10 @@ def _vaegan(cfg: ArchConfig, options: TrainOptions):
     return model
 
 
-def _vaegan_configure(cfg: ArchConfig, options: TrainOptions):
-    """The VAE-GAN's prior is the VAE's, N(0, I): its prior samples, exports and projections use that."""
+def _variational_configure(cfg: ArchConfig, options: TrainOptions):
+    """A VAE's prior is N(0, I), the one its KL term pulls the posterior to (the VAE-GAN's too): its prior samples,
+    exports and projections use that. (Before issue 32 the VAE kept --z-dist's uniform default: vae_decoder/1's
+    metadata says uniform, and the report draws its prior samples from N(0, I) regardless.)"""
     return replace(cfg, z_distribution="normal"), options
 
 
@@ -106,14 +108,14 @@ KINDS: dict[str, ModelKind] = {
     kind.name: kind
     for kind in (
         ModelKind("gan", _gan, {"generator": S.GENERATOR, "discriminator": S.DISCRIMINATOR}),
-        ModelKind("vae", _vae, {"encoder": S.VAE_ENCODER, "decoder": S.VAE_DECODER}),
+        ModelKind("vae", _vae, {"encoder": S.VAE_ENCODER, "decoder": S.VAE_DECODER}, configure=_variational_configure),
         ModelKind("oracle", _oracle, {"classifier": S.ORACLE}, needs_labels=True),
         ModelKind("encoder", _encoder, {"encoder": S.GAN_ENCODER}, configure=_encoder_configure),
         ModelKind(
             "vaegan",
             _vaegan,
             {"encoder": S.VAEGAN_ENCODER, "decoder": S.VAEGAN_DECODER, "discriminator": S.VAEGAN_DISCRIMINATOR},
-            configure=_vaegan_configure,
+            configure=_variational_configure,
         ),
     )
 }

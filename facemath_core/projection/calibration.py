@@ -3,9 +3,9 @@ metadata (`reconstruction_psnr`) so that `project` and `encode` can say when a f
 (`projection.flags.out_of_domain`: below the 1st percentile).
 
 Generators and decoders are measured as `facemath project` runs them (its defaults: the model's own encoder as the
-start, 1000 steps, the contextual loss); encoders by their round trip, D(E(x)) for a VAE's (what `facemath encode`
-reports) and G(E(x)) for a GAN's. `facemath export` calibrates what it writes on the run's held-out faces;
-bench/real_photos.py calibrated the shipped models the same way.
+start, 1000 steps, the contextual loss); encoders by their round trip, D(E(x)) for a VAE's or VAE-GAN's (what
+`facemath encode` reports) and G(E(x)) for a GAN's. `facemath export` calibrates what it writes on the run's
+held-out faces; bench/real_photos.py calibrated the shipped models the same way.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
 from facemath_core.projection.settings import projection_config
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-DECODERS = {S.GENERATOR: "gan", S.VAE_DECODER: "vae"}  # measured by projection
-ENCODERS = {S.GAN_ENCODER: S.GENERATOR, S.VAE_ENCODER: S.VAE_DECODER}  # measured by their round trip
+DECODERS = {S.GENERATOR: "gan", S.VAE_DECODER: "vae", S.VAEGAN_DECODER: "vaegan"}  # measured by projection
+# measured by their round trip
+ENCODERS = {S.GAN_ENCODER: S.GENERATOR, S.VAE_ENCODER: S.VAE_DECODER, S.VAEGAN_ENCODER: S.VAEGAN_DECODER}
 
 
 def quantiles(psnr) -> dict[str, float]:

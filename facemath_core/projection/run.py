@@ -31,6 +31,7 @@ import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -531,6 +532,7 @@ class ProjectionRun:
     def _run(self, prepared: Prepared, chunks, sink: Sink, resume_from, stop, report_seconds) -> RunResult:
         cfg, inputs = self.config, prepared.inputs
         results: list[BatchResult] = []
+        started = time.perf_counter()
         for c, chunk in enumerate(chunks):
             targets = np.repeat(inputs.images[chunk.start : chunk.stop], cfg.restarts, axis=0)
             masks = np.repeat(prepared.masks[chunk.start : chunk.stop], cfg.restarts, axis=0)
@@ -565,12 +567,16 @@ class ProjectionRun:
         if cancelled:  # the faces of the batches reached, with their best z so far
             chunks = chunks[: len(results)]
             prepared = Prepared(inputs.head(chunks[-1].stop), prepared.masks[: chunks[-1].stop])
-        return self._outcome(prepared, chunks, results, cancelled)
+        return self._outcome(prepared, chunks, results, cancelled, time.perf_counter() - started)
 
-    def _outcome(self, prepared: Prepared, chunks, results: list[BatchResult], cancelled: bool) -> RunResult:
+    def _outcome(
+        self, prepared: Prepared, chunks, results: list[BatchResult], cancelled: bool, seconds: float
+    ) -> RunResult:
         """G(z), the PSNR of the known pixels, flags and blends: the same for every sink."""
         inputs, masks = prepared.inputs, prepared.masks
         latents, failures = self._collect(inputs, chunks, results)
+        # How long the steps took in this process (a resumed run: since the resume), for `compare --latents`.
+        latents.config["projection_seconds"] = round(seconds, 3)
         if failures and len(failures) == len(latents.names):
             first = failures[0].split(";")[0]  # "face0.png: the loss became NaN or infinite at step 3"
             raise AllFailedError(

@@ -32,8 +32,8 @@ from facemath_core.projection.flags import flag_outliers
 LATENTS_FILE = "latents.npz"
 # What a merged folder copies from its shards when every shard has it: one PNG per face, by name.
 IMAGE_FOLDERS = ("reconstructions", "completions")
-# Config fields that differ between shards by design (each shard's own files; where its model ran).
-_PER_SHARD = ("inputs", "backend")
+# Config fields that differ between shards by design (each shard's own files; where its model ran; how long it took).
+_PER_SHARD = ("inputs", "backend", "projection_seconds")
 
 
 # More shards than any bulk run has workers (a Kubernetes Indexed Job's completions are capped at 100,000): a
@@ -210,6 +210,12 @@ def merge(parts: list[tuple[Path, Latents]]) -> Latents:
             **first.config,
             **({"inputs": [inputs[i] for i in order]} if len(inputs) == len(names) else {}),
             **({"backend": "; ".join(backends)} if "backend" in first.config else {}),
+            # The shards' own times added up: the worker-seconds the whole run took, wherever its shards ran.
+            **(
+                {"projection_seconds": round(sum(latents.config["projection_seconds"] for _, latents in parts), 3)}
+                if all("projection_seconds" in latents.config for _, latents in parts)
+                else {}
+            ),
         },
         models=dict(first.models),
     )

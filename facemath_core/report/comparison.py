@@ -1,47 +1,92 @@
 """The GAN-vs-VAE comparison (`facemath compare`): the question the project was started for, answered with numbers.
 
-On the same held-out labelled faces it runs three ways into latent space: GAN projection (amos2016 settings),
-the VAE encoder, and the hybrid (projection started at the gan_encoder's z, as in iGAN). For each it measures
-reconstruction (PSNR, SSIM, L1, sharpness, oracle agreement, seconds per image), attribute vectors (AUC, success,
-preservation) and the DCGAN paper's analogies with 1 and 3 exemplars per concept. Every number comes with its
-sample size and a 95% interval. Figures are drawn by `facemath_core.report.figures`, the documents written by
-`facemath_core.report.document`.
+On the same held-out labelled faces it runs six ways into latent space: GAN projection (amos2016 settings), the
+hybrid (projection started at the gan_encoder's z, as in iGAN), the in-domain hybrid (Zhu et al. 2020), the VAE
+encoder, the VAE-GAN encoder (Larsen et al. 2016) and the VAE-GAN hybrid (projection through the VAE-GAN's decoder,
+started at its encoder's z). For each it measures reconstruction (PSNR, SSIM, L1, sharpness, oracle agreement,
+seconds per image), realism (a Frechet distance in the oracle's features, of the reconstructions and of the
+model's prior samples), attribute vectors (AUC, success, preservation) and the DCGAN paper's analogies with 1 and 3
+exemplars per concept. Every number comes with its sample size and a 95% interval.
+
+The projections are the expensive part (seconds per face against milliseconds for an encoder): `--latents
+SLUG=FILE` feeds a method's z from `facemath project` runs, sharded over workers and joined with `facemath latents
+merge`, after checking they are what this report would have computed (the same faces, models and settings).
+Figures are drawn by `facemath_core.report.figures`, the documents written by `facemath_core.report.document`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
-from facemath_core.base.metrics import l1, laplacian_variance, mean_ci, psnr, ssim, wilson
+from facemath_core.base.metrics import frechet_interval, l1, laplacian_variance, mean_ci, psnr, ssim, wilson
 from facemath_core.data.folders import PARTITION_FILE, open_faces
 from facemath_core.data.images import load_images, to_unit
-from facemath_core.latent.latents import Latents
-from facemath_core.latent.quality import score_analogies, score_vectors
+from facemath_core.latent.latents import Latents, load_latents
+from facemath_core.latent.quality import oracle_features, score_analogies, score_vectors
 from facemath_core.latent.space import LatentSpace
+from facemath_core.models.architectures import ArchConfig, sample_z
 from facemath_core.projection.projector import ProjectionConfig
 from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
 from facemath_core.projection.settings import projection_config
 from facemath_core.report.knob import MASKS, lambda_sweep, sigmoid, strip_grid
 
-METHODS = ("GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder")
+
+@dataclass(frozen=True)
+class Method:
+    """One way into latent space: a projection (`facemath project` with these options) or an encoder alone."""
+
+    name: str
+    slug: str  # file names, figure labels and `--latents SLUG=FILE`
+    decoder: str  # the model the method's z are rendered through
+    projection: dict | None = None  # projection_config's options; None: the encoder's posterior mean
+
+    def config(self, registry, steps: int, seed: int) -> ProjectionConfig | None:
+        if self.projection is None:
+            return None
+        return projection_config(registry, preset="amos2016", steps=steps, seed=seed, **self.projection)
+
+
+# The hybrids start at the z of the model's own encoder (`--init encoder`: for the GAN, the gan_encoder trained to
+# invert its generator); the in-domain hybrid also keeps z where the encoder would put it (Zhu et al. 2020: the
+# `in-domain` loss term). The VAE-GAN hybrid projects through the VAE-GAN's decoder, judged by its discriminator.
+ALL_METHODS = (
+    Method("GAN projection", "gan", S.GENERATOR, {}),
+    Method("hybrid (encoder init)", "hybrid", S.GENERATOR, {"init": "encoder"}),
+    Method("in-domain hybrid", "in-domain", S.GENERATOR, {"loss_plugins": ["in-domain"], "init": "encoder"}),
+    Method("VAE encoder", "vae", S.VAE_DECODER),
+    Method("VAE-GAN encoder", "vaegan", S.VAEGAN_DECODER),
+    Method("VAE-GAN hybrid", "vaegan-hybrid", S.VAEGAN_DECODER, {"model": "vaegan", "init": "encoder"}),
+)
+METHODS = tuple(m.name for m in ALL_METHODS)
+SLUG = {m.name: m.slug for m in ALL_METHODS}
+BY_SLUG = {m.slug: m for m in ALL_METHODS}
 MIN_FACES = 3  # two to fit attribute vectors on, one held out to score them
 FEW_FACES = 20  # below this every interval is wide: the report still runs, with a warning
-SLUG = {
-    "GAN projection": "gan",
-    "hybrid (encoder init)": "hybrid",
-    "in-domain hybrid": "in-domain",
-    "VAE encoder": "vae",
-}
-# The hybrid starts at the gan_encoder's z (`--init encoder` with the GAN: the encoder trained for its generator);
-# the in-domain hybrid also keeps z where the encoder would put it (Zhu et al. 2020: the `in-domain` loss term).
-REPORT_MODELS = (S.GENERATOR, S.DISCRIMINATOR, S.GAN_ENCODER, S.VAE_ENCODER, S.VAE_DECODER, S.ORACLE)
+REPORT_MODELS = (
+    S.GENERATOR,
+    S.DISCRIMINATOR,
+    S.GAN_ENCODER,
+    S.VAE_ENCODER,
+    S.VAE_DECODER,
+    S.VAEGAN_ENCODER,
+    S.VAEGAN_DECODER,
+    S.VAEGAN_DISCRIMINATOR,
+    S.ORACLE,
+)
+# The decoders whose prior samples the realism table judges, in the order of the methods that use them.
+PRIOR_MODELS = (S.GENERATOR, S.VAE_DECODER, S.VAEGAN_DECODER)
+FAMILY_OF = {decoder: family for family, decoder in S.FAMILIES.items()}
+BOOTSTRAP_ROUNDS = 200  # resamples behind each Frechet distance's 95% interval
+# Fields of a projection config that do not change a face's z: how many faces share a batch (every face's draws
+# are seeded by its name), and how long the run took.
+_NOT_RESULT = ("batch_size", "projection_seconds")
 
 
 @dataclass(frozen=True)
@@ -54,6 +99,7 @@ class CompareConfig:
     pivot: str = "Male"
     seed: int = 0
     lambdas: tuple[float, ...] = ()  # `--lambdas`: the perceptual weights the lambda-knob section sweeps; () = none
+    latents: tuple[tuple[str, str], ...] = ()  # `--latents SLUG=FILE`: methods whose z come from projection runs
 
 
 @dataclass
@@ -82,6 +128,8 @@ class CompareResult:
     face_names: list[str] = field(default_factory=list)
     knob: dict = field(default_factory=dict)  # the lambda sweep (`--lambdas`): its modes and rows; empty without one
     knob_strip: np.ndarray | None = None  # face 0 across lambdas, one row per mode (uint8)
+    realism: dict = field(default_factory=dict)  # prior samples' Frechet distances and the real faces' own floor
+    priors: dict[str, np.ndarray] = field(default_factory=dict)  # decoder -> a few of its prior samples, for a figure
 
     def summary(self) -> dict:
         """The scores as JSON-ready data."""
@@ -93,6 +141,7 @@ class CompareResult:
             "faces_used": self.faces_used,
             "face_names": self.face_names,
             "methods": self.methods,
+            "realism": self.realism,
             **({"lambda_knob": self.knob} if self.knob else {}),
         }
 
@@ -147,13 +196,14 @@ def project_all(
 
 
 def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[[str], None] = print) -> CompareResult:
-    """Run the three methods on the same faces and score each: everything the report shows."""
+    """Run the six methods on the same faces and score each: everything the report shows."""
     for model in REPORT_MODELS:
         if not backend.has(model):
             raise FacemathError(f"--models: the report needs the {model} model, and it is missing")
     size = backend.metadata(S.GENERATOR)["image_size"]
     folder, paths, images, labels, used = load_faces(data, cfg.count, size, cfg.seed)
     names = [p.name for p in paths]
+    fed = {slug: fed_latents(backend, registry, cfg, slug, path, names) for slug, path in cfg.latents}
     progress(f"comparing on {len(names)} faces: {used}")
     if len(names) < FEW_FACES:
         progress(f"warning: only {len(names)} faces: every interval in the report is wide (use {FEW_FACES} or more)")
@@ -165,39 +215,26 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
     judged_columns = [oracle_names.index(n) for n in judged]
     original_verdicts = backend.judge(images)[:, judged_columns] > 0
     registry_ops = {n: registry.get("operator", n) for n in registry.names("operator")}
-    gan = projection_config(registry, preset="amos2016", steps=cfg.steps, seed=cfg.seed)
-    hybrid = replace(gan, init="encoder")
-    in_domain = projection_config(
-        registry, preset="amos2016", loss_plugins=["in-domain"], init="encoder", steps=cfg.steps, seed=cfg.seed
-    )
+    real_features = oracle_features(backend, images)
 
     results, runs = {}, {}
-    for method in METHODS:
-        progress(f"{method}: {len(images)} faces")
-        start = time.perf_counter()
-        if method == "VAE encoder":
-            z = backend.encode(images)[0]
-            family, decoder = "vae", S.VAE_DECODER
-        else:
-            config = {"GAN projection": gan, "hybrid (encoder init)": hybrid, "in-domain hybrid": in_domain}[method]
-            z = project_all(backend, registry, config, images, names, progress)
-            family, decoder = "gan", S.GENERATOR
-        seconds = (time.perf_counter() - start) / len(images)
-        recon = backend.generate(z, decoder)
+    for index, method in enumerate(ALL_METHODS):
+        z, seconds, origin = _find_latents(method, backend, registry, cfg, images, names, fed, progress)
+        recon = backend.generate(z, method.decoder)
         verdicts = backend.judge(recon)[:, judged_columns] > 0
         latents = Latents(
             names=names,
             z=z,
-            family=family,
-            model=decoder,
-            model_version=backend.version(decoder),
-            source="encoder" if method == "VAE encoder" else "projection",
-            config={"inputs": [str(p) for p in paths], "method": method},
-            models={decoder: backend.version(decoder)},
+            family=FAMILY_OF[method.decoder],
+            model=method.decoder,
+            model_version=backend.version(method.decoder),
+            source="encoder" if method.projection is None else "projection",
+            config={"inputs": [str(p) for p in paths], "method": method.name, **({"fed": origin} if origin else {})},
+            models={method.decoder: backend.version(method.decoder)},
         )
         space = LatentSpace(latents, attribute_names, labels, str(folder.root))
 
-        def render(v, decoder=decoder):
+        def render(v, decoder=method.decoder):
             return backend.generate(v, decoder)
 
         _, vector_scores = score_vectors(
@@ -211,19 +248,26 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             for n in cfg.exemplars
         }
         sharp = laplacian_variance(recon) / np.maximum(laplacian_variance(images), 1e-12)
-        results[method] = {
+        results[method.name] = {
             "faces": len(images),
             "seconds_per_image": seconds,
+            **({"latents_from": origin} if origin else {}),
             "psnr": mean_ci(psnr(recon, images)),
             "ssim": mean_ci(ssim(recon, images)),
             "l1": mean_ci(l1(recon, images)),
             "sharpness_ratio": mean_ci(sharp),
+            # The reconstructions as a population against the real faces (paired: a face and its reconstruction
+            # are resampled together).
+            "frechet": frechet_interval(
+                real_features, oracle_features(backend, recon), True, BOOTSTRAP_ROUNDS, cfg.seed + index
+            ),
             "oracle_agreement": mean_ci((verdicts == original_verdicts).mean(axis=1)),
             "label_agreement": mean_ci((verdicts == labels[:, [attribute_names.index(n) for n in judged]]).mean(1)),
             "vectors": [s.as_dict() for s in vector_scores],
             "analogies": {str(n): [s.as_dict() for s in scores] for n, scores in analogies.items()},
         }
-        runs[method] = MethodRun(z, recon, space, render)
+        runs[method.name] = MethodRun(z, recon, space, render)
+    realism, priors = prior_realism(backend, real_features, cfg.seed, progress)
     knob, strip = sweep_lambdas(backend, registry, cfg, images, names, judged_columns, progress)
     return CompareResult(
         config=cfg,
@@ -238,7 +282,121 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
         face_names=names,
         knob=knob,
         knob_strip=strip,
+        realism=realism,
+        priors=priors,
     )
+
+
+def _find_latents(method: Method, backend, registry, cfg: CompareConfig, images, names, fed, progress):
+    """A method's z for the faces: (z, seconds per image, the file they were fed from or "")."""
+    if method.slug in fed:
+        latents, path = fed[method.slug]
+        progress(f"{method.name}: {len(names)} faces from {path}")
+        seconds = latents.config.get("projection_seconds")
+        return latents.z, (seconds / len(latents.names) if seconds is not None else None), str(path)
+    progress(f"{method.name}: {len(images)} faces")
+    start = time.perf_counter()
+    if method.projection is None:
+        z = backend.encode_z(images, method.decoder)
+    else:
+        z = project_all(backend, registry, method.config(registry, cfg.steps, cfg.seed), images, names, progress)
+    return z, (time.perf_counter() - start) / len(images), ""
+
+
+def fed_latents(backend, registry, cfg: CompareConfig, slug: str, path: str, names: list[str]):
+    """`--latents SLUG=FILE`: the method's z for `names` (in their order) from a `facemath project` run, refused in
+    one line unless it is what this report would have computed: a projection of every compared face through the
+    same model versions with the same settings (batch size apart, which does not change a face's z)."""
+    option = f"--latents {slug}={path}"
+    method = BY_SLUG.get(slug)
+    if method is None:
+        projections = ", ".join(m.slug for m in ALL_METHODS if m.projection is not None)
+        raise FacemathError(f"{option}: no method {slug!r}; projections that take latents: {projections}")
+    if method.projection is None:
+        raise FacemathError(f"{option}: the {method.name}'s z is computed in milliseconds; only projections take it")
+    latents = load_latents(path)
+    if latents.source != "projection" or latents.model != method.decoder:
+        raise FacemathError(
+            f"{option}: holds {latents.source} latents of {latents.model}; the {method.name} projects through "
+            f"{method.decoder}"
+        )
+    for model, version in latents.models.items():
+        if backend.has(model) and backend.version(model) != version:
+            raise FacemathError(
+                f"{option}: made with {model} version {version}; --models serves version {backend.version(model)}"
+            )
+    expected = method.config(registry, cfg.steps, cfg.seed).to_dict()
+    made = {k: v for k, v in latents.config.items() if k in expected}
+    for key, value in expected.items():
+        if key not in _NOT_RESULT and made.get(key) != value:
+            raise FacemathError(
+                f"{option}: projected with {key} {made.get(key)!r}; the report's {method.name} uses {value!r} "
+                f"(--steps and --seed are compare's; the rest is `project --preset amos2016"
+                + "".join(f" --{k.replace('_', '-')} {v}" for k, v in _cli_options(method).items())
+                + "`)"
+            )
+    rows = {}
+    for i, name in enumerate(latents.names):
+        rows.setdefault(Path(name).name, i)
+    missing = [n for n in names if n not in rows]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FacemathError(f"{option}: has no projection of {missing[0]}{more} of the {len(names)} compared faces")
+    order = [rows[n] for n in names]
+    seconds = latents.config.get("projection_seconds")
+    picked = Latents(
+        names=list(names),
+        z=latents.z[order],
+        family=latents.family,
+        model=latents.model,
+        model_version=latents.model_version,
+        source=latents.source,
+        config={"projection_seconds": seconds * len(order) / len(latents.names)} if seconds is not None else {},
+        models=dict(latents.models),
+    )
+    return picked, Path(path)
+
+
+def _cli_options(method: Method) -> dict:
+    """The method's projection options as `facemath project` spells them."""
+    options = dict(method.projection)
+    if "loss_plugins" in options:
+        options["loss_plugin"] = " --loss-plugin ".join(options.pop("loss_plugins"))
+    return options
+
+
+def prior_realism(backend, real_features: np.ndarray, seed: int, progress: Callable[[str], None]):
+    """The Frechet distance of each decoder's prior samples (as many as there are real faces, drawn from the
+    prior its metadata names) to the real faces, and the real faces' own floor: two random halves of them against
+    each other (what sampling noise alone gives at half the size)."""
+    n = len(real_features)
+    progress(f"realism: {n} prior samples of each of {', '.join(PRIOR_MODELS)}")
+    rows, grids = [], {}
+    for index, model in enumerate(PRIOR_MODELS):
+        meta = backend.metadata(model)
+        # A VAE's prior is the N(0, I) of its KL term, whatever an export made before issue 32 recorded
+        # (vae_decoder/1 says uniform: the VAE kind kept --z-dist's default until then).
+        prior = "normal" if FAMILY_OF[model] in ("vae", "vaegan") else meta["z_distribution"]
+        cfg = ArchConfig(image_size=meta["image_size"], z_dim=meta["z_dim"], z_distribution=prior)
+        samples = backend.generate(sample_z(cfg, n, seed=seed + 1000 + index), model)
+        value = frechet_interval(
+            real_features, oracle_features(backend, samples), False, BOOTSTRAP_ROUNDS, seed + 100 + index
+        )
+        rows.append(
+            {
+                "model": model,
+                "version": backend.version(model),
+                "prior": prior,
+                "samples": n,
+                "frechet": value,
+            }
+        )
+        grids[model] = samples[:8]
+    halves = np.random.default_rng(seed).permutation(n)
+    floor = frechet_interval(
+        real_features[halves[: n // 2]], real_features[halves[n // 2 : 2 * (n // 2)]], False, BOOTSTRAP_ROUNDS, seed
+    )
+    return {"prior_samples": rows, "real_halves": {"faces": n // 2, "frechet": floor}}, grids
 
 
 def sweep_lambdas(
@@ -294,3 +452,58 @@ def analogy_summary(scores: list[dict]) -> dict:
     hits = sum(round(s["success"] * s["trials"]) for s in scores)
     trials = sum(s["trials"] for s in scores)
     return {"success": wilson(hits, trials), "trials": trials, "preserved": mean_ci([s["preserved"] for s in scores])}
+
+
+# --- the verdict: which method leads on each measure -----------------------------------------------------------
+
+# (label, how to read it from a method's entry, higher is better): a measure's value and its interval half-width.
+MEASURES = (
+    ("PSNR", lambda e: e["psnr"], True),
+    ("SSIM", lambda e: e["ssim"], True),
+    ("realism (Frechet)", lambda e: e["frechet"], False),
+    (
+        "sharpness",
+        lambda e: (-abs(np.log(e["sharpness_ratio"][0])), e["sharpness_ratio"][1] / e["sharpness_ratio"][0]),
+        True,
+    ),
+    ("oracle agreement", lambda e: e["oracle_agreement"], True),
+    ("attribute AUC", lambda e: vector_summary(e["vectors"])["auc"], True),
+    ("edit success", lambda e: vector_summary(e["vectors"])["success"], True),
+)
+
+
+def standings(methods: dict[str, dict], exemplars: tuple[int, ...] | list[int]) -> list[dict]:
+    """For each measure, the method that leads and those whose 95% intervals overlap the leader's (a tie: the
+    faces cannot tell them apart). Sharpness leads by closeness to the original's (|log ratio|, its interval
+    carried over by the delta method). Analogies: the Wilson intervals of their success rates."""
+    measures = list(MEASURES) + [
+        (
+            f"analogies, {n} exemplars",
+            lambda e, n=n: _rate_as_ci(analogy_summary(e["analogies"][str(n)])["success"]),
+            True,
+        )
+        for n in exemplars
+    ]
+    rows = []
+    for label, read, higher in measures:
+        values = {m: read(e) for m, e in methods.items()}
+        finite = {m: v for m, v in values.items() if np.isfinite(v[0])}
+        if not finite:
+            continue
+        sign = 1.0 if higher else -1.0
+        leader = max(finite, key=lambda m: sign * finite[m][0])
+        lead, lead_half = finite[leader]
+        lead_half = lead_half if np.isfinite(lead_half) else 0.0
+        tied = [
+            m
+            for m, (v, half) in finite.items()
+            if m != leader and sign * (lead - v) <= lead_half + (half if np.isfinite(half) else 0.0)
+        ]
+        rows.append({"measure": label, "leader": leader, "tied": tied})
+    return rows
+
+
+def _rate_as_ci(triple) -> tuple[float, float]:
+    """A Wilson (rate, low, high) as (rate, half-width) for the overlap test: the wider side."""
+    rate, low, high = triple
+    return rate, max(rate - low, high - rate)

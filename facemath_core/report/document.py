@@ -14,9 +14,18 @@ import numpy as np
 from facemath_core.base.files import atomic_dir, to_json
 from facemath_core.base.tables import markdown_table
 from facemath_core.latent.latents import save_latents
-from facemath_core.report.comparison import SLUG, CompareResult, analogy_summary, vector_summary
+from facemath_core.report.comparison import (
+    BOOTSTRAP_ROUNDS,
+    SLUG,
+    CompareResult,
+    analogy_summary,
+    standings,
+    vector_summary,
+)
 from facemath_core.report.figures import draw_figures
 from facemath_core.report.knob import knob_finding
+
+BOOTSTRAP = f"{BOOTSTRAP_ROUNDS} resamples of the faces"
 
 
 def _ci(pair, digits=2) -> str:
@@ -40,12 +49,25 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             "SSIM": _ci(e["ssim"], 3),
             "L1": _ci(e["l1"], 3),
             "sharpness / original": _ci(e["sharpness_ratio"]),
+            "realism (Frechet)": _ci(e["frechet"], 1),
             "oracle agreement": _ci(e["oracle_agreement"], 3),
             "agreement with labels": _ci(e["label_agreement"], 3),
-            "s / image": f"{e['seconds_per_image']:.3g}",
+            "s / image": f"{e['seconds_per_image']:.3g}" if e["seconds_per_image"] is not None else "n/a",
         }
         for m, e in methods.items()
     ]
+    realism = result["realism"]
+    priors = [
+        {
+            "samples of": f"{r['model']} v{r['version']}",
+            "prior": {"uniform": "U(-1, 1)", "normal": "N(0, I)"}.get(r["prior"], r["prior"]),
+            "n": r["samples"],
+            "realism (Frechet)": _ci(r["frechet"], 1),
+        }
+        for r in realism["prior_samples"]
+    ]
+    floor = realism["real_halves"]
+    fed = {m: e["latents_from"] for m, e in methods.items() if "latents_from" in e}
     vectors = []
     for m, e in methods.items():
         s = vector_summary(e["vectors"])
@@ -81,6 +103,7 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
                 }
             )
     targets = sorted({s["target"] for e in methods.values() for v in e["analogies"].values() for s in v})
+    verdict_rows, verdict_sentences = _verdict(methods, cfg["exemplars"])
     blocks = [
         ("h1", "GAN projection vs VAE encoding: does face arithmetic work as well?"),
         (
@@ -90,21 +113,47 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             f"(contextual + 0.1 perceptual, Adam lr 0.01, clipping) for up to {cfg['steps']} steps; the hybrid starts "
             f"the same projection at the z of the gan_encoder trained to invert this generator (iGAN's hybrid); the "
             f"in-domain hybrid adds the in-domain term ||z - E(G(z))||^2 (Zhu et al. 2020, weight 10); "
-            f"the VAE row is the encoder's posterior mean. Models: "
+            f"the VAE and VAE-GAN rows are their encoders' posterior means; the VAE-GAN hybrid runs the amos2016 "
+            f"projection through the VAE-GAN's decoder (judged by its own discriminator) from its encoder's z "
+            f"(Larsen et al. 2016). Models: "
             + ", ".join(f"{k} v{v}" for k, v in result["models"].items())
             + f". The attribute oracle judges every face. Intervals are 95%: mean ± t standard errors over faces "
-            f"(or attributes; Student's t), and Wilson intervals for rates. Seed {cfg['seed']}.",
+            f"(or attributes; Student's t), Wilson intervals for rates, and ± 1.96 bootstrap standard errors "
+            f"({BOOTSTRAP}) for Frechet distances. Seed {cfg['seed']}."
+            + (
+                " Projections fed from earlier runs (`--latents`, checked to match these settings): "
+                + "; ".join(f"{m}: `{path}`" for m, path in fed.items())
+                + "."
+                if fed
+                else ""
+            ),
         ),
+        ("h2", "Verdict"),
+        ("table", verdict_rows),
+        ("p", " ".join(verdict_sentences)),
         ("h2", "Reconstruction"),
         ("table", reconstruction),
         (
             "p",
             f"n = {n} faces per method. Sharpness is the variance of the Laplacian of the reconstruction divided by "
-            "that of the original (1 = as sharp). Oracle agreement: the share of attributes on which the oracle "
-            "reads the reconstruction as it reads the original.",
+            "that of the original (1 = as sharp). Realism: the Frechet distance between the attribute oracle's "
+            "penultimate-layer features (128 per face) of the real faces and of the reconstructions, FID's recipe "
+            "with the oracle as the feature network (not Inception: these numbers compare the methods here, not "
+            "with published FIDs); 0 = the same population, lower is more realistic. Oracle agreement: the share "
+            "of attributes on which the oracle reads the reconstruction as it reads the original.",
         ),
         ("img", files["reconstructions"]),
         ("img", files["quality"]),
+        ("h2", "Realism of the models' own faces"),
+        (
+            "p",
+            "Each decoder's prior samples (z drawn from the prior its export names, as many as there are faces) "
+            "against the same real faces, in the same features. For scale, two random halves of the real faces "
+            f"({floor['faces']} each) are {_ci(floor['frechet'], 1)} apart: sampling noise alone, at half the size "
+            "(the estimate's bias grows as sets shrink).",
+        ),
+        ("table", priors),
+        ("img", files["priors"]),
         ("h2", "Attribute vectors"),
         (
             "p",
@@ -135,6 +184,28 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
     if "lambda_knob" in result:
         blocks += _knob_blocks(result["lambda_knob"], n, cfg, files)
     return blocks
+
+
+def _verdict(methods: dict, exemplars) -> tuple[list[dict], list[str]]:
+    """Who leads on each measure (ties: overlapping 95% intervals), then one sentence per method."""
+    rows = standings(methods, exemplars)
+    table = [
+        {"measure": r["measure"], "leads": r["leader"], "tied with the leader": ", ".join(r["tied"]) or "none"}
+        for r in rows
+    ]
+    sentences = []
+    for m in methods:
+        leads = [r["measure"] for r in rows if r["leader"] == m]
+        ties = [r["measure"] for r in rows if m in r["tied"]]
+        behind = len(rows) - len(leads) - len(ties)
+        parts = []
+        if leads:
+            parts.append(f"leads on {', '.join(leads)}")
+        if ties:
+            parts.append(f"ties the leader on {', '.join(ties)}")
+        parts.append(f"is behind on {behind} of {len(rows)} measures" if behind else "is behind on none")
+        sentences.append(f"{m}: {'; '.join(parts)}.")
+    return table, sentences
 
 
 def _knob_blocks(knob: dict, n: int, cfg: dict, files: dict[str, str]) -> list[tuple[str, object]]:

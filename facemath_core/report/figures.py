@@ -13,7 +13,7 @@ from facemath_core.latent.quality import analogy_expression
 from facemath_core.latent.worked_example import example_grid, work_out
 from facemath_core.report.comparison import SLUG, CompareResult, analogy_summary, vector_summary
 
-COLOURS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52"]  # one per method
+COLOURS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52", "#dd8452", "#937860"]  # one per method
 
 
 def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
@@ -29,6 +29,7 @@ def draw_figures(compared: CompareResult, folder: Path) -> dict[str, str]:
         ("quality", _quality),
         ("auc", _auc),
         ("arithmetic", _arithmetic),
+        ("priors", _priors),
     ):
         fig = draw(plt, compared)
         fig.tight_layout()
@@ -62,15 +63,31 @@ def _quality(plt, compared: CompareResult):
         ("psnr", "PSNR (dB)"),
         ("ssim", "SSIM"),
         ("sharpness_ratio", "sharpness / original"),
+        ("frechet", "realism: Frechet (lower = realer)"),
         ("oracle_agreement", "oracle agreement"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(12, 2.8))
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 2.8))
     for ax, (key, title) in zip(axes, panels, strict=True):
         means = [compared.methods[m][key][0] for m in methods]
         errors = [compared.methods[m][key][1] for m in methods]
-        ax.bar(range(len(methods)), means, yerr=errors, color=COLOURS, capsize=3)
-        ax.set_xticks(range(len(methods)), [SLUG[m] for m in methods])
+        ax.bar(range(len(methods)), means, yerr=errors, color=COLOURS[: len(methods)], capsize=3)
+        ax.set_xticks(range(len(methods)), [SLUG[m] for m in methods], rotation=30, ha="right", fontsize=7)
         ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _priors(plt, compared: CompareResult):
+    """Eight prior samples of each decoder, captioned with their Frechet distance to the real faces."""
+    rows = [(r, compared.priors[r["model"]]) for r in compared.realism["prior_samples"]]
+    columns = max(len(samples) for _, samples in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.3 * columns, 1.5 * len(rows)), squeeze=False)
+    for r, (record, samples) in enumerate(rows):
+        for c in range(columns):
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+            if c < len(samples):
+                axes[r, c].imshow(from_unit(samples[c]))
+        value, half = record["frechet"]
+        axes[r, 0].set_ylabel(f"{record['model']}\nFrechet {value:.1f} ± {half:.1f}", fontsize=7)
     return fig
 
 

@@ -49,12 +49,20 @@ def _image_folder(folder: Path) -> Path:
     return folder / IMAGE_DIR if (folder / IMAGE_DIR).is_dir() else folder
 
 
+# The encodings the library keeps beside each projection: family -> (encoder, decoder, Entry field).
+ENCODED = {
+    "vae": (S.VAE_ENCODER, S.VAE_DECODER, "vae_z"),
+    "vaegan": (S.VAEGAN_ENCODER, S.VAEGAN_DECODER, "vaegan_z"),
+}
+
+
 class Engine:
     def __init__(self, backend, registry, faces: str | Path | None = None):
         self.backend, self.registry = backend, registry
         meta = backend.metadata(S.GENERATOR)
         self.image_size, self.z_dim = meta["image_size"], meta["z_dim"]
         self.has_vae = backend.has(S.VAE_ENCODER) and backend.has(S.VAE_DECODER)
+        self.has_vaegan = backend.has(S.VAEGAN_ENCODER) and backend.has(S.VAEGAN_DECODER)
         self.faces = _image_folder(Path(faces)) if faces is not None else None
         self.face_files = {p.name: p for p in list_images(self.faces)} if self.faces is not None else {}
         self.attribute_names, self.labels = self._read_labels()
@@ -105,6 +113,7 @@ class Engine:
             "faces": list(self.face_files),
             "image_size": self.image_size,
             "vae": self.has_vae,
+            "vaegan": self.has_vaegan,
             "backend": self.backend.describe(),
             "slider_range": SLIDER_RANGE,
         }
@@ -140,40 +149,42 @@ class Engine:
         """uint8 faces for (N, D) latents."""
         return from_unit(decode(self.backend, self.template(model), np.asarray(z, np.float32)))
 
-    def encode_vae(self, images: np.ndarray) -> np.ndarray | None:
-        """The VAE encoder's posterior means of uint8 faces (resized to its input if it differs from the GAN's),
-        as `facemath encode` computes them; None without a VAE."""
-        if not self.has_vae:
+    def encode_vae(self, images: np.ndarray, encoder: str = S.VAE_ENCODER) -> np.ndarray | None:
+        """A variational encoder's posterior means of uint8 faces (resized to its input if it differs from the
+        GAN's), as `facemath encode` computes them: the VAE's, or the VAE-GAN's with `encoder=S.VAEGAN_ENCODER`;
+        None when the models lack that family."""
+        if not (self.has_vae if encoder == S.VAE_ENCODER else self.has_vaegan):
             return None
-        size = self.backend.metadata(S.VAE_ENCODER)["image_size"]
+        size = self.backend.metadata(encoder)["image_size"]
         if size != images.shape[1]:
             images = np.stack([crop_and_resize(image, size) for image in images])
-        z_mean, _ = self.backend.encode(to_unit(images))
+        z_mean, _ = self.backend.encode(to_unit(images), encoder)
         return np.asarray(z_mean, np.float32)
 
     # --- the library as latents ---------------------------------------------------------------------------
 
     def template(self, model: str = S.GENERATOR) -> Latents:
         """An empty Latents of this backend's model, for `latents.decode`'s checks."""
-        family = "vae" if model == S.VAE_DECODER else "gan"
+        family = {S.VAE_DECODER: "vae", S.VAEGAN_DECODER: "vaegan"}.get(model, "gan")
         return Latents([], np.zeros((0, 0), np.float32), family, model, self.backend.version(model), "studio")
 
     def library_latents(self, session: Session, family: str = "gan", entries: list | None = None) -> Latents:
         entries = list(session.entries()) if entries is None else entries
         if not entries:
             raise FacemathError("the library is empty: project a face first")
-        if family == "vae":
-            entries = [e for e in entries if e.vae_z is not None]
+        if family in ENCODED:
+            encoder, model, field_name = ENCODED[family]
+            entries = [e for e in entries if getattr(e, field_name) is not None]
             if not entries:
-                raise FacemathError("no VAE encodings in the library (the models have no VAE)")
-            z = np.stack([e.vae_z for e in entries])
-            model, source = S.VAE_DECODER, "encoder"
-            models = {S.VAE_ENCODER: self.backend.version(S.VAE_ENCODER), model: self.backend.version(model)}
+                raise FacemathError(f"no {family.upper()} encodings in the library (the models have no {family})")
+            z = np.stack([getattr(e, field_name) for e in entries])
+            source = "encoder"
+            models = {encoder: self.backend.version(encoder), model: self.backend.version(model)}
         elif family == "gan":
             z, model, source = np.stack([e.z for e in entries]), S.GENERATOR, "projection"
             models = {model: self.backend.version(model)}
         else:
-            raise FacemathError(f"family {family!r}: choose gan or vae")
+            raise FacemathError(f"family {family!r}: choose gan, vae or vaegan")
         return Latents(
             names=[e.name for e in entries],
             z=z.astype(np.float32),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemath_core.base import signatures as S
 from facemath_core.base.errors import FacemathError
 from facemath_core.data.images import from_unit, to_unit
 from facemath_core.projection.projector import Interval
@@ -140,10 +141,13 @@ class ProjectionThread:
         return self._keep(result), result.cancelled
 
     def _keep(self, result: RunResult) -> list[str]:
-        """The results into the session library: G(z), PSNR of the known pixels, the VAE encoding, a completion."""
+        """The results into the session library: G(z), PSNR of the known pixels, the VAE and VAE-GAN encodings, a
+        completion."""
         latents = result.latents
         count = len(latents.names)
-        vae = self.engine.encode_vae(np.stack([f.image for f in self.faces[:count]])) if count else None
+        images = np.stack([f.image for f in self.faces[:count]]) if count else None
+        vae = self.engine.encode_vae(images) if count else None
+        vaegan = self.engine.encode_vae(images, S.VAEGAN_ENCODER) if count else None
         names = []
         for i, face in enumerate(self.faces[:count]):
             completion = None if result.completions is None else from_unit(result.completions[i])
@@ -158,6 +162,7 @@ class ProjectionThread:
                     loss=float(latents.losses["total"][i]),
                     psnr=float(latents.psnr[i]),
                     vae_z=None if vae is None else vae[i],
+                    vaegan_z=None if vaegan is None else vaegan[i],
                     completion=completion,
                 )
             )

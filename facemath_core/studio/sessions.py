@@ -45,6 +45,7 @@ class Entry:
     loss: float = float("nan")
     psnr: float = float("nan")
     vae_z: np.ndarray | None = None  # (D_vae,) the VAE encoder's posterior mean of the same image
+    vaegan_z: np.ndarray | None = None  # (D_vaegan,) the VAE-GAN encoder's, likewise
     completion: np.ndarray | None = None  # (S, S, 3) uint8 when projected with a brush mask
 
 

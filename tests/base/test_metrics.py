@@ -6,6 +6,7 @@ import pytest
 from facemath_core.base.metrics import (
     frechet_distance,
     frechet_gaussians,
+    frechet_interval,
     l1,
     laplacian_variance,
     mean_ci,
@@ -176,3 +177,36 @@ def test_frechet_refuses_mismatched_features():
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError, match="at least 2"):
         frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+def test_frechet_interval_is_the_spread_of_fresh_draws_and_narrows_like_one_over_root_n():
+    """The bootstrap's standard error, from one pair of sets, against a second estimate made without it: the
+    standard deviation of the distance over many independent pairs drawn from the same two Gaussians."""
+    rng = np.random.default_rng(4)
+    d = 4
+    mu1, mu2 = np.zeros(d), np.full(d, 0.7)
+    s1, s2 = _random_covariance(rng, d), 1.5 * _random_covariance(rng, d)
+
+    def draw(n):
+        return rng.multivariate_normal(mu1, s1, n), rng.multivariate_normal(mu2, s2, n)
+
+    halves = {}
+    for n in (200, 800, 3200):
+        fresh = np.std([frechet_distance(*draw(n)) for _ in range(60)], ddof=1)
+        value, half = frechet_interval(*draw(n), paired=False, rounds=200, seed=1)
+        assert value == pytest.approx(frechet_distance(*draw(n)), abs=6 * fresh)
+        assert 0.6 < (half / 1.96) / fresh < 1.6, n  # the same standard error, two ways
+        halves[n] = half
+    # Four times the faces, about half the interval (sqrt(4)): it converges, it is not a constant.
+    assert 1.4 < halves[200] / halves[800] < 2.9 and 1.4 < halves[800] / halves[3200] < 2.9
+
+
+def test_frechet_interval_pairs_rows_when_asked():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(300, 3))
+    # Paired resamples of a set against itself are still identical sets: 0, with no spread at all.
+    value, half = frechet_interval(features, features.copy(), paired=True, rounds=50)
+    assert value == pytest.approx(0.0, abs=1e-9) and half == pytest.approx(0.0, abs=1e-9)
+    value, half = frechet_interval(features, features.copy(), paired=False, rounds=50)
+    assert value == pytest.approx(0.0, abs=1e-9) and half > 0.0
+    assert all(np.isnan(frechet_interval(features[:1], features, paired=False)))

@@ -301,6 +301,30 @@ def test_export_records_the_held_out_psnr_of_what_it_writes(cli, tiny_runs, trai
     assert "landmarks" in read_metadata(models / "vae_decoder" / "1")
 
 
+def test_export_calibrates_the_vaegan_encoder_and_decoder(cli, tiny_runs, train_faces, tmp_path):
+    """The VAE-GAN's encoder is measured by its round trip Dec(Enc(x)) (recomputed here), its decoder by projection;
+    its discriminator does not reconstruct and records nothing."""
+    from facemath_core.data.images import to_unit
+    from facemath_core.data.pipeline import load_split
+    from facemath_core.serving.backends.embedded import EmbeddedBackend
+
+    models = tmp_path / "models"
+    result = cli("export", tiny_runs["vaegan"], "--to", models, "--calibrate", "3")
+    assert result.code == 0, result.stderr
+    for name in ("vaegan_encoder", "vaegan_decoder"):
+        assert f"calibrated {name} version 1: held-out PSNR 1st percentile" in result.stdout
+    encoder = read_metadata(models / "vaegan_encoder" / "1")["reconstruction_psnr"]
+    decoder = read_metadata(models / "vaegan_decoder" / "1")["reconstruction_psnr"]
+    assert encoder["method"] == "encoder" and decoder["method"] == "projection" and decoder["faces"] == 3
+    assert "--model vaegan" in decoder["settings"]
+    assert "reconstruction_psnr" not in read_metadata(models / "vaegan_discriminator" / "1")
+    x = to_unit(load_split(train_faces, 32, "held-out").images[:3])
+    backend = EmbeddedBackend(models)
+    back = backend.generate(backend.encode(x, "vaegan_encoder")[0], "vaegan_decoder")
+    psnr = 10 * np.log10(4.0 / ((x.astype(np.float64) - back) ** 2).mean(axis=(1, 2, 3)))
+    assert encoder["quantiles"]["0.5"] == pytest.approx(np.median(psnr), abs=2e-3)
+
+
 def test_export_calibrate_0_records_nothing(cli, tiny_runs, tmp_path):
     models = tmp_path / "models"
     assert cli("export", tiny_runs["vae"], "--to", models, "--calibrate", "0").code == 0

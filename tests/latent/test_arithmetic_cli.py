@@ -221,7 +221,10 @@ def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
     )  # fmt: skip
     assert result.code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert list(report["methods"]) == ["GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder"]
+    assert list(report["methods"]) == [
+        "GAN projection", "hybrid (encoder init)", "in-domain hybrid", "VAE encoder", "VAE-GAN encoder",
+        "VAE-GAN hybrid",
+    ]  # fmt: skip
     # The folder has a partition file: only its held-out faces (the last 10%, 16 of 160) are compared.
     partition = (train_faces / "list_eval_partition.txt").read_text().split("\n")
     held_out = [line.split()[0] for line in partition if line.strip() and line.split()[1] != "0"]
@@ -230,8 +233,15 @@ def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
     for entry in report["methods"].values():
         assert entry["faces"] == 16 and np.isfinite(entry["psnr"][0]) and entry["psnr"][1] > 0
         assert set(entry["analogies"]) == {"1", "3"}
+        assert entry["frechet"][0] > 0 and entry["frechet"][1] > 0
+    assert [r["model"] for r in report["realism"]["prior_samples"]] == ["generator", "vae_decoder", "vaegan_decoder"]
+    assert report["realism"]["real_halves"]["faces"] == 8
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
-    for figure in ("reconstructions.png", "quality.png", "auc.png", "arithmetic.png", "example_vae.png"):
+    assert "## Verdict" in markdown and "## Realism of the models' own faces" in markdown
+    for method in report["methods"]:  # one sentence per method, and each measure's leader is named
+        assert f"{method}: " in markdown
+    figures = ("reconstructions.png", "quality.png", "auc.png", "arithmetic.png", "priors.png", "example_vae.png")
+    for figure in figures + ("example_vaegan-hybrid.png",):
         assert (out / figure).stat().st_size > 1000 and figure in markdown and f'src="{figure}"' in html
     assert "n = 16 faces per method" in markdown and "<table>" in html
     gan = load_latents(out / "latents_gan.npz")
@@ -249,6 +259,39 @@ def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
         np.testing.assert_allclose(
             single.z[single.names.index(name)], gan.z[list(gan.names).index(name)], atol=1e-6, err_msg=name
         )
+    # The projection shards feeding the report: the held-out faces projected in two shards through the VAE-GAN
+    # (`project` as the report's VAE-GAN hybrid runs it), merged, and fed with `--latents`. Same numbers.
+    held_out_paths = [str(next(train_faces.rglob(name))) for name in report["face_names"]]
+    for k in (1, 2):
+        sharded = cli(
+            "project", *held_out_paths, "--preset", "amos2016", "--model", "vaegan", "--init", "encoder",
+            "--steps", "4", "--seed", "0", "--shard", f"{k}/2", "--models", str(tiny_export),
+            "--out", str(tmp_path / f"shard{k}"),
+        )  # fmt: skip
+        assert sharded.code == 0, sharded.stderr
+    merged = cli("latents", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "-o", str(tmp_path / "m"))
+    assert merged.code == 0, merged.stderr
+    fed = cli(
+        "compare", "--data", str(train_faces), "--count", "40", "--steps", "4", "--trials", "3",
+        "--latents", f"vaegan-hybrid={tmp_path / 'm' / 'latents.npz'}", "--models", str(tiny_export),
+        "--out", str(tmp_path / "fed"),
+    )  # fmt: skip
+    assert fed.code == 0, fed.stderr
+    assert "VAE-GAN hybrid: 16 faces from" in fed.stderr
+    refed = json.loads((tmp_path / "fed" / "report.json").read_text())
+    own, taken = report["methods"]["VAE-GAN hybrid"], refed["methods"]["VAE-GAN hybrid"]
+    for key in ("psnr", "ssim", "l1", "frechet", "oracle_agreement"):
+        assert taken[key] == pytest.approx(own[key], abs=1e-5), key
+    assert taken["vectors"] == own["vectors"] and taken["analogies"] == own["analogies"]  # the same z, the same edits
+    merged_latents = load_latents(tmp_path / "m" / "latents.npz")
+    assert taken["latents_from"] == str(tmp_path / "m" / "latents.npz")
+    assert taken["seconds_per_image"] == pytest.approx(merged_latents.config["projection_seconds"] / 16)
+    np.testing.assert_allclose(  # float32 rounding differs with the batch's size (8 faces a shard, 16 here)
+        load_latents(tmp_path / "fed" / "latents_vaegan-hybrid.npz").z,
+        load_latents(out / "latents_vaegan-hybrid.npz").z,
+        atol=1e-5,
+    )
+    assert "Projections fed from earlier runs" in (tmp_path / "fed" / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -318,9 +361,49 @@ def test_compare_needs_labelled_faces(cli, tiny_export, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.fixture(scope="module")
+def two_projected(cli, tiny_export, train_faces, tmp_path_factory):
+    """Two held-out faces projected with the report's GAN settings for 2 steps: a latents file for --latents."""
+    out = tmp_path_factory.mktemp("fed") / "two"
+    faces = [str(next(train_faces.rglob(name))) for name in ("000145.png", "000146.png")]
+    result = cli(
+        "project", *faces, "--preset", "amos2016", "--steps", "2", "--models", str(tiny_export), "--out", str(out)
+    )
+    assert result.code == 0, result.stderr
+    return out / "latents.npz"
+
+
+@pytest.mark.parametrize(
+    "slug, steps, message",
+    [
+        ("nope", "2", "--latents nope={file}: no method 'nope'; projections that take latents: gan, hybrid, in-domain, "
+         "vaegan-hybrid"),
+        ("vae", "2", "--latents vae={file}: the VAE encoder's z is computed in milliseconds; only projections take it"),
+        ("hybrid", "2", "--latents hybrid={file}: projected with init 'uniform'; the report's hybrid (encoder init) "
+         "uses 'encoder' (--steps and --seed are compare's; the rest is `project --preset amos2016 --init encoder`)"),
+        ("vaegan-hybrid", "2", "--latents vaegan-hybrid={file}: holds projection latents of generator; the VAE-GAN "
+         "hybrid projects through vaegan_decoder"),
+        ("gan", "3", "--latents gan={file}: projected with steps 2; the report's GAN projection uses 3 (--steps"),
+        ("gan", "2", "--latents gan={file}: has no projection of 000147.png (and 13 more) of the 16 compared faces"),
+    ],
+)  # fmt: skip
+def test_compare_refuses_latents_it_would_not_have_computed(
+    cli, tiny_export, train_faces, two_projected, tmp_path, slug, steps, message
+):
+    result = cli(
+        "compare", "--data", str(train_faces), "--steps", steps, "--latents", f"{slug}={two_projected}",
+        "--models", str(tiny_export), "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert result.code == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: " + message.format(file=two_projected)) and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [
+        ("--latents", "gan", "'gan': SLUG=FILE, e.g. gan=runs/gan/latents.npz"),
         ("--held-out", "1.5", "a fraction between 0 and 1"),
         ("--seed", "-1", "--seed"),
         ("--count", "0", "--count"),

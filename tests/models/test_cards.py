@@ -112,6 +112,8 @@ def test_new_exports_carry_a_card_and_no_machine_path(tiny_export, train_faces):
         }
         assert card["training"]["run"] == kind and card["training"]["checkpoint"].startswith("ckpt-")
         assert card["facemath"]["version"] and re.fullmatch(r"[0-9a-f]{40}(-dirty)?", card["facemath"]["commit"])
+    # A VAE's prior is N(0, I): its export says so, and its command needs no --z-dist (the kind sets it).
+    assert read_metadata(tiny_export / "vae_decoder" / "1")["z_distribution"] == "normal"
     encoder = read_metadata(next(f for f in folders if f.parent.name == "gan_encoder"))
     assert encoder["card"]["training"]["command"] == expected["encoder"]
     assert encoder["training"]["options"]["generator"] == "generator/1"  # what check_encoder reads: still there

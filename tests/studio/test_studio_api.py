@@ -108,7 +108,7 @@ def test_menus_list_the_registry_plugins_and_the_faces(app, engine, synth_faces)
     assert menus["inits"] == engine.registry.names("init")
     assert menus["presets"] == list(PRESETS)
     assert menus["faces"] == sorted(p.name for p in (synth_faces / "img_align_celeba").glob("*.png"))
-    assert menus["image_size"] == 32 and menus["vae"] is True
+    assert menus["image_size"] == 32 and menus["vae"] is True and menus["vaegan"] is True
     assert menus["optimizers"] == ["adam", "momentum", "sgd"] and menus["optimizer_default"] == "adam"
     assert menus["constraints"] == engine.registry.names("constraint") and menus["constraint_default"] == "clip"
 
@@ -204,7 +204,7 @@ def test_projection_streams_every_step_and_ends_with_the_faces(projected):
     assert any("image" in e for e in progress)  # the reconstruction so far
     assert events[-1] == {"event": "done", "type": "done", "names": faces, "cancelled": False}
     library = client.get("/api/library").json()["faces"]
-    assert [f["name"] for f in library] == faces and all(f["vae"] for f in library)
+    assert [f["name"] for f in library] == faces and all(f["vae"] and f["vaegan"] for f in library)
 
 
 def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
@@ -234,7 +234,7 @@ def test_projection_matches_the_cli_projection_job(projected, engine, tmp_path):
 def test_library_npz_works_with_facemath_math_and_finds_the_labels(cli, projected, engine, tiny_export, tmp_path):
 
     client, faces, _ = projected
-    for family in ("gan", "vae"):
+    for family in ("gan", "vae", "vaegan"):
         answer = client.get(f"/api/library.npz?family={family}")
         assert answer.status_code == 200
         (tmp_path / f"{family}.npz").write_bytes(answer.content)
@@ -255,6 +255,11 @@ def test_library_npz_works_with_facemath_math_and_finds_the_labels(cli, projecte
     images = np.stack([crop_and_resize(read_image(engine.face_files[f]), 32) for f in faces])
     encoded = encode_images(engine.backend, faces, faces, to_unit(images))
     np.testing.assert_allclose(vae.z, encoded.z, atol=1e-5)
+    # and the VAE-GAN's, as `facemath encode --model vaegan` computes it
+    vaegan = load_latents(tmp_path / "vaegan.npz")
+    assert vaegan.family == "vaegan" and vaegan.model == "vaegan_decoder" and vaegan.names == faces
+    encoded = encode_images(engine.backend, faces, faces, to_unit(images), family="vaegan")
+    np.testing.assert_allclose(vaegan.z, encoded.z, atol=1e-5)
 
 
 def test_download_png_of_a_library_face(projected):

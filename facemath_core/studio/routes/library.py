@@ -30,6 +30,7 @@ class Library(RouteGroup):
                     "loss": finite_or_none(e.loss),
                     "psnr": finite_or_none(e.psnr),
                     "vae": e.vae_z is not None,
+                    "vaegan": e.vaegan_z is not None,
                     "completion": e.completion is not None,
                 }
                 for e in session.entries()

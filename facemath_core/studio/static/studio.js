@@ -176,6 +176,7 @@ async function loadMenus() {
   buildParams();
   m.faces.forEach((name) => $("faces").appendChild(figure(`/api/faces/${encodeURIComponent(name)}`, name, (f) => toggle(`example:${name}`, f))));
   $("download-vae").hidden = !m.vae;
+  $("download-vaegan").hidden = !m.vaegan;
 }
 
 async function uploadFile(file) {
