@@ -478,7 +478,7 @@ def standings(methods: dict[str, dict], exemplars: tuple[int, ...] | list[int]) 
     carried over by the delta method). Analogies: the Wilson intervals of their success rates."""
     measures = list(MEASURES) + [
         (
-            f"analogies, {n} exemplars",
+            f"{n}-exemplar analogies",
             lambda e, n=n: _rate_as_ci(analogy_summary(e["analogies"][str(n)])["success"]),
             True,
         )

@@ -33,6 +33,14 @@ def _ci(pair, digits=2) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:.{digits}f}"
 
 
+def _seconds(entry: dict) -> str:
+    """Seconds per image; a fed method's come from its own run (`projection_seconds`), marked so."""
+    seconds = entry["seconds_per_image"]
+    if seconds is None:
+        return "n/a"
+    return f"{seconds:.3g}" + (" (fed)" if "latents_from" in entry else "")
+
+
 def _rate(triple) -> str:
     rate, low, high = triple
     return f"{rate:.2f} [{low:.2f}, {high:.2f}]"
@@ -52,7 +60,7 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             "realism (Frechet)": _ci(e["frechet"], 1),
             "oracle agreement": _ci(e["oracle_agreement"], 3),
             "agreement with labels": _ci(e["label_agreement"], 3),
-            "s / image": f"{e['seconds_per_image']:.3g}" if e["seconds_per_image"] is not None else "n/a",
+            "s / image": _seconds(e),
         }
         for m, e in methods.items()
     ]
@@ -123,7 +131,8 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             + (
                 " Projections fed from earlier runs (`--latents`, checked to match these settings): "
                 + "; ".join(f"{m}: `{path}`" for m, path in fed.items())
-                + "."
+                + "; their seconds per image (marked fed) are those runs' own wall times per face, including "
+                "whatever else shared the machine while they ran."
                 if fed
                 else ""
             ),

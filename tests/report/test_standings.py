@@ -46,6 +46,6 @@ def test_attribute_auc_and_analogies_use_their_own_intervals(rows):
     # Mean AUC 0.92 vs 0.82 over three attributes each: t intervals of about +-0.05, so no tie.
     assert rows["attribute AUC"]["leader"] == "A" and rows["attribute AUC"]["tied"] == []
     # 36/40 against 20/40: Wilson intervals [0.77, 0.96] and [0.35, 0.65] do not overlap.
-    assert rows["analogies, 3 exemplars"]["leader"] == "A" and rows["analogies, 3 exemplars"]["tied"] == []
+    assert rows["3-exemplar analogies"]["leader"] == "A" and rows["3-exemplar analogies"]["tied"] == []
     # Identical values everywhere (SSIM, agreement, edit success): the first method leads and the rest tie.
     assert rows["SSIM"]["leader"] == "A" and rows["SSIM"]["tied"] == ["B", "C"]
