@@ -247,6 +247,12 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             )
             for n in cfg.exemplars
         }
+        # One exemplar per group drawn as matched sets on the labels (`math --match`): the groups agree on every
+        # labelled attribute but the target and the pivot, which random exemplars do not.
+        matched = score_analogies(
+            space, registry_ops, render, backend.judge, oracle_names, targets, cfg.pivot, 1, cfg.trials, cfg.seed,
+            match=True,
+        )  # fmt: skip
         sharp = laplacian_variance(recon) / np.maximum(laplacian_variance(images), 1e-12)
         results[method.name] = {
             "faces": len(images),
@@ -265,6 +271,7 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
             "label_agreement": mean_ci((verdicts == labels[:, [attribute_names.index(n) for n in judged]]).mean(1)),
             "vectors": [s.as_dict() for s in vector_scores],
             "analogies": {str(n): [s.as_dict() for s in scores] for n, scores in analogies.items()},
+            "matched_analogies": [s.as_dict() for s in matched],
         }
         runs[method.name] = MethodRun(z, recon, space, render)
     realism, priors = prior_realism(backend, real_features, cfg.seed, progress)
@@ -484,6 +491,10 @@ def standings(methods: dict[str, dict], exemplars: tuple[int, ...] | list[int]) 
         )
         for n in exemplars
     ]
+    if all(e.get("matched_analogies") for e in methods.values()):
+        measures.append(
+            ("matched analogies", lambda e: _rate_as_ci(analogy_summary(e["matched_analogies"])["success"]), True)
+        )
     rows = []
     for label, read, higher in measures:
         values = {m: read(e) for m, e in methods.items()}

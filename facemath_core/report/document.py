@@ -110,6 +110,17 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
                     "preserved": _ci(s["preserved"], 3),
                 }
             )
+        if e.get("matched_analogies"):  # one matched set per group (`--match` on the labels)
+            s = analogy_summary(e["matched_analogies"])
+            analogies.append(
+                {
+                    "method": m,
+                    "exemplars": "1, matched",
+                    "trials": s["trials"],
+                    "success": _rate(s["success"]),
+                    "preserved": _ci(s["preserved"], 3),
+                }
+            )
     targets = sorted({s["target"] for e in methods.values() for v in e["analogies"].values() for s in v})
     verdict_rows, verdict_sentences = _verdict(methods, cfg["exemplars"])
     blocks = [
@@ -181,7 +192,9 @@ def _blocks(result: dict, files: dict[str, str]) -> list[tuple[str, object]]:
             f"`mean(A & ~{cfg['pivot']}) - mean(~A & ~{cfg['pivot']}) + mean(~A & {cfg['pivot']})` for A in "
             f"{', '.join(targets)}, {cfg['trials']} trials each with different exemplars. Success: the oracle sees "
             f"both A and {cfg['pivot']} in the result; preserved: the other attributes (mutually exclusive ones "
-            f"left out) match the render of mean(~A & {cfg['pivot']}).",
+            f"left out) match the render of mean(~A & {cfg['pivot']}). `1, matched`: one exemplar per group drawn as "
+            "matched sets on the labels (`facemath math --match`: the three faces agree on every labelled attribute "
+            "but A and the pivot); targets without such sets are left out.",
         ),
         ("table", analogies),
         ("img", files["arithmetic"]),

@@ -234,6 +234,7 @@ def test_compare_writes_the_report(cli, train_faces, tiny_export, tmp_path):
         assert entry["faces"] == 16 and np.isfinite(entry["psnr"][0]) and entry["psnr"][1] > 0
         assert set(entry["analogies"]) == {"1", "3"}
         assert entry["frechet"][0] > 0 and entry["frechet"][1] > 0
+        assert all(score["exemplars"] == 1 for score in entry["matched_analogies"])
     assert [r["model"] for r in report["realism"]["prior_samples"]] == ["generator", "vae_decoder", "vaegan_decoder"]
     assert report["realism"]["real_halves"]["faces"] == 8
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
