@@ -35,7 +35,7 @@ def measure(backend, faces: np.ndarray) -> tuple[list[dict], dict]:
     from facemath_core.base import signatures as S
     from facemath_core.base.metrics import frechet_distance, laplacian_variance, mean_ci, psnr
     from facemath_core.latent.quality import oracle_features
-    from facemath_core.models.architectures import ArchConfig, sample_z
+    from facemath_core.models.architectures import prior_config, sample_z
 
     half = len(faces) // 2
     reference, held = faces[:half], faces[half : 2 * half]
@@ -63,10 +63,7 @@ def measure(backend, faces: np.ndarray) -> tuple[list[dict], dict]:
             }
         )
     for family, decoder in (("vaegan", S.VAEGAN_DECODER), ("vae", S.VAE_DECODER), ("gan", S.GENERATOR)):
-        meta = backend.metadata(decoder)
-        cfg = ArchConfig.from_dict(meta["arch"])
-        # The VAE's prior is N(0, I) whatever its recorded z_distribution says (it records the GAN default).
-        cfg = ArchConfig(**{**cfg.to_dict(), "z_distribution": "normal" if family != "gan" else cfg.z_distribution})
+        cfg = prior_config(backend.metadata(decoder))
         samples = _in_batches(lambda z, d=decoder: backend.generate(z, d), sample_z(cfg, half, SAMPLE_SEED))
         rows.append(
             {

@@ -49,6 +49,9 @@ DISCRIMINATOR_OF = {GENERATOR: DISCRIMINATOR, VAEGAN_DECODER: VAEGAN_DISCRIMINAT
 # Encoders trained with their decoder in one run (a VAE's), which give the mean and log-variance of z; the
 # gan_encoder is trained afterwards for an exported generator and gives z.
 VARIATIONAL_ENCODERS = (VAE_ENCODER, VAEGAN_ENCODER)
+# Their families: the prior is N(0, I), the one the KL term pulls the posteriors to, and the round trip is
+# Dec(Enc(x)).
+VARIATIONAL_FAMILIES = ("vae", "vaegan")
 
 # Signature names.
 DEFAULT = "serving_default"

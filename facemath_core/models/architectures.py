@@ -187,6 +187,14 @@ def sample_z(cfg: ArchConfig, n: int, seed=None):
     return rng.uniform(-1.0, 1.0, (n, cfg.z_dim)).astype(np.float32)
 
 
+def prior_config(metadata: dict) -> ArchConfig:
+    """The shape and prior of an exported decoder's z, from its metadata. A VAE's or VAE-GAN's prior is N(0, I),
+    whatever an export made before issue 32 recorded (vae_decoder/1 says uniform: the VAE kind kept --z-dist's
+    default until then)."""
+    prior = "normal" if metadata.get("family") in S.VARIATIONAL_FAMILIES else metadata["z_distribution"]
+    return ArchConfig(image_size=metadata["image_size"], z_dim=metadata["z_dim"], z_distribution=prior)
+
+
 def draw_prior(cfg: ArchConfig, seed_generator):
     """The GAN's z prior as a `draw(shape)` function: U(-1, 1), or N(0, 1) when cfg.z_distribution is normal."""
     import keras

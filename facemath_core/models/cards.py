@@ -131,7 +131,7 @@ def train_command(kind: str, data: str, run: str, arch: Mapping, options: Mappin
         arch_flags = [] if options.get("warm_start") else [("ndf", "--ndf")]
     else:
         arch_flags = [("image_size", "--image-size"), ("z_dim", "--z-dim"), ("ngf", "--ngf"), ("ndf", "--ndf")]
-        if kind not in ("vae", "vaegan"):  # their prior is N(0, I) whatever --z-dist says (kinds.py)
+        if kind not in S.VARIATIONAL_FAMILIES:  # their prior is N(0, I) whatever --z-dist says (kinds.py)
             arch_flags += [("z_distribution", "--z-dist")]
     for key, flag in arch_flags:
         if key in arch and arch[key] != getattr(arch_defaults, key):
@@ -154,7 +154,7 @@ def train_command(kind: str, data: str, run: str, arch: Mapping, options: Mappin
 
 def round_trip(kind: str) -> str:
     """What a run's held-out PSNR measures: Dec(Enc(x)) for the VAE and VAE-GAN, G(E(x)) for the GAN encoder."""
-    return "Dec(Enc(x))" if kind in ("vae", "vaegan") else "G(E(x))"
+    return "Dec(Enc(x))" if kind in S.VARIATIONAL_FAMILIES else "G(E(x))"
 
 
 def training_quality(record: Mapping) -> list[dict]:

@@ -31,7 +31,7 @@ from facemath_core.data.images import load_images, to_unit
 from facemath_core.latent.latents import Latents, load_latents
 from facemath_core.latent.quality import oracle_features, score_analogies, score_vectors
 from facemath_core.latent.space import LatentSpace
-from facemath_core.models.architectures import ArchConfig, sample_z
+from facemath_core.models.architectures import prior_config, sample_z
 from facemath_core.projection.projector import ProjectionConfig
 from facemath_core.projection.run import JobInputs, MemorySink, ProjectionRun
 from facemath_core.projection.settings import projection_config
@@ -297,10 +297,9 @@ def run_compare(data, backend, registry, cfg: CompareConfig, progress: Callable[
 def _find_latents(method: Method, backend, registry, cfg: CompareConfig, images, names, fed, progress):
     """A method's z for the faces: (z, seconds per image, the file they were fed from or "")."""
     if method.slug in fed:
-        latents, path = fed[method.slug]
+        z, seconds, path = fed[method.slug]
         progress(f"{method.name}: {len(names)} faces from {path}")
-        seconds = latents.config.get("projection_seconds")
-        return latents.z, (seconds / len(latents.names) if seconds is not None else None), str(path)
+        return z, seconds, path
     progress(f"{method.name}: {len(images)} faces")
     start = time.perf_counter()
     if method.projection is None:
@@ -311,9 +310,10 @@ def _find_latents(method: Method, backend, registry, cfg: CompareConfig, images,
 
 
 def fed_latents(backend, registry, cfg: CompareConfig, slug: str, path: str, names: list[str]):
-    """`--latents SLUG=FILE`: the method's z for `names` (in their order) from a `facemath project` run, refused in
-    one line unless it is what this report would have computed: a projection of every compared face through the
-    same model versions with the same settings (batch size apart, which does not change a face's z)."""
+    """`--latents SLUG=FILE`: (z for `names` in their order, the run's seconds per image or None, the file) from a
+    `facemath project` run, refused in one line unless it is what this report would have computed: a projection of
+    every compared face through the same model versions with the same settings (batch size apart, which does not
+    change a face's z)."""
     option = f"--latents {slug}={path}"
     method = BY_SLUG.get(slug)
     if method is None:
@@ -349,19 +349,9 @@ def fed_latents(backend, registry, cfg: CompareConfig, slug: str, path: str, nam
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise FacemathError(f"{option}: has no projection of {missing[0]}{more} of the {len(names)} compared faces")
-    order = [rows[n] for n in names]
     seconds = latents.config.get("projection_seconds")
-    picked = Latents(
-        names=list(names),
-        z=latents.z[order],
-        family=latents.family,
-        model=latents.model,
-        model_version=latents.model_version,
-        source=latents.source,
-        config={"projection_seconds": seconds * len(order) / len(latents.names)} if seconds is not None else {},
-        models=dict(latents.models),
-    )
-    return picked, Path(path)
+    per_image = seconds / len(latents.names) if seconds is not None else None
+    return latents.z[[rows[n] for n in names]], per_image, str(path)
 
 
 def _cli_options(method: Method) -> dict:
@@ -380,11 +370,7 @@ def prior_realism(backend, real_features: np.ndarray, seed: int, progress: Calla
     progress(f"realism: {n} prior samples of each of {', '.join(PRIOR_MODELS)}")
     rows, grids = [], {}
     for index, model in enumerate(PRIOR_MODELS):
-        meta = backend.metadata(model)
-        # A VAE's prior is the N(0, I) of its KL term, whatever an export made before issue 32 recorded
-        # (vae_decoder/1 says uniform: the VAE kind kept --z-dist's default until then).
-        prior = "normal" if FAMILY_OF[model] in ("vae", "vaegan") else meta["z_distribution"]
-        cfg = ArchConfig(image_size=meta["image_size"], z_dim=meta["z_dim"], z_distribution=prior)
+        cfg = prior_config(backend.metadata(model))
         samples = backend.generate(sample_z(cfg, n, seed=seed + 1000 + index), model)
         value = frechet_interval(
             real_features, oracle_features(backend, samples), False, BOOTSTRAP_ROUNDS, seed + 100 + index
@@ -393,7 +379,7 @@ def prior_realism(backend, real_features: np.ndarray, seed: int, progress: Calla
             {
                 "model": model,
                 "version": backend.version(model),
-                "prior": prior,
+                "prior": cfg.z_distribution,
                 "samples": n,
                 "frechet": value,
             }
